@@ -1,0 +1,154 @@
+// Settings come from the environment, are validated once at start-up, and are passed down
+// explicitly; nothing below main.ts reads process.env.
+import path from 'node:path';
+import { AppError } from '../errors/index.ts';
+import { parseInterval } from '../domain/interval.ts';
+
+export interface Limits {
+  /** Largest request body accepted, as received (compressed) bytes. */
+  maxBodyBytes: number;
+  /** Largest body after Content-Encoding is undone. */
+  maxInflatedBytes: number;
+  /** Largest single Arrow record batch message; memory per upload is set by this. */
+  maxBatchBytes: number;
+  /** Most chunks one upload may create. */
+  maxNewChunks: number;
+  /** Most HDF5 bytes accepted (spooled to disk). */
+  maxHdf5Bytes: number;
+  /** Rows per COPY buffer flushed to PostgreSQL. */
+  copyFlushBytes: number;
+}
+
+export interface Config {
+  databaseUrl: string | undefined;
+  port: number;
+  host: string;
+  dataDir: string;
+  spoolDir: string;
+  archiveDir: string;
+  adminKey: string | undefined;
+  embeddedPgPort: number | undefined;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  jobs: boolean;
+  /** Schedule overrides per job name, from STRATA_JOB_<NAME>_INTERVAL/_JITTER/_TIMEOUT/_RETRIES/_BACKOFF. */
+  jobSchedules: Record<string, JobScheduleSettings>;
+  /** Chunks the `chunks` job keeps created ahead of now for every stream (STRATA_CHUNKS_AHEAD). */
+  chunksAhead: number;
+  /** How far behind now rollup watermarks stay, so that buckets still filling are not materialised (STRATA_ROLLUP_LAG). */
+  rollupLagUs: bigint;
+  limits: Limits;
+}
+
+export interface JobScheduleSettings {
+  intervalMs?: number;
+  jitterMs?: number;
+  timeoutMs?: number;
+  retries?: number;
+  backoffMs?: number;
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export const defaultLimits: Limits = {
+  maxBodyBytes: 4 * GiB,
+  maxInflatedBytes: 8 * GiB,
+  maxBatchBytes: 256 * MiB,
+  maxNewChunks: 1000,
+  maxHdf5Bytes: 8 * GiB,
+  copyFlushBytes: 1 * MiB,
+};
+
+type Env = Record<string, string | undefined>;
+
+function bytes(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?$/i.exec(raw.trim());
+  if (!m) throw configError(name, raw, 'a byte size such as 1048576, 512MiB or 4GiB');
+  const unit = (m[2] ?? 'b').toLowerCase()[0];
+  const mult = { b: 1, k: 1024, m: MiB, g: GiB, t: 1024 * GiB }[unit as 'b'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw configError(name, raw, `an integer from ${min} to ${max}`);
+  return n;
+}
+
+function configError(name: string, value: string, expected: string): AppError {
+  return new AppError(500, 'internal', `cannot start: ${name}=${JSON.stringify(value)} is not ${expected}`);
+}
+
+const JOB_SETTING = /^STRATA_JOB_([A-Z0-9_]+?)_(INTERVAL|JITTER|TIMEOUT|RETRIES|BACKOFF)$/;
+
+/** Durations such as "1 hour", "90s", "500ms"; "0" where zero makes sense (jitter). */
+function duration(name: string, raw: string, allowZero: boolean): number {
+  if (allowZero && raw.trim() === '0') return 0;
+  const us = parseInterval(raw);
+  if (us === null || us < 1000n) throw configError(name, raw, `a duration such as "1 hour", "15m" or "500ms"${allowZero ? ' (or 0)' : ''}`);
+  return Number(us / 1000n);
+}
+
+function interval(env: Env, name: string, fallback: bigint): bigint {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw.trim() === '0') return 0n;
+  const us = parseInterval(raw);
+  if (us === null) throw configError(name, raw, 'an interval such as "1 minute", "30s" or 0');
+  return us;
+}
+
+function jobSchedules(env: Env): Record<string, JobScheduleSettings> {
+  const out: Record<string, JobScheduleSettings> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    const m = JOB_SETTING.exec(name);
+    if (!m || raw === undefined || raw === '') continue;
+    const job = m[1].toLowerCase();
+    const s = (out[job] ??= {});
+    if (m[2] === 'INTERVAL') s.intervalMs = duration(name, raw, false);
+    else if (m[2] === 'JITTER') s.jitterMs = duration(name, raw, true);
+    else if (m[2] === 'TIMEOUT') s.timeoutMs = duration(name, raw, false);
+    else if (m[2] === 'BACKOFF') s.backoffMs = duration(name, raw, false);
+    else s.retries = int(env, name, 0, 0, 100);
+  }
+  return out;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(env.STRATA_DATA_DIR || './.strata');
+  const logLevel = (env.STRATA_LOG_LEVEL || 'info') as Config['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) {
+    throw configError('STRATA_LOG_LEVEL', logLevel, 'one of debug, info, warn, error');
+  }
+  const adminKey = env.STRATA_ADMIN_KEY || undefined;
+  if (adminKey !== undefined && adminKey.length < 16) {
+    throw configError('STRATA_ADMIN_KEY', '…', 'at least 16 characters long');
+  }
+  return {
+    databaseUrl: env.DATABASE_URL || undefined,
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    dataDir,
+    spoolDir: path.resolve(env.STRATA_SPOOL_DIR || path.join(dataDir, 'spool')),
+    archiveDir: path.resolve(env.STRATA_ARCHIVE_DIR || path.join(dataDir, 'archive')),
+    adminKey,
+    embeddedPgPort: env.STRATA_PG_PORT ? int(env, 'STRATA_PG_PORT', 0, 1, 65535) : undefined,
+    logLevel,
+    jobs: env.STRATA_JOBS !== 'off',
+    jobSchedules: jobSchedules(env),
+    chunksAhead: int(env, 'STRATA_CHUNKS_AHEAD', 3, 0, 1000),
+    rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
+    limits: {
+      maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
+      maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),
+      maxBatchBytes: bytes(env, 'STRATA_MAX_BATCH_BYTES', defaultLimits.maxBatchBytes),
+      maxNewChunks: int(env, 'STRATA_MAX_NEW_CHUNKS', defaultLimits.maxNewChunks, 1, 1_000_000),
+      maxHdf5Bytes: bytes(env, 'STRATA_MAX_HDF5_BYTES', defaultLimits.maxHdf5Bytes),
+      copyFlushBytes: bytes(env, 'STRATA_COPY_FLUSH_BYTES', defaultLimits.copyFlushBytes),
+    },
+  };
+}

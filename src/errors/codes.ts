@@ -1,0 +1,57 @@
+// The stable error codes clients can match on. README.md lists each with its meaning;
+// a code, once released, keeps its meaning.
+export const errorCodes = {
+  // authentication and authorisation
+  unauthorized: 'missing, unknown or revoked API key',
+  forbidden: 'the key’s role or stream scope does not allow this',
+  // request shape
+  invalid_request: 'a parameter or header is malformed',
+  invalid_body: 'the JSON body does not match its schema',
+  not_found: 'no such resource',
+  conflict: 'the request conflicts with the current state',
+  unsupported_media_type: 'the Content-Type is not one Strata ingests',
+  unsupported_encoding: 'the Content-Encoding is not supported',
+  body_too_large: 'the body (or its inflated size) exceeds a configured limit',
+  empty_body: 'the body is empty',
+  // ingest: the file itself
+  malformed_gzip: 'the gzip stream is corrupt or truncated',
+  gzip_without_encoding: 'the body is gzip but Content-Encoding does not say so',
+  malformed_arrow: 'the body is not a valid Arrow IPC stream or file',
+  truncated_arrow: 'the Arrow body ends before its end-of-stream marker or footer',
+  batch_too_large: 'one Arrow record batch exceeds the batch size limit',
+  unsupported_type: 'a column has a type Strata cannot store',
+  unsupported_codec: 'the body uses a compression codec Strata cannot decode',
+  malformed_hdf5: 'the body is not a readable HDF5 file',
+  missing_filter: 'an HDF5 dataset needs a filter Strata does not have',
+  corrupt_data: 'a chunk of the file failed its checksum or could not be decoded',
+  mapping_failed: 'the HDF5 layout fits no mapping rule, or the given mapping does not fit the file',
+  invalid_mapping: 'the mapping JSON does not match its schema',
+  shape_mismatch: 'datasets that must have equal lengths do not',
+  truncated_hdf5: 'the HDF5 file is shorter than its superblock says: it was cut short',
+  external_data: 'the HDF5 file refers to data in other files (external link, virtual dataset, external storage)',
+  unsupported_shape: 'an HDF5 dataset has a shape the mapping cannot use (e.g. 2-D where 1-D is expected)',
+  chunk_too_large: 'an HDF5 dataset has chunks larger than the batch size limit (a decompression bomb guard)',
+  // ingest: the data
+  no_time_column: 'no time column could be chosen',
+  ambiguous_time_column: 'several columns could be the time column',
+  invalid_timestamp: 'a timestamp is null, unparseable or outside the supported range',
+  too_many_chunks: 'the batch spans more new chunks than allowed',
+  schema_clash: 'a column’s type differs from the stream’s declared type',
+  stream_not_found: 'the stream does not exist and the request may not create it',
+  invalid_provenance: 'the Strata-Provenance header is not valid JSON of the expected shape',
+  too_many_columns: 'the upload has more columns than a stream may hold',
+  client_disconnected: 'the client closed the connection before the body was complete',
+  // provenance
+  original_missing: 'the archived original of an ingest is missing; it cannot be served',
+  original_mismatch: 'the archived original no longer matches its recorded SHA-256; it is not served',
+  // jobs and retention
+  job_busy: 'the job is already running (on this or another replica) and did not finish in time',
+  hold_released: 'the legal hold was released already',
+  range_expired: 'the upload has rows in a time range whose raw chunk retention already dropped',
+  // server side
+  decoder_crashed: 'the decoder worker died while reading the file',
+  database_unavailable: 'PostgreSQL is not reachable',
+  internal: 'an unexpected server error',
+} as const;
+
+export type ErrorCode = keyof typeof errorCodes;

@@ -1,0 +1,63 @@
+// POST /v1/streams/{stream}/ingest — the body is the file.
+import { Hono } from 'hono';
+import type { AppDeps } from '../deps.ts';
+import { currentKey, need } from '../auth.ts';
+import { dispositionFilename, requestBody, utf8Header } from '../body-source.ts';
+import { AppError, isAppError } from '../../errors/index.ts';
+import { fullRecord } from './ingests.ts';
+import { type IngestDeps, runIngest } from '../../ingest/run-ingest.ts';
+
+export function ingestDeps(deps: AppDeps): IngestDeps {
+  return {
+    db: deps.db,
+    limits: deps.config.limits,
+    spoolDir: deps.config.spoolDir,
+    archiveDir: deps.config.archiveDir,
+    versions: deps.versions,
+  };
+}
+
+export function ingestRoutes(deps: AppDeps): Hono {
+  const app = new Hono();
+  const ideps = ingestDeps(deps);
+  app.post('/:stream/ingest', need('ingest', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const key = currentKey(c);
+    const stream = c.req.param('stream');
+    const provenance = utf8Header(c, 'strata-provenance');
+    if (provenance === null) throw new AppError(400, 'invalid_provenance', 'the Strata-Provenance header is not valid UTF-8');
+    const disposition = utf8Header(c, 'content-disposition');
+    const filename = disposition === null ? null : dispositionFilename(disposition);
+    if (filename === null) throw new AppError(400, 'invalid_request', 'the filename in Content-Disposition is not valid UTF-8');
+    const q = c.req.query();
+    const create = q.create === undefined ? true : !['false', '0', 'no'].includes(q.create.toLowerCase());
+    const format = c.req.header('content-type');
+    try {
+      const outcome = await runIngest(ideps, {
+        streamName: stream,
+        contentType: format,
+        contentEncoding: c.req.header('content-encoding'),
+        body: requestBody(c),
+        actor: { keyId: key.id, role: key.role, name: key.name },
+        timeColumn: q.time_column,
+        create,
+        idempotencyKey: c.req.header('idempotency-key'),
+        filename,
+        provenanceHeader: provenance,
+        params: q,
+      });
+      const m = deps.metrics;
+      if (!outcome.duplicate) {
+        m.ingests.inc({ format: outcome.ingest.format, status: 'committed' });
+        m.ingestRows.inc({ format: outcome.ingest.format }, outcome.ingest.rows);
+        m.ingestBytes.inc({ format: outcome.ingest.format }, outcome.ingest.bytes);
+      }
+      deps.log.info({ ingest: outcome.ingest.id, stream, rows: outcome.ingest.rows, bytes: outcome.ingest.bytes, duplicate: outcome.duplicate }, 'ingest');
+      return c.json({ ingest: await fullRecord(deps, outcome.ingest), duplicate: outcome.duplicate }, outcome.status,
+        { location: `/v1/ingests/${outcome.ingest.id}` });
+    } catch (err) {
+      if (isAppError(err)) deps.metrics.ingests.inc({ format: 'unknown', status: 'rejected' });
+      throw err;
+    }
+  });
+  return app;
+}

@@ -1,0 +1,44 @@
+// Stream definitions: POST /v1/streams, GET /v1/streams, GET /v1/streams/{stream}.
+import { Hono } from 'hono';
+import type { AppDeps } from '../deps.ts';
+import { assertScope, currentKey, inScope, need } from '../auth.ts';
+import { readJson } from '../json-body.ts';
+import { AppError } from '../../errors/index.ts';
+import { createStream, listStreams, requireStream, updateStream } from '../../streams/catalog.ts';
+import { parseStreamDefinition, parseStreamPatch, streamJson } from '../../streams/definition.ts';
+import { assertStreamName } from '../../streams/identifiers.ts';
+
+export function streamRoutes(deps: AppDeps): Hono {
+  const app = new Hono();
+
+  app.post('/', need('streams:write'), async (c) => {
+    const def = parseStreamDefinition(await readJson(c));
+    const key = currentKey(c);
+    assertScope(key, def.name);
+    const { stream, created } = await createStream(deps.db, def, { keyId: key.id, role: key.role });
+    if (!created) throw new AppError(409, 'conflict', `stream ${JSON.stringify(def.name)} already exists`);
+    return c.json(streamJson(stream), 201, { location: `/v1/streams/${encodeURIComponent(stream.name)}` });
+  });
+
+  app.get('/', need('streams:read'), async (c) => {
+    const key = currentKey(c);
+    const streams = (await listStreams(deps.db.pool)).filter((s) => inScope(key, s.name));
+    return c.json({ streams: streams.map(streamJson) });
+  });
+
+  app.get('/:stream', need('streams:read', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const name = c.req.param('stream');
+    assertStreamName(name);
+    return c.json(streamJson(await requireStream(deps.db.pool, name)));
+  });
+
+  app.patch('/:stream', need('streams:write', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const name = c.req.param('stream');
+    assertStreamName(name);
+    const patch = parseStreamPatch(await readJson(c));
+    const key = currentKey(c);
+    return c.json(streamJson(await updateStream(deps.db, name, patch, { keyId: key.id, role: key.role })));
+  });
+
+  return app;
+}

@@ -1,0 +1,67 @@
+// The HDF5 mapping: which group or dataset of a file holds the series, which dataset or member
+// is time (unit, epoch), and which become fields and tags. Given per request (?mapping=), stored
+// on the stream (setting "hdf5_mapping"), or detected; the complete mapping used is reported.
+// Validated by schemas/hdf5-mapping.schema.json.
+import { AppError } from '../../../errors/index.ts';
+import { validate } from '../../../validation/json-schemas.ts';
+import type { TimeUnit } from './time.ts';
+
+export type Layout = 'flat_group' | 'compound' | 'nxlog' | 'cf_timeseries';
+export type MappingOrigin = 'auto' | 'request' | 'stream';
+
+export interface TimeSpec {
+  source?: string;
+  name?: string;
+  encoding?: 'number' | 'iso8601';
+  unit?: TimeUnit;
+  epoch?: string;
+  scale?: number;
+}
+
+export interface ColumnSpec {
+  source: string;
+  name?: string;
+  unit?: string | null;
+  time?: TimeSpec;
+}
+
+export interface Mapping {
+  origin?: MappingOrigin;
+  layout: Layout;
+  group?: string;
+  dataset?: string;
+  time?: TimeSpec;
+  fields?: (string | ColumnSpec)[];
+  tags?: (string | ColumnSpec)[];
+}
+
+/** A mapping with every choice made: what the ingest record shows. */
+export interface ResolvedMapping {
+  origin: MappingOrigin;
+  layout: Layout;
+  group?: string;
+  dataset?: string;
+  time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'>;
+  fields: ColumnSpec[];
+  tags: ColumnSpec[];
+}
+
+/** Checks a mapping against its JSON Schema; `what` names where it came from in messages. */
+export function checkMapping(value: unknown, what: string): Mapping {
+  const m = validate<Mapping>('hdf5-mapping', value, what, 'invalid_mapping', 400);
+  const { origin: _ignored, ...rest } = m;
+  return rest;
+}
+
+/** The ?mapping= query parameter (URL-decoded JSON). */
+export function mappingFromQuery(raw: string | undefined): Mapping | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  if (raw.length > 65536) throw new AppError(400, 'invalid_mapping', 'the mapping query parameter is longer than 65536 characters');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (err) {
+    throw new AppError(400, 'invalid_mapping', `the mapping query parameter is not JSON: ${(err as Error).message}`);
+  }
+  return checkMapping(json, 'the mapping query parameter');
+}

@@ -1,0 +1,162 @@
+// Read plan for netCDF-4 files following CF "featureType: timeSeries": the time coordinate, and
+// every variable whose only dimension is time (or station × time, one segment per station, with
+// the station's id from the cf_role=timeseries_id variable as a tag). _FillValue / missing_value
+// become NULL and scale_factor / add_offset are applied (values.ts); dimension-only helper
+// datasets and other coordinates are skipped.
+import { AppError } from '../../../errors/index.ts';
+import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
+import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
+import type { OpenLimits } from './protocol.ts';
+import { ancestors, checkNames, packingOf, type Unmapped } from './plan-table.ts';
+import {
+  type ColumnRead, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
+  isDimensionHelper, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+} from './plan.ts';
+import { type TimeEncoding, parseSinceUnits } from './time.ts';
+import { type ValueKind, valueKindOf } from './values.ts';
+
+const CALENDARS = ['standard', 'gregorian', 'proleptic_gregorian'];
+
+function scales(ins: Inspector, d: DatasetInfo, dim: number): string[] {
+  try {
+    return d.dataset.get_attached_scales(dim);
+  } catch {
+    ins.h5.noteError();
+    return [];
+  }
+}
+
+function findTime(ins: Inspector, all: DatasetInfo[], group: string, source: string | undefined): DatasetInfo {
+  if (source !== undefined) {
+    const d = ins.get(source.startsWith('/') ? normalizePath(source) : joinPath(group, source));
+    if (!d || d.kind !== 'dataset') throw mappingError(`the mapping's time variable ${source} does not exist in ${group}`);
+    return d;
+  }
+  const since = all.filter((d) => d.shape.length === 1 && parseSinceUnits(ins.stringAttr(d.path, 'units') ?? '') !== null);
+  const coord = since.filter((d) => ins.stringAttr(d.path, 'CLASS') === 'DIMENSION_SCALE'
+    || ins.stringAttr(d.path, 'standard_name') === 'time' || ins.stringAttr(d.path, 'axis') === 'T');
+  for (const list of [coord, since]) {
+    if (list.length === 1) return list[0];
+    const named = list.filter((d) => d.name === 'time');
+    if (named.length === 1) return named[0];
+  }
+  throw new AppError(422, 'no_time_column',
+    `the netCDF file says featureType timeSeries but ${group} has ${since.length > 1 ? 'several' : 'no'} time coordinate(s) with units "<unit> since <instant>" (${since.map((d) => d.path).join(', ') || 'none'}); name it with a mapping's time.source`,
+    { detail: { group, candidates: since.map((d) => d.path) } });
+}
+
+/** Station ids: one per station (S of them), or a single one for the whole file. */
+function stationIds(ins: Inspector, d: DatasetInfo): string[] {
+  const kind = valueKindOf(d.meta);
+  const joinChars = (xs: string[]): string => xs.join('').replace(/\0+$/, '').trim();
+  if (kind.kind === 'fixed-string' && kind.size === 1 && d.shape.length >= 1) {
+    // netCDF char(…, name_strlen): characters along the last dimension
+    const chars = d.dataset.value as string[];
+    const len = d.shape[d.shape.length - 1];
+    const out: string[] = [];
+    for (let i = 0; i < chars.length; i += len) out.push(joinChars(chars.slice(i, i + len)));
+    return d.shape.length === 1 ? [out[0] ?? ''] : out;
+  }
+  if (d.shape.length > 1) throw new AppError(422, 'unsupported_shape', `station id variable ${d.path} has shape [${d.shape.join(', ')}]`);
+  if (d.shape.length === 1 && d.shape[0] > 100_000) throw mappingError(`station id variable ${d.path} has ${d.shape[0]} stations; at most 100000 are read`);
+  const v = d.dataset.value as unknown;
+  const list = Array.isArray(v) || ArrayBuffer.isView(v) ? Array.from(v as ArrayLike<unknown>) : [v];
+  return list.map((x) => (typeof x === 'bigint' ? x.toString() : String(x)));
+}
+
+interface Var { spec: ColumnSpec; d: DatasetInfo; stationDim: boolean }
+interface CfTime { time: DatasetInfo; n: number; kind: ValueKind; enc: TimeEncoding; name: string }
+interface Station { variable: DatasetInfo | null; spec: ColumnSpec | null; ids: string[] }
+
+function cfTime(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): CfTime {
+  const time = findTime(ins, all, group, m.time?.source);
+  if (time.shape.length !== 1) throw new AppError(422, 'unsupported_shape', `time coordinate ${time.path} has shape [${time.shape.join(', ')}]; Strata reads a 1-D time coordinate`);
+  const calendar = ins.stringAttr(time.path, 'calendar');
+  if (calendar && !CALENDARS.includes(calendar.toLowerCase())) {
+    throw mappingError(`time coordinate ${time.path} uses calendar ${JSON.stringify(calendar)}; Strata reads ${CALENDARS.join(', ')}`);
+  }
+  const kind = kindOrThrow(valueKindOf(time.meta), `time coordinate ${time.path}`);
+  const enc = timeEncoding(kind, m.time, ins.stringAttr(time.path, 'units'), `time coordinate ${time.path}`);
+  return { time, n: time.shape[0], kind, enc, name: m.time?.name ?? m.time?.source ?? time.name };
+}
+
+/** The station id variable (cf_role = timeseries_id, or the mapping's one tag) and its ids. */
+function cfStation(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): Station {
+  const specs: ColumnSpec[] = listed(m.tags) ?? all.filter((d) => ins.stringAttr(d.path, 'cf_role') === 'timeseries_id').slice(0, 1).map((d) => ({ source: d.name }));
+  if (specs.length > 1) throw mappingError('cf_timeseries takes one station id tag (the cf_role=timeseries_id variable)');
+  if (specs.length === 0) return { variable: null, spec: null, ids: [] };
+  const v = ins.get(specs[0].source.startsWith('/') ? normalizePath(specs[0].source) : joinPath(group, specs[0].source));
+  if (!v || v.kind !== 'dataset') throw mappingError(`the station id variable ${specs[0].source} does not exist in ${group}`);
+  return { variable: v, spec: specs[0], ids: stationIds(ins, v) };
+}
+
+/** Variables over (time) or (station, time); with explicit fields, exactly those. */
+function cfVariables(ins: Inspector, all: DatasetInfo[], m: Mapping, t: CfTime, station: Station): { vars: Var[]; unmapped: Unmapped[] } {
+  const isTimeDim = (d: DatasetInfo, dim: number): boolean => {
+    const s = scales(ins, d, dim);
+    return s.length > 0 ? s.includes(t.time.path) : d.shape[dim] === t.n;
+  };
+  const unmapped: Unmapped[] = [];
+  const vars: Var[] = [];
+  const explicit = listed(m.fields);
+  const used = new Set([t.time.path, station.variable?.path]);
+  for (const d of all) {
+    if (used.has(d.path) || ins.stringAttr(d.path, 'CLASS') === 'DIMENSION_SCALE') continue;
+    const spec = explicit ? explicit.find((c) => c.source === d.name || c.source === d.path) : { source: d.name };
+    if (!spec) continue;
+    const oneD = d.shape.length === 1 && isTimeDim(d, 0);
+    const twoD = d.shape.length === 2 && isTimeDim(d, 1) && d.shape[0] === Math.max(station.ids.length, 1);
+    if (oneD || twoD) vars.push({ spec, d, stationDim: twoD });
+    else if (explicit) {
+      throw new AppError(422, 'unsupported_shape', `variable ${d.path} has shape [${d.shape.join(', ')}]; a timeSeries variable has dimensions (time) or (station, time)`,
+        { detail: { dataset: d.path, shape: d.shape } });
+    } else unmapped.push({ path: d.path, shape: d.shape, type: describeType(d.meta), reason: 'not a variable over time' });
+  }
+  for (const c of explicit ?? []) if (!vars.some((v) => v.spec === c)) throw mappingError(`the mapping's field ${c.source} is not a variable over time in the file`);
+  return { vars, unmapped };
+}
+
+export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrigin, limits: OpenLimits): ReadPlan & { unmapped: Unmapped[] } {
+  const group = normalizePath(m.group ?? '/');
+  const all = ins.datasets(group).filter((d) => !isDimensionHelper(ins, d));
+  const t = cfTime(ins, all, group, m);
+  const station = cfStation(ins, all, group, m);
+  const { vars, unmapped } = cfVariables(ins, all, m, t, station);
+  const ids = station.ids;
+  const stations = vars.some((v) => v.stationDim) ? ids.length : 1;
+  if (stations > 1 && ids.length !== stations) throw mappingError(`variables have a station dimension but ${station.variable?.path ?? 'no cf_role=timeseries_id variable'} does not give one id per station`);
+
+  const reads: ColumnRead[] = vars.map((v) => {
+    const kind = kindOrThrow(valueKindOf(v.d.meta), `variable ${v.d.path} (${describeType(v.d.meta)})`);
+    return columnRead(v.spec, v.d.name, 'field', kind, describeType(v.d.meta), unitAttr(ins, v.d.path), packingOf(ins, v.d.path, kind), `variable ${v.d.path}`);
+  });
+  const sv = station.variable;
+  const tagName = sv ? (station.spec?.name ?? sv.name) : null;
+  if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null });
+  checkNames(reads, t.name);
+  for (const d of [t.time, ...vars.map((v) => v.d)]) { checkFilters(d); checkChunk(d, limits); }
+  const chunkRows = Math.max(t.time.meta.chunks?.[0] ?? 1, ...vars.map((v) => v.d.meta.chunks?.[v.stationDim ? 1 : 0] ?? 1));
+  const segments: Segment[] = [];
+  for (let s = 0; s < stations; s++) {
+    const columns: SegmentColumn[] = vars.map((v, i) => ({ from: 'dataset', info: v.d, read: reads[i], stationRow: v.stationDim ? s : null }));
+    if (tagName !== null) columns.push({ from: 'constant', value: ids[s] ?? ids[0] ?? '' });
+    segments.push({
+      label: stations > 1 ? `${group} station ${ids[s]}` : group, rows: t.n, time: { from: 'dataset', info: t.time, kind: t.kind }, enc: t.enc,
+      compound: null, columns, sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(t.kind, columns, null), limits),
+    });
+  }
+  checkTotal(segments, limits);
+  return {
+    columns: reads.map((r) => r.out),
+    time: { name: t.name, sourceType: describeTime(t.kind, describeType(t.time.meta), t.enc) },
+    segments,
+    mapping: {
+      origin, layout: 'cf_timeseries', group, time: reportTime(t.time.name, t.name, t.enc),
+      fields: vars.map((v, i) => ({ source: v.d.name, name: reads[i].out.name, unit: reads[i].out.unit })),
+      tags: sv && tagName !== null ? [{ source: sv.name, name: tagName, unit: null }] : [],
+    },
+    provenancePaths: [...ancestors(group), t.time.path, ...(sv ? [sv.path] : []), ...vars.map((v) => v.d.path)],
+    warnings: [],
+    unmapped,
+  };
+}

@@ -1,0 +1,242 @@
+// Read plans for the two table-like layouts: a group of equal-length 1-D datasets (one of them
+// time), and a 1-D compound dataset (one row per sample, PyTables tables included) with a time
+// member. Field names are the dataset or member names.
+import type { CompoundMember } from 'h5wasm/node';
+import { AppError } from '../../../errors/index.ts';
+import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
+import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
+import type { OpenLimits } from './protocol.ts';
+import {
+  type ColumnRead, type ReadPlan, type SegmentColumn, TIME_NAMES, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
+  isDimensionHelper, isStringKind, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+} from './plan.ts';
+import { type TimeEncoding, parseSinceUnits } from './time.ts';
+import { type Packing, type ValueKind, valueKindOf } from './values.ts';
+
+export interface Unmapped { path: string; shape: number[]; type: string; reason: string }
+
+/** CF-style packing attributes on a numeric dataset (also honoured outside CF files). */
+export function packingOf(ins: Inspector, path: string, kind: ValueKind): Packing | null {
+  if (kind.kind !== 'float' && kind.kind !== 'int' && kind.kind !== 'int64') return null;
+  const attrs = ins.attrs(path);
+  const fills: number[] = [];
+  for (const name of ['_FillValue', 'missing_value']) {
+    const v = attrs[name];
+    if (typeof v === 'number') fills.push(v);
+    else if (typeof v === 'bigint') fills.push(Number(v));
+    else if (ArrayBuffer.isView(v)) for (const x of Array.from(v as unknown as ArrayLike<number | bigint>)) fills.push(Number(x));
+  }
+  const scale = ins.numberAttr(path, 'scale_factor');
+  const offset = ins.numberAttr(path, 'add_offset');
+  if (fills.length === 0 && scale === null && offset === null) return null;
+  return { fills, scale, offset };
+}
+
+function isTimeCandidate(ins: Inspector, d: DatasetInfo): boolean {
+  if (d.shape.length !== 1) return false;
+  if (TIME_NAMES.includes(d.name.toLowerCase())) return true;
+  const units = ins.stringAttr(d.path, 'units');
+  return units !== null && parseSinceUnits(units) !== null;
+}
+
+/** The single time dataset of a group, by the mapping, by name, or by a "since" unit. */
+export function findTimeDataset(ins: Inspector, group: string, all: DatasetInfo[], source: string | undefined): DatasetInfo {
+  if (source !== undefined) {
+    const p = source.startsWith('/') ? normalizePath(source) : joinPath(group, source);
+    const d = ins.get(p);
+    if (!d || d.kind !== 'dataset') throw mappingError(`the mapping's time dataset ${p} does not exist`, { time: p });
+    return d;
+  }
+  const candidates = all.filter((d) => isTimeCandidate(ins, d));
+  if (candidates.length === 1) return candidates[0];
+  for (const name of TIME_NAMES) {
+    const named = candidates.filter((d) => d.name.toLowerCase() === name);
+    if (named.length === 1) return named[0];
+  }
+  if (candidates.length > 1) {
+    throw mappingError(`group ${group} has several time datasets (${candidates.map((d) => d.path).join(', ')}); choose one with a mapping's time.source`);
+  }
+  throw new AppError(422, 'no_time_column',
+    `group ${group} has no time dataset: none is named time or timestamp, and none has units "<unit> since <instant>"; datasets: ${all.map((d) => `${d.path} [${d.shape.join('×')}] ${describeType(d.meta)}`).join(', ') || 'none'}; name the time dataset with a mapping`,
+    { detail: { group, datasets: all.map((d) => d.path) } });
+}
+
+function checkSeries(d: DatasetInfo, n: number, timePath: string): void {
+  if (d.shape.length !== 1) {
+    throw new AppError(422, 'unsupported_shape',
+      `dataset ${d.path} has shape [${d.shape.join(', ')}]; Strata stores 1-D datasets of one value per time in ${timePath} (${n} rows); leave it out with a mapping that lists the fields`,
+      { detail: { dataset: d.path, shape: d.shape } });
+  }
+  if (d.shape[0] !== n) {
+    throw new AppError(422, 'shape_mismatch',
+      `dataset ${d.path} has ${d.shape[0]} rows but the time dataset ${timePath} has ${n}; every field needs one value per time`,
+      { detail: { dataset: d.path, rows: d.shape[0], time: timePath, time_rows: n } });
+  }
+}
+
+interface Chosen { spec: ColumnSpec; role: 'tag' | 'field' }
+
+/** Which sources become fields and tags: the mapping's lists, else every eligible source by type. */
+function chooseSources<T>(m: Mapping, all: T[], nameOf: (t: T) => string, isString: (t: T) => boolean): Chosen[] {
+  const fields = listed(m.fields);
+  const tags = listed(m.tags);
+  const out: Chosen[] = [];
+  const used = new Set([...(fields ?? []), ...(tags ?? [])].map((c) => c.source));
+  for (const c of fields ?? []) out.push({ spec: c, role: 'field' });
+  for (const c of tags ?? []) out.push({ spec: c, role: 'tag' });
+  for (const t of all) {
+    const name = nameOf(t);
+    if (used.has(name)) continue;
+    if (isString(t) ? tags === null : fields === null) out.push({ spec: { source: name }, role: isString(t) ? 'tag' : 'field' });
+  }
+  return out;
+}
+
+export function checkNames(reads: ColumnRead[], timeName: string): void {
+  const seen = new Set([timeName]);
+  for (const r of reads) {
+    if (seen.has(r.out.name)) throw mappingError(`two columns would be named ${JSON.stringify(r.out.name)}; rename one with a mapping ({"source": …, "name": …})`);
+    seen.add(r.out.name);
+  }
+}
+
+function ancestors(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
+}
+
+function flatTime(ins: Inspector, group: string, all: DatasetInfo[], m: Mapping): { time: DatasetInfo; n: number; timeKind: ValueKind; enc: TimeEncoding; timeName: string } {
+  const time = findTimeDataset(ins, group, all, m.time?.source);
+  if (time.shape.length !== 1) {
+    throw new AppError(422, 'unsupported_shape', `time dataset ${time.path} has shape [${time.shape.join(', ')}]; a time dataset must be 1-D`, { detail: { dataset: time.path, shape: time.shape } });
+  }
+  const timeKind = kindOrThrow(valueKindOf(time.meta), `time dataset ${time.path}`);
+  const enc = timeEncoding(timeKind, m.time, ins.stringAttr(time.path, 'units'), `time dataset ${time.path}`);
+  return { time, n: time.shape[0], timeKind, enc, timeName: m.time?.name ?? m.time?.source ?? time.name };
+}
+
+export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin, limits: OpenLimits): ReadPlan & { unmapped: Unmapped[] } {
+  const group = normalizePath(m.group ?? '/');
+  const g = ins.get(group);
+  if (!g || g.kind !== 'group') throw mappingError(`the mapping's group ${group} does not exist in the file`, { group });
+  const all = ins.datasets(group).filter((d) => !isDimensionHelper(ins, d));
+  const { time, n, timeKind, enc, timeName } = flatTime(ins, group, all, m);
+  const unmapped: Unmapped[] = [];
+  const candidates = all.filter((d) => d.path !== time.path && (d.shape.length > 0 || (unmapped.push({ path: d.path, shape: d.shape, type: describeType(d.meta), reason: 'scalar' }), false)));
+  const kinds = new Map(candidates.map((d) => [d.name, valueKindOf(d.meta)]));
+  const chosen = chooseSources(m, candidates, (d) => d.name, (d) => {
+    const k = kinds.get(d.name);
+    return k !== undefined && k.kind !== 'unsupported' && isStringKind(k);
+  });
+  const columns: SegmentColumn[] = [];
+  const reads: ColumnRead[] = [];
+  for (const { spec, role } of chosen) {
+    const p = spec.source.startsWith('/') ? normalizePath(spec.source) : joinPath(group, spec.source);
+    const d = ins.get(p);
+    if (!d || d.kind !== 'dataset') {
+      throw mappingError(`the mapping's ${role} ${p} is not a dataset in the file; datasets in ${group}: ${all.map((x) => x.name).join(', ')}`, { source: p });
+    }
+    checkSeries(d, n, time.path);
+    const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
+    const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), packingOf(ins, d.path, kind), `dataset ${d.path}`);
+    reads.push(read);
+    columns.push({ from: 'dataset', info: d, read, stationRow: null });
+  }
+  checkNames(reads, timeName);
+  const read = [time, ...columns.map((c) => (c as { info: DatasetInfo }).info)];
+  for (const d of read) { checkFilters(d); checkChunk(d, limits); }
+  const chunkRows = Math.max(1, ...read.map((d) => d.meta.chunks?.[0] ?? 1));
+  const segment = {
+    label: group, rows: n, time: { from: 'dataset' as const, info: time, kind: timeKind }, enc, compound: null, columns,
+    sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(timeKind, columns, null), limits),
+  };
+  checkTotal([segment], limits);
+  const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
+  return {
+    columns: reads.map((r) => r.out),
+    time: { name: timeName, sourceType: describeTime(timeKind, describeType(time.meta), enc) },
+    segments: [segment],
+    mapping: {
+      origin, layout: 'flat_group', group, time: reportTime(rel(time.path), timeName, enc),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+    },
+    provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
+    warnings: [],
+    unmapped,
+  };
+}
+
+function report(spec: ColumnSpec, read: ColumnRead): ColumnSpec {
+  return { source: spec.source, name: read.out.name, unit: read.out.unit };
+}
+
+function memberUnits(ins: Inspector, path: string, member: string): string | null {
+  return ins.stringAttr(path, `${member}_units`) ?? ins.stringAttr(path, `${member}_unit`);
+}
+
+function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[], source: string | undefined): CompoundMember {
+  if (source !== undefined) {
+    const found = members.find((x) => x.name === source);
+    if (!found) throw mappingError(`compound dataset ${d.path} has no member ${JSON.stringify(source)}; members: ${members.map((x) => x.name).join(', ')}`);
+    return found;
+  }
+  const byName = members.filter((x) => TIME_NAMES.includes(x.name.toLowerCase()));
+  if (byName.length === 1) return byName[0];
+  const bySince = members.filter((x) => { const u = memberUnits(ins, d.path, x.name); return u !== null && parseSinceUnits(u) !== null; });
+  if (bySince.length === 1) return bySince[0];
+  throw new AppError(422, 'no_time_column',
+    `compound dataset ${d.path} has ${byName.length + bySince.length > 1 ? 'several time members' : 'no time member'} (named time or timestamp, or with a "<member>_units" attribute "<unit> since <instant>"); members: ${members.map((x) => `${x.name} (${describeType(x)})`).join(', ')}; name it with a mapping's time.source`,
+    { detail: { dataset: d.path, members: members.map((x) => x.name) } });
+}
+
+export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, limits: OpenLimits): ReadPlan & { unmapped: Unmapped[] } {
+  const path = normalizePath(m.dataset ?? '/');
+  const d = ins.get(path);
+  if (!d || d.kind !== 'dataset') throw mappingError(`the mapping's dataset ${path} does not exist in the file`, { dataset: path });
+  if (d.meta.type !== 6) throw mappingError(`dataset ${path} is ${describeType(d.meta)}, not a compound (table) dataset; use layout flat_group for its group`, { dataset: path });
+  if (d.shape.length !== 1) {
+    throw new AppError(422, 'unsupported_shape', `compound dataset ${path} has shape [${d.shape.join(', ')}]; one row per sample needs a 1-D dataset`, { detail: { dataset: path, shape: d.shape } });
+  }
+  const members = d.meta.compound_type?.members ?? [];
+  const tm = findTimeMember(ins, d, members, m.time?.source);
+  const what = `time member ${JSON.stringify(tm.name)} of ${path}`;
+  const timeKind = kindOrThrow(valueKindOf(tm), what);
+  const enc = timeEncoding(timeKind, m.time, memberUnits(ins, path, tm.name), what);
+  const timeName = m.time?.name ?? tm.name;
+  const others = members.filter((x) => x !== tm);
+  const chosen = chooseSources(m, others, (x) => x.name, (x) => { const k = valueKindOf(x); return k.kind !== 'unsupported' && isStringKind(k); });
+  const columns: SegmentColumn[] = [];
+  const reads: ColumnRead[] = [];
+  for (const { spec, role } of chosen) {
+    const member = members.find((x) => x.name === spec.source);
+    if (!member || member === tm) throw mappingError(`compound dataset ${path} has no member ${JSON.stringify(spec.source)} to use as a ${role}; members: ${others.map((x) => x.name).join(', ')}`);
+    const kind = kindOrThrow(valueKindOf(member), `member ${JSON.stringify(member.name)} of ${path} (${describeType(member)})`);
+    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), null, `member ${member.name} of ${path}`);
+    reads.push(read);
+    columns.push({ from: 'member', member, read });
+  }
+  checkNames(reads, timeName);
+  checkFilters(d);
+  checkChunk(d, limits);
+  const segment = {
+    label: path, rows: d.shape[0], time: { from: 'member' as const, member: tm, kind: timeKind, path }, enc, compound: d, columns,
+    sliceRows: sliceRowsFor(d.meta.chunks?.[0] ?? 1, segmentRowBytes(timeKind, columns, d), limits),
+  };
+  checkTotal([segment], limits);
+  return {
+    columns: reads.map((r) => r.out),
+    time: { name: timeName, sourceType: describeTime(timeKind, describeType(tm), enc) },
+    segments: [segment],
+    mapping: {
+      origin, layout: 'compound', dataset: path, time: reportTime(tm.name, timeName, enc),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+    },
+    provenancePaths: [...ancestors(path)],
+    warnings: [],
+    unmapped: [],
+  };
+}
+
+export { ancestors };

@@ -1,0 +1,209 @@
+// Executes a read plan slice by slice (worker thread only). Slices are whole chunks along the
+// row axis (plan.ts), read straight from disk through h5wasm. Numbers, enums, bitfields and
+// fixed-length strings are read as raw bytes (one copy out of the wasm heap, no per-value JS
+// objects); compound rows are decoded from their raw bytes with a DataView; vlen strings go
+// through h5wasm's slice(), which frees their heap memory.
+import type { CompoundMember } from 'h5wasm/node';
+import type { NumericArray } from '../../../domain/types.ts';
+import type { H5 } from './h5.ts';
+import type { DatasetInfo } from './inspect.ts';
+import { type ReadContext, readError } from './errors.ts';
+import type { ReadPlan, Segment } from './plan.ts';
+import type { WireBatch, WireColumn } from './protocol.ts';
+import { type RawTimes, convertTimes } from './time.ts';
+import {
+  type Packing, type ValueKind, bigintColumn, constantColumn, fixedStringColumn, labelColumn, nullColumn, numberColumn, stringColumn,
+} from './values.ts';
+
+type Raw = NumericArray | BigInt64Array | BigUint64Array | Uint8Array;
+
+/** Raw bytes of rows [lo, hi) (of one station row, for station × time datasets), little-endian. */
+function readBytes(h5: H5, d: DatasetInfo, lo: number, hi: number, stationRow: number | null): Uint8Array {
+  const m = h5.module;
+  const count = stationRow === null ? [BigInt(hi - lo)] : [1n, BigInt(hi - lo)];
+  const offset = stationRow === null ? [BigInt(lo)] : [BigInt(stationRow), BigInt(lo)];
+  const nbytes = d.meta.size * (hi - lo);
+  if (nbytes === 0) return new Uint8Array(0);
+  const ptr = m._malloc(nbytes);
+  if (ptr === 0) throw new Error(`malloc(${nbytes}) failed`);
+  try {
+    m.get_dataset_data(d.dataset.file_id, d.path, count, offset, count.map(() => 1n), BigInt(ptr));
+    return m.HEAPU8.slice(ptr, ptr + nbytes);
+  } finally {
+    m._free(ptr);
+  }
+}
+
+/** A typed view of raw little-endian values of a numeric, enum or bitfield kind. */
+function typed(k: ValueKind, bytes: Uint8Array, n: number): Raw {
+  const b = bytes.buffer;
+  const o = bytes.byteOffset;
+  switch (k.kind) {
+    case 'float': return k.size === 4 ? new Float32Array(b, o, n) : new Float64Array(b, o, n);
+    case 'int64': return k.signed ? new BigInt64Array(b, o, n) : new BigUint64Array(b, o, n);
+    case 'int': case 'bool': case 'label':
+      if (k.kind === 'bool' && k.from === 'bitfield') return new Uint8Array(b, o, n);
+      if (k.size === 1) return k.signed ? new Int8Array(b, o, n) : new Uint8Array(b, o, n);
+      if (k.size === 2) return k.signed ? new Int16Array(b, o, n) : new Uint16Array(b, o, n);
+      return k.signed ? new Int32Array(b, o, n) : new Uint32Array(b, o, n);
+    default: return bytes;
+  }
+}
+
+/** Copies one member's bytes out of interleaved compound rows (offset, size per row), aligned. */
+function memberBytes(raw: Uint8Array, rowSize: number, m: CompoundMember, n: number): Uint8Array {
+  const out = new Uint8Array(m.size * n);
+  for (let i = 0, src = m.offset, dst = 0; i < n; i++, src += rowSize, dst += m.size) {
+    for (let j = 0; j < m.size; j++) out[dst + j] = raw[src + j];
+  }
+  return out;
+}
+
+function toColumn(k: ValueKind, packing: Packing | null, raw: Raw | readonly (string | null)[], n: number): WireColumn {
+  if (Array.isArray(raw)) return stringColumn(raw as string[]);
+  switch (k.kind) {
+    case 'fixed-string': return fixedStringColumn(raw as Uint8Array, n, k.size, k.strpad);
+    case 'label': return labelColumn(raw as NumericArray, k.labels);
+    case 'int64': return bigintColumn(raw as BigInt64Array | BigUint64Array, packing);
+    default: return numberColumn(raw as NumericArray, packing);
+  }
+}
+
+export class PlanReader {
+  subMicro = 0;
+  readonly naive = { count: 0 };
+
+  constructor(private readonly h5: H5, readonly plan: ReadPlan) {}
+
+  noteError(): void {
+    this.h5.noteError();
+  }
+
+  /** Batches of the whole plan, one per slice. */
+  *batches(): Generator<WireBatch> {
+    for (const seg of this.plan.segments) {
+      for (let lo = 0; lo < seg.rows; lo += seg.sliceRows) {
+        const hi = Math.min(seg.rows, lo + seg.sliceRows);
+        yield this.slice(seg, lo, hi);
+      }
+    }
+  }
+
+  private ctx(d: DatasetInfo, lo: number, hi: number): ReadContext {
+    return { dataset: d.path, rows: [lo, hi], filters: d.filters };
+  }
+
+  /** Runs a read, turning HDF5 failures into errors naming the dataset and rows. */
+  private guarded<T>(d: DatasetInfo, lo: number, hi: number, read: () => T, stationRow: number | null = null): T {
+    try {
+      return read();
+    } catch (err) {
+      this.h5.noteError();
+      const e = readError(err, this.ctx(d, lo, hi));
+      if (e.code !== 'corrupt_data') throw e;
+      const bad = this.locate(d, lo, hi, stationRow);
+      throw bad ? readError(err, this.ctx(d, bad[0], bad[1])) : e;
+    }
+  }
+
+  /** The rows of the first chunk in [lo, hi) that fails to read on its own (to name the corrupt chunk). */
+  private locate(d: DatasetInfo, lo: number, hi: number, stationRow: number | null): [number, number] | null {
+    const c = d.meta.chunks?.[stationRow === null ? 0 : 1];
+    if (!c || d.meta.vlen || hi - lo <= c) return null;
+    for (let s = Math.floor(lo / c) * c; s < hi; s += c) {
+      const a = Math.max(lo, s);
+      const b = Math.min(hi, s + c);
+      try {
+        readBytes(this.h5, d, a, b, stationRow);
+      } catch {
+        this.h5.noteError();
+        return [a, b];
+      }
+    }
+    return null;
+  }
+
+  private datasetValues(d: DatasetInfo, k: ValueKind, lo: number, hi: number, stationRow: number | null): Raw | string[] {
+    return this.guarded(d, lo, hi, () => {
+      if (k.kind === 'vlen-string') {
+        const ranges: [number, number][] = stationRow === null ? [[lo, hi]] : [[stationRow, stationRow + 1], [lo, hi]];
+        return d.dataset.slice(ranges) as string[];
+      }
+      const bytes = readBytes(this.h5, d, lo, hi, stationRow);
+      return k.kind === 'fixed-string' ? bytes : typed(k, bytes, hi - lo);
+    }, stationRow);
+  }
+
+  private slice(seg: Segment, lo: number, hi: number): WireBatch {
+    const n = hi - lo;
+    let rows: unknown[][] | null = null;
+    let raw: Uint8Array | null = null;
+    const compound = seg.compound;
+    if (compound) {
+      const hasVlen = (compound.meta.compound_type?.members ?? []).some((m) => m.vlen || m.type === 9);
+      if (hasVlen) rows = this.guarded(compound, lo, hi, () => compound.dataset.slice([[lo, hi]]) as unknown[][]);
+      else raw = this.guarded(compound, lo, hi, () => readBytes(this.h5, compound, lo, hi, null));
+    }
+    const member = (m: CompoundMember, k: ValueKind): Raw | string[] => {
+      const idx = (compound?.meta.compound_type?.members ?? []).indexOf(m);
+      if (rows) return k.kind === 'vlen-string' || k.kind === 'fixed-string' ? rows.map((r) => r[idx] as string) : rowsToTyped(rows, idx, k);
+      const bytes = memberBytes(raw as Uint8Array, (compound as DatasetInfo).meta.size, m, n);
+      return k.kind === 'fixed-string' ? bytes : typed(k, bytes, n);
+    };
+
+    const t = seg.time;
+    const timeRaw = t.from === 'dataset' ? this.datasetValues(t.info, t.kind, lo, hi, null) : member(t.member, t.kind);
+    const timePath = t.from === 'dataset' ? t.info.path : `${t.path} member ${t.member.name}`;
+    const times = convertTimes(timeValues(timeRaw, t.kind), seg.enc, timePath, lo, this.naive);
+    this.subMicro += times.subMicro;
+
+    const columns: WireColumn[] = seg.columns.map((c, i) => {
+      switch (c.from) {
+        case 'null': return nullColumn(n, this.plan.columns[i].type);
+        case 'constant': return constantColumn(n, c.value);
+        case 'member': {
+          const v = member(c.member, c.read.kind);
+          return toColumn(c.read.kind, c.read.packing, v, n);
+        }
+        case 'dataset': {
+          const v = this.datasetValues(c.info, c.read.kind, lo, hi, c.stationRow);
+          return toColumn(c.read.kind, c.read.packing, v, n);
+        }
+      }
+    });
+    return { length: n, time: times.micros, minTime: times.min, maxTime: times.max, columns };
+  }
+}
+
+/** Time values as convertTimes takes them (fixed strings decoded to JS strings). */
+function timeValues(raw: Raw | string[], k: ValueKind): RawTimes {
+  if (k.kind === 'fixed-string') {
+    const bytes = raw as Uint8Array;
+    const out: string[] = new Array(bytes.length / k.size);
+    const dec = new TextDecoder();
+    for (let i = 0; i < out.length; i++) {
+      const s = bytes.subarray(i * k.size, (i + 1) * k.size);
+      const z = s.indexOf(0);
+      out[i] = dec.decode(z < 0 ? s : s.subarray(0, z)).trim();
+    }
+    return out;
+  }
+  if (raw instanceof BigUint64Array) return new BigInt64Array(raw.buffer, raw.byteOffset, raw.length);
+  return raw as RawTimes;
+}
+
+/** Values of member `idx` from h5wasm's row arrays (compounds with vlen members only). */
+function rowsToTyped(rows: unknown[][], idx: number, k: ValueKind): Raw {
+  const n = rows.length;
+  if (k.kind === 'int64') {
+    const out = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) out[i] = BigInt(rows[i][idx] as bigint);
+    return out;
+  }
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = rows[i][idx];
+    out[i] = v instanceof Uint8Array ? v[0] : Number(v);
+  }
+  return out;
+}

@@ -1,0 +1,216 @@
+// One upload end to end: checks, decoder, schema binding (creating or extending the stream),
+// then rows, ingest record and audit entry in one transaction. Any failure rolls everything
+// back and leaves a rejected ingest record naming the reason.
+import type { Db } from '../db/pool.ts';
+import type { Limits } from '../config/index.ts';
+import type { Actor } from '../audit/log.ts';
+import { AppError, fromPgError, isAppError } from '../errors/index.ts';
+import { type Stream, addColumns, createStream, getStream, setTimeColumn } from '../streams/catalog.ts';
+import { assertStreamName } from '../streams/identifiers.ts';
+import {
+  type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
+  recordRejectedIngest,
+} from '../provenance/ingest-records.ts';
+import { archiveOriginal } from '../provenance/archive.ts';
+import { IngestBody, parseContentEncoding } from './body.ts';
+import { formatOf } from './formats.ts';
+import { openDecoder } from './decoders/index.ts';
+import type { Decoder } from './decoders/decoder.ts';
+import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
+import { RowWriter } from './write-rows.ts';
+import { parseProvenance } from './provenance-header.ts';
+import { observersFor } from './observers.ts';
+
+export const DEFAULT_CHUNK_INTERVAL_US = 86_400_000_000n;
+
+export interface IngestDeps {
+  db: Db;
+  limits: Limits;
+  spoolDir: string;
+  /** Where originals are kept; null to not keep them. */
+  archiveDir: string | null;
+  versions: Record<string, string>;
+}
+
+export interface IngestInput {
+  streamName: string;
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+  body: AsyncIterable<Uint8Array>;
+  actor: Actor & { name: string | null };
+  timeColumn?: string;
+  create: boolean;
+  idempotencyKey?: string;
+  filename?: string;
+  provenanceHeader?: string;
+  params?: Record<string, string | undefined>;
+  receivedAt?: Date;
+}
+
+export interface IngestOutcome {
+  status: 200 | 201;
+  duplicate: boolean;
+  ingest: IngestRecord;
+}
+
+function initialFacts(input: IngestInput, deps: IngestDeps): IngestFacts {
+  return {
+    id: 0n, streamId: null, streamName: input.streamName.slice(0, 1024), keyId: input.actor.keyId,
+    instrument: input.actor.role === 'instrument' ? input.actor.name : null,
+    receivedAt: input.receivedAt ?? new Date(), format: 'unknown', contentType: input.contentType?.slice(0, 256) ?? null,
+    contentEncoding: input.contentEncoding?.slice(0, 64) ?? null, bytes: 0, inflatedBytes: null, sha256: null, rows: 0,
+    timeMin: null, timeMax: null, subMicrosecondCount: 0, filename: input.filename ?? null,
+    idempotencyKey: input.idempotencyKey ?? null, clientProvenance: null, fileMetadata: null, mapping: null,
+    versions: deps.versions, warnings: [], chunks: [], archivePath: null,
+  };
+}
+
+export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<IngestOutcome> {
+  const facts = initialFacts(input, deps);
+  let body: IngestBody | null = null;
+  let decoder: Decoder | null = null;
+  try {
+    assertStreamName(input.streamName);
+    assertFilename(input.filename);
+    const format = formatOf(input.contentType);
+    facts.format = format;
+    const encoding = parseContentEncoding(input.contentEncoding);
+    if (input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 256)) {
+      throw new AppError(400, 'invalid_request', 'Idempotency-Key must be 1–256 characters');
+    }
+    const provenance = parseProvenance(input.provenanceHeader);
+    facts.clientProvenance = provenance;
+    if (provenance && typeof provenance.instrument === 'string') facts.instrument = provenance.instrument;
+
+    let stream = await getStream(deps.db.pool, input.streamName);
+    if (stream) {
+      facts.streamId = stream.id;
+      if (input.idempotencyKey) {
+        const dup = await findDuplicate(deps.db.pool, stream.id, { idempotencyKey: input.idempotencyKey });
+        if (dup) return { status: 200, duplicate: true, ingest: dup };
+      }
+    } else if (!input.create) {
+      throw new AppError(404, 'stream_not_found',
+        `stream ${JSON.stringify(input.streamName)} does not exist and the request says create=false; create it with POST /v1/streams`);
+    }
+
+    facts.id = await nextIngestId(deps.db);
+    body = new IngestBody(input.body, {
+      maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
+      spoolDir: deps.archiveDir ? deps.spoolDir : null,
+    });
+    decoder = await openDecoder(format, body, {
+      maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
+      identityEncoding: encoding === 'identity', params: input.params ?? {},
+      maxInflatedBytes: deps.limits.maxInflatedBytes, streamSettings: stream?.settings ?? {},
+    });
+    facts.fileMetadata = decoder.schema.metadata;
+    facts.warnings.push(...decoder.schema.warnings);
+    const mapping = (decoder as Decoder & { mappingUsed?: unknown }).mappingUsed;
+    if (mapping !== undefined) facts.mapping = mapping;
+    const decoderVersions = (decoder as Decoder & { versions?: Record<string, string> }).versions;
+    if (decoderVersions) facts.versions = { ...facts.versions, ...decoderVersions };
+
+    const timeColumn = chooseTimeColumn(decoder.schema, input.timeColumn, stream);
+    let binding = bindColumns(decoder.schema, timeColumn, stream, input.streamName);
+    ({ stream, binding } = await prepareStream(deps, input, stream, binding, decoder, timeColumn));
+    facts.streamId = stream.id;
+
+    return await writeAndCommit(deps, input, facts, stream, binding, decoder, body, timeColumn);
+  } catch (err) {
+    const appErr = isAppError(err) ? err : fromPgError(err, 'store the upload');
+    if (body) {
+      facts.bytes = body.received;
+      facts.inflatedBytes = body.inflated;
+      facts.sha256 = body.sha256;
+    }
+    if (decoder) facts.subMicrosecondCount = decoder.subMicrosecondCount;
+    if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
+    facts.rows = 0;
+    if (facts.id !== 0n) {
+      await recordRejectedIngest(deps.db, facts, { code: appErr.code, message: appErr.message, status: appErr.status },
+        { keyId: input.actor.keyId, role: input.actor.role }).catch(() => undefined);
+    }
+    throw new AppError(appErr.status, appErr.code, appErr.message, {
+      cause: appErr.cause ?? err, detail: { ...(appErr.detail ?? {}), ingest_id: facts.id === 0n ? null : facts.id.toString() },
+    });
+  } finally {
+    await decoder?.close().catch(() => undefined);
+    await body?.discard().catch(() => undefined);
+  }
+}
+
+/** Creates the stream from the upload's schema, or adds the upload's new columns to it. */
+async function prepareStream(
+  deps: IngestDeps, input: IngestInput, stream: Stream | null, binding: Binding, decoder: Decoder, timeColumn: string,
+): Promise<{ stream: Stream; binding: Binding }> {
+  const actor = { keyId: input.actor.keyId, role: input.actor.role };
+  if (!stream) {
+    ({ stream } = await createStream(deps.db, {
+      name: input.streamName, timeColumn, chunkIntervalUs: DEFAULT_CHUNK_INTERVAL_US, columns: binding.added,
+    }, actor));
+    binding = bindColumns(decoder.schema, timeColumn, stream, input.streamName);
+  }
+  if (binding.added.length > 0) {
+    stream = await addColumns(deps.db, input.streamName, binding.added, actor);
+    binding = bindColumns(decoder.schema, timeColumn, stream, input.streamName);
+  }
+  if (binding.added.length > 0) throw new AppError(500, 'internal', 'columns could not be added to the stream');
+  if (!stream.timeColumn) await setTimeColumn(deps.db, stream.id, timeColumn);
+  return { stream, binding };
+}
+
+async function writeAndCommit(
+  deps: IngestDeps, input: IngestInput, facts: IngestFacts, stream: Stream, binding: Binding,
+  decoder: Decoder, body: IngestBody, timeColumn: string,
+): Promise<IngestOutcome> {
+  const client = await deps.db.pool.connect();
+  const writer = new RowWriter(deps.db, client, stream, facts.id, deps.limits);
+  const observers = observersFor(stream, facts.id);
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    for await (const batch of decoder.batches(timeColumn, binding.bound)) {
+      await writer.write(batch);
+      for (const o of observers) o.onBatch?.(batch);
+    }
+    facts.rows = await writer.finish();
+    await body.drain();
+    Object.assign(facts, {
+      bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, timeMin: writer.minTime,
+      timeMax: writer.maxTime, subMicrosecondCount: decoder.subMicrosecondCount, chunks: [...writer.chunks].sort(),
+    });
+    if (facts.subMicrosecondCount > 0) {
+      facts.warnings.push(`${facts.subMicrosecondCount} timestamps had sub-microsecond parts; they were truncated to the microsecond`);
+    }
+    const dup = await findDuplicate(client, stream.id, { sha256: facts.sha256, idempotencyKey: facts.idempotencyKey });
+    if (dup) {
+      await client.query('ROLLBACK');
+      return { status: 200, duplicate: true, ingest: dup };
+    }
+    for (const o of observers) await o.beforeCommit?.(client);
+    if (deps.archiveDir && body.spoolPath && facts.sha256) {
+      facts.archivePath = await archiveOriginal(deps.archiveDir, body.spoolPath, facts.sha256);
+    }
+    try {
+      await insertCommittedIngest(client, facts, { keyId: input.actor.keyId, role: input.actor.role });
+      await client.query('COMMIT');
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      // A concurrent upload of the same body (or idempotency key) committed first.
+      await client.query('ROLLBACK');
+      const original = await findDuplicate(deps.db.pool, stream.id, { sha256: facts.sha256, idempotencyKey: facts.idempotencyKey });
+      if (!original) throw err;
+      return { status: 200, duplicate: true, ingest: original };
+    }
+    return { status: 201, duplicate: false, ingest: (await getIngest(deps.db.pool, facts.id)) as IngestRecord };
+  } catch (err) {
+    await writer.abort(isAppError(err) ? err.message : 'ingest failed');
+    await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('08') || code === '57P01' || !isAppError(err) && /Connection terminated|ECONNRESET/i.test(String(err))) broken = err as Error;
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

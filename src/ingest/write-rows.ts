@@ -1,0 +1,100 @@
+// Writes an upload's batches into its stream inside the ingest transaction. Rows go through
+// one COPY for as long as the chunks they need exist; when a batch needs new chunks, they are
+// created on another connection (partitions/), the running COPY is finished, the new chunks are
+// locked here (which makes this transaction see them), and a new COPY continues.
+import type { Db, PoolClient } from '../db/pool.ts';
+import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
+import type { ColumnBatch } from '../domain/types.ts';
+import type { Limits } from '../config/index.ts';
+import { CopyStream } from '../copy/copy-stream.ts';
+import { encodeRows, estimateRowBytes, sliceRanges } from '../copy/encoder.ts';
+import { chunkRangesCovering, chunkTableName, ensureChunks } from '../partitions/chunks.ts';
+import type { Stream } from '../streams/catalog.ts';
+
+const YIELD_EVERY_MS = 10;
+
+export class RowWriter {
+  private lastYield = performance.now();
+  private copy: CopyStream | null = null;
+  private columns: string[] | null = null;
+  rows = 0;
+  batches = 0;
+  minTime: bigint | null = null;
+  maxTime: bigint | null = null;
+  readonly chunks = new Set<string>();
+  private readonly ensured = new Set<bigint>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly tx: PoolClient,
+    private readonly stream: Stream,
+    private readonly ingestId: bigint,
+    private readonly limits: Limits,
+  ) {}
+
+  async write(batch: ColumnBatch): Promise<void> {
+    if (batch.length === 0) return;
+    const created = this.covered(batch.minTime, batch.maxTime) ? [] : await ensureChunks(this.db,
+      { streamId: this.stream.id, tableName: this.stream.tableName, chunkIntervalUs: this.stream.chunkIntervalUs },
+      batch.minTime, batch.maxTime, this.limits.maxNewChunks);
+    this.noteChunks(batch.minTime, batch.maxTime);
+    if (created.length > 0 && this.copy) {
+      this.rows += await this.copy.finish();
+      this.copy = null;
+    }
+    if (created.length > 0) {
+      await this.tx.query(`LOCK TABLE ${created.map((n) => qualified(DATA_SCHEMA, n)).join(', ')} IN ROW EXCLUSIVE MODE`);
+    }
+    if (!this.copy) this.copy = this.openCopy(batch);
+    const est = estimateRowBytes(batch);
+    for (const [start, end] of sliceRanges(batch.length, est, this.limits.copyFlushBytes)) {
+      await this.copy.write(encodeRows(batch, this.ingestId, start, end));
+      // Encoding is synchronous: give other requests (health checks, queries) a turn every few ms.
+      if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.lastYield = performance.now();
+      }
+    }
+    this.batches++;
+    if (this.minTime === null || batch.minTime < this.minTime) this.minTime = batch.minTime;
+    if (this.maxTime === null || batch.maxTime > this.maxTime) this.maxTime = batch.maxTime;
+  }
+
+  private openCopy(batch: ColumnBatch): CopyStream {
+    const cols = ['"time"', ...batch.columns.map((c) => ident(c.column.columnName)), 'ingest_id'];
+    if (this.columns && this.columns.join() !== cols.join()) throw new Error('batches of one upload must bind the same columns');
+    this.columns = cols;
+    return new CopyStream(this.tx, qualified(DATA_SCHEMA, this.stream.tableName), cols, this.limits.copyFlushBytes * 8);
+  }
+
+  /** True when earlier batches of this upload already made sure of every chunk in [min, max]. */
+  private covered(min: bigint, max: bigint): boolean {
+    const { first, count } = chunkRangesCovering(min, max, this.stream.chunkIntervalUs);
+    for (let i = 0n; i < count; i++) if (!this.ensured.has(first + i * this.stream.chunkIntervalUs)) return false;
+    return true;
+  }
+
+  private noteChunks(min: bigint, max: bigint): void {
+    const { first, count } = chunkRangesCovering(min, max, this.stream.chunkIntervalUs);
+    for (let i = 0n; i < count; i++) {
+      const start = first + i * this.stream.chunkIntervalUs;
+      this.ensured.add(start);
+      this.chunks.add(chunkTableName(this.stream.tableName, start, this.stream.chunkIntervalUs));
+    }
+  }
+
+  /** Finishes the open COPY; returns the rows PostgreSQL stored for this upload. */
+  async finish(): Promise<number> {
+    if (this.copy) {
+      this.rows += await this.copy.finish();
+      this.copy = null;
+    }
+    return this.rows;
+  }
+
+  async abort(reason: string): Promise<void> {
+    const c = this.copy;
+    this.copy = null;
+    await c?.abort(reason);
+  }
+}

@@ -1,0 +1,77 @@
+// A query request end to end: parameters → the right reader (raw rows here; rollup levels and
+// ad-hoc resolutions where registered) → the chosen output format, streamed.
+import type { Db } from '../db/pool.ts';
+import { AppError } from '../errors/index.ts';
+import { requireStream, type Stream } from '../streams/catalog.ts';
+import { parseFormat, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
+import { rawColumns, rawPages } from './raw.ts';
+import { type Cell, type ResultColumn, formatterFor } from './result-formats.ts';
+
+export interface QueryRequest {
+  streamName: string;
+  /** Every query-string parameter, each with all its values. */
+  query: Record<string, string[]>;
+  accept?: string;
+}
+
+export interface QueryPlan {
+  columns: ResultColumn[];
+  pages: AsyncGenerator<Cell[][]>;
+  meta: Record<string, unknown>;
+  /** Response headers beside the content type (e.g. which sources served the answer). */
+  headers?: Record<string, string>;
+  /** Filled in while pages are read (e.g. which level served which range). */
+  trailer?: () => Record<string, unknown>;
+}
+
+/** Readers for resolutions other than raw, registered by the rollups module. */
+export type ResolutionReader = (db: Db, stream: Stream, q: QueryRequest, resolution: string) => Promise<QueryPlan>;
+let resolutionReader: ResolutionReader | null = null;
+
+export function registerResolutionReader(reader: ResolutionReader): void {
+  resolutionReader = reader;
+}
+
+export const one = (q: Record<string, string[]>, name: string): string | undefined => {
+  const v = q[name];
+  if (!v || v.length === 0) return undefined;
+  if (v.length > 1) throw new AppError(400, 'invalid_request', `${name} is given ${v.length} times; give it once`);
+  return v[0];
+};
+
+export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: QueryPlan; format: OutputFormat }> {
+  const stream = await requireStream(db.pool, req.streamName);
+  const format = parseFormat(one(req.query, 'format'), req.accept);
+  const resolution = one(req.query, 'resolution') ?? 'raw';
+  if (resolution !== 'raw') {
+    if (!resolutionReader) throw new AppError(400, 'invalid_request', `resolution=${JSON.stringify(resolution)}: this server serves raw rows only`);
+    return { plan: await resolutionReader(db, stream, req, resolution), format };
+  }
+  const from = parseTimeParam('from', one(req.query, 'from'));
+  const to = parseTimeParam('to', one(req.query, 'to'));
+  if (from !== null && to !== null && to <= from) throw new AppError(400, 'invalid_request', '`to` must be after `from`');
+  const limitText = one(req.query, 'limit');
+  const limit = limitText === undefined ? null : Number(limitText);
+  if (limit !== null && (!Number.isInteger(limit) || limit < 1)) throw new AppError(400, 'invalid_request', 'limit must be a positive integer');
+  const raw = { stream, from, to, columns: selectColumns(stream, one(req.query, 'fields')), tags: tagFilters(stream, req.query), limit };
+  return {
+    format,
+    plan: { columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw' } },
+  };
+}
+
+/** The formatted response body, chunk by chunk. */
+export async function* renderQuery(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Uint8Array> {
+  const f = formatterFor(format);
+  yield f.begin(plan.columns, plan.meta);
+  let rows = 0;
+  for await (const page of plan.pages) {
+    rows += page.length;
+    yield f.page(page);
+  }
+  yield f.end({ row_count: rows, ...(plan.trailer?.() ?? {}) });
+}
+
+export function contentTypeOf(format: OutputFormat): string {
+  return formatterFor(format).contentType;
+}

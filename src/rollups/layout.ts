@@ -1,0 +1,177 @@
+// What a rollup row holds, and the SQL that builds, combines and reads it.
+//
+// A level row is one bucket of one tag set: "time" (the bucket start), the stream's tag columns,
+// "rows" (raw rows aggregated), and per field — named c<position>_<part> — the parts that combine
+// exactly into coarser buckets:
+//   numbers (float8, float4, int2, int4, int8, timestamptz as µs): n, sum, min, max, first and
+//     last with their times;
+//   bool: n and the count of true;
+//   text: n, first and last with their times.
+// Times inside a level row are µs since the Unix epoch (bigint).
+//
+// Partial aggregates travel between the steps as "parts": for first and last a two-element array
+// [time, value], so that the built-in min() and max() over arrays pick the value together with
+// its time; ties are broken by the value: first is the smallest value at the earliest time, last
+// the largest value at the latest time. M4 also needs the time of the min and the max; those
+// parts ("minat", "maxat": [value, time], the earliest occurrence of the smallest value and the
+// latest of the largest) come from raw rows only, since arrays cost a rollup refresh most of its
+// time.
+import { ident } from '../db/sql.ts';
+import type { StreamColumn } from '../domain/types.ts';
+import type { Stream } from '../streams/catalog.ts';
+
+export type FieldKind = 'number' | 'int8' | 'bool' | 'text';
+
+export interface RollupField {
+  column: StreamColumn;
+  /** Column prefix in level tables: c<position>. */
+  prefix: string;
+  kind: FieldKind;
+}
+
+export function fieldKind(c: StreamColumn): FieldKind {
+  if (c.type === 'int8') return 'int8';
+  if (c.type === 'bool') return 'bool';
+  if (c.type === 'text') return 'text';
+  return 'number';
+}
+
+export function rollupFields(stream: Pick<Stream, 'columns'>): RollupField[] {
+  return stream.columns
+    .map((column, i) => ({ column, prefix: `c${i}`, kind: fieldKind(column) }))
+    .filter((f) => f.column.role === 'field');
+}
+
+export function tagColumns(stream: Pick<Stream, 'columns'>): StreamColumn[] {
+  return stream.columns.filter((c) => c.role === 'tag');
+}
+
+/** The parts a field kind keeps (those in `only`, when given, by their partName). */
+export function partsOf(kind: FieldKind, f?: RollupField, only?: ReadonlySet<string>): string[] {
+  const all = kind === 'bool' ? ['n', 'true'] : kind === 'text' ? ['n', 'first', 'last'] : ['n', 'sum', 'min', 'max', 'first', 'last'];
+  return only && f ? all.filter((p) => only.has(partName(f, p))) : all;
+}
+
+const ARRAY_PARTS = new Set(['first', 'last']);
+
+function valueType(kind: FieldKind): string {
+  return kind === 'int8' ? 'numeric' : kind === 'text' ? 'text' : 'float8';
+}
+
+/** Columns of a level table, in order. */
+export function levelColumnsDdl(stream: Pick<Stream, 'columns'>): [string, string][] {
+  const cols: [string, string][] = [['time', 'timestamptz NOT NULL'], ...tagColumns(stream).map((c): [string, string] => [c.columnName, 'text']), ['rows', 'bigint NOT NULL']];
+  for (const f of rollupFields(stream)) {
+    for (const part of partsOf(f.kind)) {
+      if (part === 'n' || part === 'true') cols.push([`${f.prefix}_${part}`, 'bigint']);
+      else if (part === 'sum') cols.push([`${f.prefix}_sum`, f.kind === 'int8' ? 'numeric' : 'float8']);
+      else if (part === 'min' || part === 'max') cols.push([`${f.prefix}_${part}`, valueType(f.kind)]);
+      else cols.push([`${f.prefix}_${part}`, valueType(f.kind)], [`${f.prefix}_${part}_t`, 'bigint']);
+    }
+  }
+  return cols;
+}
+
+/** µs since the epoch of a timestamptz expression, as bigint. */
+export const micros = (expr: string): string => `((extract(epoch FROM ${expr}) * 1000000)::bigint)`;
+
+/** A sortable text key for a µs time (fixed width, non-negative), for text-valued arrays. */
+const timeKey = (t: string): string => `lpad((${t} + 4611686018427387904)::text, 20, '0')`;
+
+/**
+ * A part's array from a value and a time (both SQL expressions), in the order its min()/max()
+ * must compare them.
+ */
+function partArray(kind: FieldKind, part: string, value: string, time: string): string {
+  const timeFirst = part === 'first' || part === 'last';
+  if (kind === 'text') return `ARRAY[${timeKey(time)}, ${value}] COLLATE "C"`;
+  const cast = kind === 'int8' ? 'numeric' : 'float8';
+  const v = `${value}::${cast}`;
+  const t = `${time}::${cast}`;
+  return timeFirst ? `ARRAY[${t}, ${v}]` : `ARRAY[${v}, ${t}]`;
+}
+
+const pickFn = (part: string): string => (part === 'min' || part === 'first' || part === 'minat' ? 'min' : 'max');
+
+/** Output name of a part in partial results. */
+export const partName = (f: RollupField, part: string): string => `${f.prefix}_${part}`;
+
+/** Partial aggregates over raw rows (table alias r); times from the raw "time" column. */
+export function partsFromRaw(fields: readonly RollupField[], only?: ReadonlySet<string>): string[] {
+  const out = ['count(*)::bigint AS "rows"', 'count(*)::bigint AS src_rows'];
+  for (const f of fields) {
+    const col = `r.${ident(f.column.columnName)}`;
+    const value = f.column.type === 'timestamptz' ? micros(col) : col;
+    for (const part of partsOf(f.kind, f, only)) {
+      const name = ident(partName(f, part));
+      if (part === 'n') out.push(`count(${col})::bigint AS ${name}`);
+      else if (part === 'true') out.push(`count(*) FILTER (WHERE ${col})::bigint AS ${name}`);
+      else if (part === 'sum') out.push(`sum(${col})${f.kind === 'int8' ? '::numeric' : '::float8'} AS ${name}`);
+      else if (part === 'min' || part === 'max') out.push(`${part}(${value})::${valueType(f.kind)} AS ${name}`);
+      else out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${col} IS NOT NULL) AS ${name}`);
+    }
+    for (const part of ['minat', 'maxat']) {
+      if (only?.has(partName(f, part))) {
+        out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${col} IS NOT NULL) AS ${ident(partName(f, part))}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Partial aggregates combining level rows (table alias l). */
+export function partsFromLevel(fields: readonly RollupField[], only?: ReadonlySet<string>): string[] {
+  const out = ['sum(l."rows")::bigint AS "rows"', 'count(*)::bigint AS src_rows'];
+  for (const f of fields) {
+    for (const part of partsOf(f.kind, f, only)) {
+      const name = ident(partName(f, part));
+      const col = `l.${ident(partName(f, part))}`;
+      if (part === 'n' || part === 'true') out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
+      else if (part === 'sum') out.push(`sum(${col}) AS ${name}`);
+      else if (part === 'min' || part === 'max') out.push(`${part}(${col}) AS ${name}`);
+      else {
+        const t = `l.${ident(`${partName(f, part)}_t`)}`;
+        out.push(`${pickFn(part)}(${partArray(f.kind, part, col, t)}) FILTER (WHERE ${t} IS NOT NULL) AS ${name}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Partial aggregates combining partial results (table alias p, columns named by partName). */
+export function partsFromParts(fields: readonly RollupField[], only?: ReadonlySet<string>): string[] {
+  const out = ['sum(p."rows")::bigint AS "rows"'];
+  for (const f of fields) {
+    for (const part of [...partsOf(f.kind, f, only), ...['minat', 'maxat'].filter((p) => only?.has(partName(f, p)))]) {
+      const name = ident(partName(f, part));
+      const col = `p.${name}`;
+      if (part === 'n' || part === 'true') out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
+      else if (part === 'sum') out.push(`sum(${col}) AS ${name}`);
+      else out.push(`${pickFn(part)}(${col}) AS ${name}`);
+    }
+  }
+  return out;
+}
+
+/** Level-table column values from partial results (alias p), in levelColumnsDdl order after "rows". */
+export function levelValuesFromParts(fields: readonly RollupField[]): { columns: string[]; values: string[] } {
+  const columns: string[] = ['"rows"'];
+  const values: string[] = ['p."rows"'];
+  for (const f of fields) {
+    for (const part of partsOf(f.kind)) {
+      const name = partName(f, part);
+      if (!ARRAY_PARTS.has(part)) {
+        columns.push(ident(name));
+        values.push(`p.${ident(name)}`);
+        continue;
+      }
+      const timeFirst = part === 'first' || part === 'last';
+      const [vi, ti] = timeFirst ? [2, 1] : [1, 2];
+      columns.push(ident(name), ident(`${name}_t`));
+      const arr = `p.${ident(name)}`;
+      const t = f.kind === 'text' ? `((${arr})[${ti}]::numeric - 4611686018427387904)::bigint` : `((${arr})[${ti}])::bigint`;
+      values.push(`(${arr})[${vi}]`, t);
+    }
+  }
+  return { columns, values };
+}
