@@ -1,0 +1,195 @@
+// Shared benchmark plumbing: a database (DATABASE_URL or a fresh embedded PostgreSQL 17), a
+// Strata server in a child process (so its memory is measured alone), streaming uploads, and
+// the raw COPY baseline.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { startEmbedded, type EmbeddedServer } from '../../src/db/embedded.ts';
+import { type Db, closeDb, createDb } from '../../src/db/pool.ts';
+import { migrate } from '../../src/db/migrate.ts';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ADMIN_KEY = 'strata_bench_admin_key_0123456789';
+
+export interface BenchDb {
+  adminUrl: string;
+  url: string;
+  name: string;
+  close(): Promise<void>;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+/** A fresh database for one benchmark run. */
+export async function benchDatabase(): Promise<BenchDb> {
+  let embedded: EmbeddedServer | null = null;
+  let dir: string | null = null;
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-pg-'));
+    const fs = await import('node:fs/promises');
+    await fs.chmod(dir, 0o755);
+    embedded = await startEmbedded({ dataDir: dir });
+    adminUrl = embedded.url;
+  }
+  const name = `strata_bench_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return {
+    adminUrl, url: withDatabase(adminUrl, name), name,
+    async close() {
+      const a = new pg.Client({ connectionString: adminUrl });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await a.end();
+      if (embedded) await embedded.stop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh, migrated database for benchmarks that work in-process, and a pool on it. */
+export async function migratedBenchDb(poolSize = 20): Promise<{ db: Db; url: string; done(): Promise<void> }> {
+  const bench = await benchDatabase();
+  const db = createDb(bench.url, poolSize);
+  await migrate(db);
+  return {
+    db, url: bench.url,
+    async done() {
+      await closeDb(db);
+      await bench.close();
+    },
+  };
+}
+
+export interface BenchServer {
+  url: string;
+  pid: number;
+  /** Peak resident set size of the server process so far (VmHWM), in bytes. */
+  peakRss(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Starts Strata (npm start's entry point) in a child process on a free port. */
+export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}): Promise<BenchServer> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-data-'));
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', STRATA_ADMIN_KEY: ADMIN_KEY, STRATA_DATA_DIR: dataDir, STRATA_JOBS: 'off', STRATA_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    // Complete lines only, and none once the server listens: the log keeps flowing (and must be
+    // drained), but re-reading all of it on every write would cost the benchmark process CPU.
+    let buf = '';
+    let listening = false;
+    child.stdout?.on('data', (d: Buffer) => {
+      if (listening) return;
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const j = JSON.parse(line) as { msg?: string; url?: string };
+          if (j.msg === 'strata listening' && j.url) { listening = true; buf = ''; resolve(j.url); return; }
+        } catch { /* not a log line */ }
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return {
+    url,
+    pid: child.pid as number,
+    async peakRss() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const m = /VmHWM:\s+(\d+) kB/.exec(status);
+      return m ? Number(m[1]) * 1024 : 0;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** POSTs a buffer or a file, streamed, and returns the JSON answer and the wall time. */
+export async function upload(serverUrl: string, pathname: string, body: Buffer | { file: string; size: number }, contentType: string):
+  Promise<{ status: number; json: unknown; seconds: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const size = Buffer.isBuffer(body) ? body.length : body.size;
+    const req = http.request(new URL(pathname, serverUrl), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': contentType, 'content-length': size },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text || 'null'), seconds: (performance.now() - started) / 1000 }));
+    });
+    req.on('error', reject);
+    if (Buffer.isBuffer(body)) {
+      // write in 1 MiB pieces, as a network client would
+      let off = 0;
+      const pump = (): void => {
+        while (off < body.length) {
+          const ok = req.write(body.subarray(off, off + 1024 * 1024));
+          off += 1024 * 1024;
+          if (!ok) { req.once('drain', pump); return; }
+        }
+        req.end();
+      };
+      pump();
+    } else {
+      createReadStream(body.file, { highWaterMark: 1024 * 1024 }).pipe(req);
+    }
+  });
+}
+
+/** COPY … FROM STDIN (FORMAT binary) of pre-encoded buffers on one connection; returns seconds. */
+export async function rawCopy(url: string, table: string, columns: string[], buffers: Buffer[]): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const started = performance.now();
+    await client.query('BEGIN');
+    await new Promise<void>((resolve, reject) => {
+      const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN (FORMAT binary)`, { highWaterMark: 8 << 20 }));
+      stream.on('error', reject);
+      stream.on('finish', () => resolve());
+      let i = 0;
+      const pump = (): void => {
+        while (i < buffers.length) {
+          if (!stream.write(buffers[i++])) { stream.once('drain', pump); return; }
+        }
+        stream.end();
+      };
+      pump();
+    });
+    await client.query('COMMIT');
+    return (performance.now() - started) / 1000;
+  } finally {
+    await client.end();
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
