@@ -96,6 +96,8 @@ async function createLevel(tx: PoolClient, stream: Stream, name: string): Promis
   const cols = levelColumnsDdl(stream).map(([n, t]) => `${ident(n)} ${t}`);
   await tx.query(`CREATE TABLE ${table} (${cols.join(', ')}) PARTITION BY RANGE ("time")`);
   await tx.query(`CREATE INDEX ON ${table} ("time")`);
+  // The combined rows (all tag sets) of a bucket range, without reading the rows per tag set.
+  await tx.query(`CREATE INDEX ON ${table} ("time") WHERE all_tags`);
   await tx.query(
     `INSERT INTO strata.rollup_levels (stream_id, level, interval_us, table_name, chunk_us) VALUES ($1, $2, $3, $4, $5)`,
     [stream.id, name, intervalUs.toString(), tableName, levelChunkUs(intervalUs, stream.chunkIntervalUs).toString()]);

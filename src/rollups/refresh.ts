@@ -16,7 +16,7 @@ import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
-import { levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
+import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
 import { type Level, REFRESH_LOCK_SPACE, levelTable, loadLevels } from './levels.ts';
 import type { TagValues } from './invalidate.ts';
 
@@ -108,36 +108,51 @@ function tagPredicates(stream: Stream, alias: string, values: TagValues | null, 
   });
 }
 
-/** Deletes and rebuilds [from, to) of a level (one tag set, or all); returns rows read and written. */
+/**
+ * Deletes and rebuilds [from, to) of a level (one tag set, or all), then the combined rows of
+ * those buckets; returns the rows per tag set read and written.
+ */
 async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Source, from: bigint, to: bigint, tags: TagValues | null): Promise<{ read: number; written: number }> {
   const fields = rollupFields(stream);
   const tagCols = tagColumns(stream).map((c) => ident(c.columnName));
+  const table = levelTable(level);
   const delParams: unknown[] = [pgTimestamp(from), pgTimestamp(to)];
-  const delWhere = ['"time" >= $1::timestamptz', '"time" < $2::timestamptz', ...tagPredicates(stream, levelTable(level), tags, delParams)];
-  await tx.query(`DELETE FROM ${levelTable(level)} WHERE ${delWhere.join(' AND ')}`, delParams);
+  const delWhere = ['"time" >= $1::timestamptz', '"time" < $2::timestamptz', 'NOT all_tags', ...tagPredicates(stream, table, tags, delParams)];
+  await tx.query(`DELETE FROM ${table} WHERE ${delWhere.join(' AND ')}`, delParams);
   // A chunk filling up has no statistics yet, and the planner would scan all of it for a minute
   // of rows: read raw rows through the chunk's BRIN index.
   if (!source.level) await tx.query('SET LOCAL enable_seqscan = off');
 
   const params: unknown[] = [pgTimestamp(from), pgTimestamp(to)];
   const alias = source.level ? 'l' : 'r';
-  const table = source.level ? levelTable(source.level) : streamTable(stream);
-  const where = [`${alias}."time" >= $1::timestamptz`, `${alias}."time" < $2::timestamptz`, ...tagPredicates(stream, alias, tags, params)];
-  const parts = source.level ? partsFromLevel(fields) : partsFromRaw(fields);
+  const sourceTable = source.level ? levelTable(source.level) : streamTable(stream);
+  const where = [`${alias}."time" >= $1::timestamptz`, `${alias}."time" < $2::timestamptz`, ...(source.level ? ['NOT l.all_tags'] : []), ...tagPredicates(stream, alias, tags, params)];
+  const fastOrder = !source.level && from > -FAST_ORDER_LIMIT_US && to < FAST_ORDER_LIMIT_US;
+  const parts = source.level ? partsFromLevel(fields) : partsFromRaw(fields, undefined, fastOrder);
   const groupKeys = ['1', ...tagCols.map((_, i) => String(i + 2))];
-  const { columns, values } = levelValuesFromParts(fields);
+  const { columns, values } = levelValuesFromParts(fields, fastOrder);
+  const combined = levelValuesFromParts(fields);
   const sql = `
     WITH p AS (
       SELECT ${bucketOf(level.intervalUs, `${alias}."time"`)} AS "time"${tagCols.map((c) => `, ${alias}.${c}`).join('')}, ${parts.join(', ')}
-        FROM ${table} ${alias} WHERE ${where.join(' AND ')}
+        FROM ${sourceTable} ${alias} WHERE ${where.join(' AND ')}
        GROUP BY ${groupKeys.join(', ')}
     ), ins AS (
-      INSERT INTO ${levelTable(level)} ("time"${tagCols.map((c) => `, ${c}`).join('')}, ${columns.join(', ')})
+      INSERT INTO ${table} ("time"${tagCols.map((c) => `, ${c}`).join('')}, ${columns.join(', ')})
       SELECT p."time"${tagCols.map((c) => `, p.${c}`).join('')}, ${values.join(', ')} FROM p
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM ins)::int AS written, (SELECT coalesce(sum(src_rows), 0) FROM p)::bigint::text AS read`;
   const { rows } = await tx.query<{ written: number; read: string }>(sql, params);
+
+  // The combined rows of the same buckets, from the rows per tag set as they now are.
+  await tx.query(`DELETE FROM ${table} WHERE "time" >= $1::timestamptz AND "time" < $2::timestamptz AND all_tags`, [pgTimestamp(from), pgTimestamp(to)]);
+  await tx.query(
+    `INSERT INTO ${table} ("time", all_tags, ${combined.columns.join(', ')})
+     SELECT p."time", true, ${combined.values.join(', ')}
+       FROM (SELECT l."time", ${partsFromLevel(fields).join(', ')} FROM ${table} l
+              WHERE l."time" >= $1::timestamptz AND l."time" < $2::timestamptz AND NOT l.all_tags GROUP BY 1) p`,
+    [pgTimestamp(from), pgTimestamp(to)]);
   return { read: Number(rows[0].read), written: rows[0].written };
 }
 

@@ -50,6 +50,10 @@ export async function benchDatabase(): Promise<BenchDb> {
   return {
     adminUrl, url: withDatabase(adminUrl, name), name,
     async close() {
+      if (process.env.BENCH_KEEP_DB && !embedded) {
+        console.log(`kept database ${name} (BENCH_KEEP_DB)`);
+        return;
+      }
       const a = new pg.Client({ connectionString: adminUrl });
       await a.connect();
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);

@@ -173,7 +173,7 @@ export async function reference(t: TestApp, stream: string, spec: RefSpec): Prom
   const aggs = LAB_COLUMNS.map(([f, a]) => { const c = col(f); return `(${refAgg(c.sql, c.type, a)})::text`; });
   const sql = `SELECT ${bucket}::text AS b${spec.groupBy ? `, ${sample}` : ''}, ${aggs.join(', ')}
     FROM strata_data."${meta[0].table_name}" WHERE ${where.join(' AND ')}
-    GROUP BY 1${spec.groupBy ? ', 2' : ''} ORDER BY ${spec.groupBy ? '2, ' : ''}1`;
+    GROUP BY 1${spec.groupBy ? ', 2' : ''} ORDER BY ${spec.groupBy ? '2, ' : ''}min("time")`;
   const res = await t.db.pool.query({ text: sql, rowMode: 'array' });
   return res.rows as (string | null)[][];
 }

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { DAY_US, T0 } from '../helpers/polars.ts';
 import {
-  ALL_AGGS, HOUR_US, LAB_COLUMNS, MIN_US, createLabStream, expectSame, ingestLab, labRows, query, reference, refresh,
+  ALL_AGGS, HOUR_US, LAB_COLUMNS, type LabRows, MIN_US, createLabStream, expectSame, ingestLab, labRows, query, reference, refresh,
 } from '../helpers/rollups.ts';
 import { json } from '../helpers/uploads.ts';
 import { formatMicros } from '../../src/domain/time.ts';
@@ -193,6 +193,46 @@ describe('levels on a live stream', () => {
     const counts = body.rows.map((r) => r[1]);
     expect(counts.reduce((a, b) => (a as number) + (b as number), 0)).toBe(n);
     expect(body.rows.find((r) => (r[1] as number) > 0)?.[3]).toBe(1000);
+  });
+});
+
+describe('first and last by the exact microsecond', () => {
+  /**
+   * In each of `minutes` minutes from `start`: readings at about +10 s, 1 µs later (two), about +50 s
+   * and 1 µs earlier. The first value is the one at +10 s, though smaller ones follow 1 µs later;
+   * the last is the larger of the two at +50 s, though a larger one came 1 µs before.
+   */
+  function closeRows(start: bigint, minutes: number): LabRows {
+    const out: LabRows = { time: [], sample: [], temp: [], cnt: [], ok: [], note: [] };
+    const add = (time: bigint, v: number): void => {
+      out.time.push(time); out.sample.push('A'); out.temp.push(v + 0.25); out.cnt.push(v); out.ok.push(v > 4); out.note.push(`n${v}`);
+    };
+    for (let m = 0; m < minutes; m++) {
+      const b = start + BigInt(m) * MIN_US;
+      // (1 µs and 2 µs past a whole second: in 1690 float seconds since 1970 cannot tell them apart.)
+      const s10 = b + 10_000_001n;
+      const s50 = b + 50_000_002n;
+      add(s10, 5); add(s10 + 1n, 1); add(s10 + 1n, 3);
+      add(s50 - 1n, 9); add(s50, 2); add(s50, 7);
+    }
+    return out;
+  }
+
+  it.each([
+    ['in 2024', T0],
+    ['in 1690, where float seconds since 1970 no longer keep microseconds apart', BigInt(Date.UTC(1690, 0, 1)) * 1000n],
+  ])('%s: the levels pick what the raw rows say', async (_label, start) => {
+    const name = `close${start < 0n ? 'old' : 'new'}`;
+    await createLabStream(t, name, { rollups: ['1m', '1h'] });
+    await ingestLab(t, name, closeRows(start, 90));
+    await refresh(t, name);
+    const from = start;
+    const to = start + 2n * HOUR_US;
+    for (const [resolution, widthUs] of [['1m', MIN_US], ['1h', HOUR_US]] as const) {
+      const body = await query(t, name, { resolution, from: formatMicros(from), to: formatMicros(to), agg: ALL_AGGS.join(',') });
+      expect(body.served.map((p) => p.source)).toEqual([resolution]);
+      expectSame(body, await reference(t, name, { from, to, buckets: { kind: 'fixed', widthUs } }));
+    }
   });
 });
 

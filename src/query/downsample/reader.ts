@@ -313,7 +313,9 @@ function aggregateSql(shape: Shape, b: Bucketing, parts: readonly Part[], output
   const selects = parts.map((p) => {
     const alias = p.source ? 'l' : 'r';
     const table = p.source ? levelTable(p.source) : streamTable(shape.stream);
-    const where = [rangePredicate(alias, p.ranges, params), ...tagPredicate(alias, shape.tags, params)];
+    // Without tag filter or group_by, a level's combined rows (one per bucket) answer.
+    const combinedRows = shape.tags.size === 0 && !g;
+    const where = [rangePredicate(alias, p.ranges, params), ...(p.source ? [combinedRows ? 'l.all_tags' : 'NOT l.all_tags'] : []), ...tagPredicate(alias, shape.tags, params)];
     const parts = (p.source ? partsFromLevel(shape.fields, needed) : partsFromRaw(shape.fields, needed)).filter((s) => !s.endsWith('AS src_rows'));
     return `SELECT ${b.expr(`${alias}."time"`, params, p.source?.intervalUs)} AS b${g ? `, ${alias}.${g} AS g` : ''}, ${parts.join(', ')}
       FROM ${table} ${alias} WHERE ${where.join(' AND ')} GROUP BY 1${g ? ', 2' : ''}`;
@@ -406,14 +408,12 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
 
   const client = await db.pool.connect();
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     // Aggregations over many level rows gain from hash aggregation in memory and from the other
-    // cores; the planner still decides, with these costs, whether to use them.
-    await client.query("SET LOCAL work_mem = '64MB'");
-    await client.query("SET LOCAL parallel_setup_cost = 100");
-    await client.query("SET LOCAL min_parallel_table_scan_size = '512kB'");
-    // Compiling the expressions (JIT) costs more than these queries take.
-    await client.query('SET LOCAL jit = off');
+    // cores; the planner still decides, with these costs, whether to use them. Compiling the
+    // expressions (JIT) costs more than these queries take. One round trip for all of it.
+    await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+      SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
+      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off`);
     const levels = await loadLevels(client, stream.id);
     if (resolution === 'lttb') {
       const plan = await lttbPlan(client, shape, levels, maxPoints, q);
