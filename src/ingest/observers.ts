@@ -6,6 +6,8 @@ import type { ColumnBatch } from '../domain/types.ts';
 import type { Stream } from '../streams/catalog.ts';
 
 export interface IngestObserver {
+  /** Once, in the upload's transaction, before the first batch is read. */
+  beforeRows?(tx: PoolClient): Promise<void>;
   /** Every batch, after it was written to the COPY. */
   onBatch?(batch: ColumnBatch): void;
   /** Once all rows are written, before the ingest record and COMMIT. */

@@ -170,6 +170,7 @@ async function writeAndCommit(
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
+    for (const o of observers) await o.beforeRows?.(client);
     for await (const batch of decoder.batches(timeColumn, binding.bound)) {
       await writer.write(batch);
       for (const o of observers) o.onBatch?.(batch);

@@ -15,7 +15,7 @@ import { registerIngestObserver, registerRetractionObserver, type IngestObserver
 import type { Stream } from '../streams/catalog.ts';
 import { type Level, loadLevels } from './levels.ts';
 import { tagColumns } from './layout.ts';
-import { subtract } from '../domain/ranges.ts';
+import { FAR_PAST, subtract } from '../domain/ranges.ts';
 import { droppedRawBuckets } from './refresh.ts';
 
 /** Rows of one tag set less than this apart are one range. */
@@ -346,15 +346,41 @@ function hasLevels(stream: Stream): boolean {
   return Array.isArray(stream.settings.rollups) && stream.settings.rollups.length > 0;
 }
 
+/**
+ * Batches wholly at or above every watermark as the upload began (the usual live upload) are not
+ * followed per tag set: only their time span is kept. Should a refresh move a watermark past
+ * some of those rows before the upload commits, that part is invalidated for every tag set —
+ * wider than needed, never narrower.
+ */
 registerIngestObserver((stream, ingestId): IngestObserver => {
   // Levels added while the upload runs have no watermark yet, so nothing can be below it.
   if (!hasLevels(stream)) return {};
   const ranges = new TagSetRanges(stream);
+  let above: bigint | null = null;
+  let untracked: { start: bigint; end: bigint } | null = null;
   return {
-    onBatch: (batch) => ranges.add(batch),
+    async beforeRows(tx) {
+      const levels = await loadLevels(tx, stream.id);
+      above = levels.reduce<bigint | null>((m, l) => (l.watermarkUs !== null && (m === null || l.watermarkUs > m) ? l.watermarkUs : m), null) ?? FAR_PAST;
+    },
+    onBatch(batch) {
+      if (batch.length === 0) return;
+      if (above !== null && batch.minTime >= above) {
+        if (untracked === null) untracked = { start: batch.minTime, end: batch.maxTime };
+        else {
+          if (batch.minTime < untracked.start) untracked.start = batch.minTime;
+          if (batch.maxTime > untracked.end) untracked.end = batch.maxTime;
+        }
+        return;
+      }
+      ranges.add(batch);
+    },
     async beforeCommit(tx) {
       const levels = await loadLevels(tx, stream.id, 'FOR SHARE');
       const list = invalidationsFor(levels, ranges);
+      if (untracked !== null) {
+        for (const level of levels) for (const r of levelRanges(level, [untracked])) list.push({ level: level.name, values: null, ...r });
+      }
       if (list.length > 0) await recordInvalidations(tx, stream.id, list, `ingest:${ingestId}`);
     },
   };
