@@ -98,6 +98,7 @@ async function createLevel(tx: PoolClient, stream: Stream, name: string): Promis
   await tx.query(`CREATE INDEX ON ${table} ("time")`);
   // The combined rows (all tag sets) of a bucket range, without reading the rows per tag set.
   await tx.query(`CREATE INDEX ON ${table} ("time") WHERE all_tags`);
+  await tagIndexes(tx, stream, tableName);
   await tx.query(
     `INSERT INTO strata.rollup_levels (stream_id, level, interval_us, table_name, chunk_us) VALUES ($1, $2, $3, $4, $5)`,
     [stream.id, name, intervalUs.toString(), tableName, levelChunkUs(intervalUs, stream.chunkIntervalUs).toString()]);
@@ -142,13 +143,25 @@ async function resetLevel(tx: PoolClient, stream: Stream, level: Level): Promise
   await tx.query('DELETE FROM strata.rollup_invalidations WHERE stream_id = $1 AND level = $2', [stream.id, level.name]);
 }
 
-/** Adds the aggregate columns of new stream columns to every level table. */
+/**
+ * Per tag column, an index on (tag, time) over the rows per tag set: a query for one instrument
+ * reads that instrument's rows, not every tag set's.
+ */
+async function tagIndexes(tx: PoolClient, stream: Stream, tableName: string): Promise<void> {
+  for (const [pos, c] of stream.columns.entries()) {
+    if (c.role !== 'tag') continue;
+    await tx.query(`CREATE INDEX IF NOT EXISTS ${ident(`${tableName}_k${pos}`)} ON ${qualified(DATA_SCHEMA, tableName)} (${ident(c.columnName)}, "time") WHERE NOT all_tags`);
+  }
+}
+
+/** Adds the aggregate columns (and tag indexes) of new stream columns to every level table. */
 export async function addLevelColumns(tx: PoolClient, stream: Stream): Promise<void> {
   const levels = await loadLevels(tx, stream.id);
   if (levels.length === 0) return;
   const cols = levelColumnsDdl(stream);
   for (const l of levels) {
     await tx.query(`ALTER TABLE ${levelTable(l)} ${cols.map(([n, t]) => `ADD COLUMN IF NOT EXISTS ${ident(n)} ${t}`).join(', ')}`);
+    await tagIndexes(tx, stream, l.tableName);
   }
 }
 
