@@ -135,7 +135,7 @@ export async function benchFile(rows: number): Promise<string> {
   if (existsSync(file) && existsSync(`${file}.expected.json`)) return file;
   const t0 = performance.now();
   const r = spawnSync('/usr/bin/python3', [path.join(root, 'fixtures/hdf5/make.py'), '--bench', file, '--rows', String(rows)], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`make.py --bench failed (${r.status}); it needs python3-h5py`);
+  if (r.status !== 0) throw new Error(`make.py --bench failed (${r.status}); it needs python3-h5py, python3-netcdf4 and python3-tables`);
   console.log(`generated ${file} (${(statSync(file).size / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return file;
 }
