@@ -36,6 +36,12 @@ export interface Config {
   chunksAhead: number;
   /** How far behind now rollup watermarks stay, so that buckets still filling are not materialised (STRATA_ROLLUP_LAG). */
   rollupLagUs: bigint;
+  /**
+   * After each step of its work (absorbing a range into the rollups, dropping a chunk) retention
+   * pauses for this percentage of the time the step took, leaving the CPU to ingest meanwhile
+   * (STRATA_RETENTION_PAUSE; 0 for none).
+   */
+  retentionPausePercent: number;
   limits: Limits;
 }
 
@@ -142,6 +148,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobSchedules: jobSchedules(env),
     chunksAhead: int(env, 'STRATA_CHUNKS_AHEAD', 3, 0, 1000),
     rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
+    retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),

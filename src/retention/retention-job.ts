@@ -4,6 +4,7 @@
 // absorb the range first (coverage port) and skips the chunk, saying why, when they cannot.
 import { type JobContext, type JobResult, JobFailed, registerJob } from '../jobs/registry.ts';
 import { STREAMS_IN_FLIGHT, eachLimited, streamsOf } from '../jobs/each-limited.ts';
+import { withPause } from '../jobs/pause.ts';
 import { type RollupCoverage, rollupCoverage } from '../rollups/coverage.ts';
 import type { Stream } from '../streams/catalog.ts';
 import { formatMicros } from '../domain/time.ts';
@@ -110,9 +111,9 @@ async function retainLevel(
       continue;
     }
     try {
-      const out = await dropChunk(ctx.db, {
+      const out = await withPause(ctx.config.retentionPausePercent, ctx.signal, () => dropChunk(ctx.db, {
         stream, chunk: c.chunk, before: c.before, runId: ctx.runId, now: ctx.now(), keep: policy[level] as string, cutoffUs, absorbedBy: c.needs,
-      });
+      }));
       if (!out.dropped) skip(c.chunk, out.reason);
       else {
         report.dropped.push({ ...note(c.chunk), rows: out.rows });
@@ -167,6 +168,7 @@ async function absorbed(pass: Pass, stream: Stream, levels: string[], from: bigi
   try {
     const cov = await (pass.coverage as RollupCoverage).absorb(pass.ctx.db, stream, levels, from, to, pass.ctx.now(), {
       lagUs: pass.ctx.config.rollupLagUs, maxNewChunks: pass.ctx.config.limits.maxNewChunks, runId: pass.ctx.runId,
+      pausePercent: pass.ctx.config.retentionPausePercent, signal: pass.ctx.signal,
     });
     const missing = levels.filter((l) => !cov.some((x) => x.level === l && x.absorbed));
     if (missing.length === 0) return null;

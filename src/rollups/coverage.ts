@@ -17,6 +17,9 @@ export interface AbsorbOptions {
   maxNewChunks: number;
   /** The job run asking, for the refresh records. */
   runId: number | null;
+  /** Pause after each refreshed range for this percentage of the time it took. */
+  pausePercent?: number;
+  signal?: AbortSignal;
 }
 
 export interface RollupCoverage {

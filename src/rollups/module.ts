@@ -11,7 +11,7 @@ import { JobFailed, registerJob, type JobContext, type JobResult } from '../jobs
 import { registerResolutionReader } from '../query/run-query.ts';
 import { type Stream, getStream } from '../streams/catalog.ts';
 import { onColumnsAdded, registerStreamSetting } from '../streams/settings.ts';
-import { type LevelCoverage, registerRollupCoverage } from './coverage.ts';
+import { type AbsorbOptions, type LevelCoverage, registerRollupCoverage } from './coverage.ts';
 import { DEFAULT_LEVELS, addLevelColumns, applyLevels, loadLevels, parseLevels } from './levels.ts';
 import { type RefreshRange, invalidatedWithin, refreshStream } from './refresh.ts';
 import { readAggregates } from '../query/downsample/reader.ts';
@@ -78,11 +78,11 @@ registerJob({
   run: refreshJob,
 });
 
-async function absorb(db: Db, stream: Stream, levels: string[], fromUs: bigint, toUs: bigint, now: Date, opts?: { lagUs: bigint; maxNewChunks: number; runId: number | null }): Promise<LevelCoverage[]> {
+async function absorb(db: Db, stream: Stream, levels: string[], fromUs: bigint, toUs: bigint, now: Date, opts?: AbsorbOptions): Promise<LevelCoverage[]> {
   const fresh = (await getStream(db.pool, stream.name)) ?? stream;
   await refreshStream(db, fresh, {
     nowUs: BigInt(now.getTime()) * 1000n, lagUs: opts?.lagUs ?? 60_000_000n, runId: opts?.runId ?? null,
-    maxNewChunks: opts?.maxNewChunks ?? 1000, untilUs: toUs,
+    maxNewChunks: opts?.maxNewChunks ?? 1000, untilUs: toUs, pausePercent: opts?.pausePercent, signal: opts?.signal,
   }, { from: fromUs, to: toUs });
   const have = await loadLevels(db.pool, stream.id);
   const out: LevelCoverage[] = [];

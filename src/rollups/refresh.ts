@@ -11,6 +11,7 @@
 import type { Db, PoolClient, Queryable } from '../db/pool.ts';
 import { type Range, normalise, subtract } from '../domain/ranges.ts';
 import { withTransaction } from '../db/pool.ts';
+import { withPause } from '../jobs/pause.ts';
 import { DATA_SCHEMA, ident } from '../db/sql.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
@@ -39,6 +40,8 @@ export interface RefreshOptions {
   signal?: AbortSignal;
   /** Advance no further than the bucket that holds this instant (retention's absorb). */
   untilUs?: bigint;
+  /** After each range's transaction, pause for this percentage of the time it took (retention's absorb). */
+  pausePercent?: number;
 }
 
 const ORIGIN = "'1970-01-01 00:00:00+00'::timestamptz";
@@ -239,7 +242,7 @@ async function refreshInvalidations(db: Db, stream: Stream, level: Level, finer:
       if (sourceName !== 'raw') await ensureLevelChunks(db, stream, level, 'raw', inv.from, to, opts.maxNewChunks);
     }
     if (inv.from < to && finer === null) await summarizeRaw(db, stream, inv.from, to);
-    await withTransaction(db, async (tx) => {
+    await withPause(opts.pausePercent ?? 0, opts.signal, () => withTransaction(db, async (tx) => {
       if (inv.from < to) {
         const source = await chooseSource(tx, stream, finer, inv.from, to);
         // From raw rows, buckets that hold rows retention dropped keep what they have.
@@ -253,7 +256,7 @@ async function refreshInvalidations(db: Db, stream: Stream, level: Level, finer:
         }
       }
       await tx.query('DELETE FROM strata.rollup_invalidations WHERE id = ANY($1::bigint[])', [inv.ids]);
-    });
+    }));
   }
 }
 
@@ -315,7 +318,7 @@ async function advance(db: Db, stream: Stream, level: Level, finer: Level | null
     if (pending === null) throw new Error(`the watermark of level ${level.name} of stream ${stream.name} changed during the refresh`);
     if (pending !== '') {
       if (finer === null) await summarizeRaw(db, stream, from, to);
-      await withTransaction(db, async (tx) => {
+      await withPause(opts.pausePercent ?? 0, opts.signal, () => withTransaction(db, async (tx) => {
         const source = await chooseSource(tx, stream, finer, from, to);
         const { read, written } = await rebuild(tx, stream, level, source, from, to, null);
         await tx.query('DELETE FROM strata.rollup_invalidations WHERE id = $1', [pending]);
@@ -324,7 +327,7 @@ async function advance(db: Db, stream: Stream, level: Level, finer: Level | null
           await recordRefresh(tx, stream, opts.runId, r, from, to);
           out.push(r);
         }
-      });
+      }));
     }
     w = to;
     level.watermarkUs = to;
