@@ -104,7 +104,8 @@ export async function startEmbedded(options: { dataDir: string; port?: number; l
     await chmod(pgDir, 0o700).catch(() => undefined);
   }
 
-  // Besides 127.0.0.1, a Unix socket in the data directory when its path fits (about 100 bytes):
+  // Besides 127.0.0.1, a Unix socket in the data directory when its path is short enough (socket
+  // paths are limited to about 100 bytes, the socket's file name included):
   // Strata's own connections use it, which costs far less CPU per byte than loopback TCP.
   const socketDir = Buffer.byteLength(path.resolve(pgDir)) <= 80 && !/['\s]/.test(path.resolve(pgDir)) ? path.resolve(pgDir) : null;
   const running = await run(bin.pg_ctl, ['status', '-D', pgDir], ids);

@@ -1,8 +1,8 @@
 // What a rollup row holds, and the SQL that builds, combines and reads it.
 //
 // A level row is one bucket of one tag set: "time" (the bucket start), the stream's tag columns,
-// "rows" (raw rows aggregated), "all_tags" (false), and per field — named c<position>_<part> — the parts that combine
-// exactly into coarser buckets:
+// "rows" (raw rows aggregated), "all_tags" (false), and per field — named c<position>_<part> —
+// the parts that combine exactly into coarser buckets:
 //   numbers (float8, float4, int2, int4, int8, timestamptz as µs): n, sum, min, max, first and
 //     last with their times;
 //   bool: n and the count of true;
