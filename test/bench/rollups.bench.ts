@@ -164,6 +164,21 @@ async function refresh(server: BenchServer, stream: string): Promise<{ run: RunR
   return { run, ms: r.ms };
 }
 
+/** A query timed QUERY_RUNS times after two warm-ups: each run's ms and the last answer. */
+async function timedQuery(server: BenchServer, path: string): Promise<{ times: number[]; body: QueryBody }> {
+  for (let i = 0; i < 2; i++) await api(server, 'GET', path);
+  const times: number[] = [];
+  let body: QueryBody | null = null;
+  for (let i = 0; i < QUERY_RUNS; i++) {
+    const r = await api(server, 'GET', path);
+    if (r.status !== 200) throw new Error(`query failed: ${r.status} ${JSON.stringify(r.json)}`);
+    times.push(r.ms);
+    body = r.json as QueryBody;
+  }
+  if (!body) throw new Error('no query answer');
+  return { times, body };
+}
+
 async function ingest(server: BenchServer, stream: string, body: Buffer): Promise<{ rows: number; seconds: number }> {
   const r = await upload(server.url, `/v1/streams/${stream}/ingest`, body, ARROW);
   if (r.status !== 201) throw new Error(`upload into ${stream} failed: ${r.status} ${JSON.stringify(r.json)}`);
@@ -241,16 +256,7 @@ async function loadAndQuery(server: BenchServer, client: pg.Client): Promise<num
   const to = T0 + BigInt(DAYS) * DAY_US;
   const qs = `resolution=auto&max_points=1000&from=${pgTime(from)}&to=${pgTime(to)}&fields=value&agg=avg`;
   const path = `/v1/streams/${HIST}/query?${qs}`;
-  for (let i = 0; i < 2; i++) await api(server, 'GET', path); // warm-up
-  const autoMs: number[] = [];
-  let body: QueryBody | null = null;
-  for (let i = 0; i < QUERY_RUNS; i++) {
-    const r = await api(server, 'GET', path);
-    if (r.status !== 200) throw new Error(`query failed: ${r.status} ${JSON.stringify(r.json)}`);
-    autoMs.push(r.ms);
-    body = r.json as QueryBody;
-  }
-  if (!body) throw new Error('no query answer');
+  const { times: autoMs, body } = await timedQuery(server, path);
   const level = body.level ?? 'raw';
   console.log(`auto query (GET ${path.replace(/\?.*/, '')}?${qs}): ${body.row_count} points, bucket ${body.bucket}, level ${level}`);
   console.log(`  served: ${body.served.map((p) => `${p.source} [${p.ranges.map((x) => `${x.from} … ${x.to}`).join(', ')}]`).join('; ')}`);
@@ -314,14 +320,7 @@ async function loadAndQuery(server: BenchServer, client: pg.Client): Promise<num
 
   // the same view for one tag, and one series per tag: these read the level's rows per tag set
   for (const [label, extra] of [[`one tag (tag.sample=${tagName(DENSE_TAG)})`, `&tag.sample=${tagName(DENSE_TAG)}`], [`group_by=sample (${TAGS} series)`, '&group_by=sample']]) {
-    const p = `${path}${extra}`;
-    for (let i = 0; i < 2; i++) await api(server, 'GET', p);
-    const m: number[] = [];
-    for (let i = 0; i < QUERY_RUNS; i++) {
-      const r = await api(server, 'GET', p);
-      if (r.status !== 200) throw new Error(`query failed: ${r.status} ${JSON.stringify(r.json)}`);
-      m.push(r.ms);
-    }
+    const { times: m } = await timedQuery(server, `${path}${extra}`);
     console.log(`auto query, ${label}: median ${ms(median(m))} (of ${QUERY_RUNS}) → ${fmt(b / median(m), 0)}× the raw SQL over all tags`);
     summary.push([`  the same auto query, ${label}`, `${ms(median(m))} (median of ${QUERY_RUNS})`, '']);
   }
@@ -373,17 +372,9 @@ async function extraLevel(server: BenchServer): Promise<void> {
   console.log(`refresh building 15m from 1m and rebuilding 1h and 1d from it: ${ms(r.ms)} (${levels})`);
   const qs = `resolution=auto&max_points=1000&from=${pgTime(T0)}&to=${pgTime(T0 + BigInt(DAYS) * DAY_US)}&fields=value&agg=avg`;
   const path = `/v1/streams/${HIST}/query?${qs}`;
-  for (let i = 0; i < 2; i++) await api(server, 'GET', path);
-  const times: number[] = [];
-  let body: QueryBody | null = null;
-  for (let i = 0; i < QUERY_RUNS; i++) {
-    const a = await api(server, 'GET', path);
-    if (a.status !== 200) throw new Error(`query failed: ${a.status} ${JSON.stringify(a.json)}`);
-    times.push(a.ms);
-    body = a.json as QueryBody;
-  }
-  const served = body?.served.map((x) => x.source).join(' + ') ?? '?';
-  console.log(`auto query: ${body?.row_count} points from ${served}, median ${ms(median(times))} (${times.map(ms).join(', ')})`);
+  const { times, body } = await timedQuery(server, path);
+  const served = body.served.map((x) => x.source).join(' + ');
+  console.log(`auto query: ${body.row_count} points from ${served}, median ${ms(median(times))} (${times.map(ms).join(', ')})`);
   summary.push([`  what-if: the same auto query with a 15m level added (served by ${served})`, `${ms(median(times))} (median of ${QUERY_RUNS})`, '< 50 ms']);
 }
 
