@@ -111,11 +111,14 @@ export function estimateRowBytes(batch: ColumnBatch): number {
   return bytes;
 }
 
-/** Encodes rows [start, end) of a batch as binary COPY tuples. */
-export function encodeRows(batch: ColumnBatch, ingestId: bigint, start: number, end: number): Buffer {
+/** Encodes rows [start, end) of a batch as binary COPY tuples, into a buffer from `alloc`. */
+export function encodeRows(
+  batch: ColumnBatch, ingestId: bigint, start: number, end: number,
+  alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
   const n = end - start;
   const { rowStart, textLens } = planSlice(batch, start, end);
-  const buf = Buffer.allocUnsafe(rowStart[n]);
+  const buf = alloc(rowStart[n]);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const cursor = new Int32Array(n);
   const fieldCount = 2 + batch.columns.length;

@@ -11,7 +11,7 @@ import { encodeRows, estimateRowBytes, sliceRanges } from '../copy/encoder.ts';
 import { chunkRangesCovering, chunkTableName, ensureChunks } from '../partitions/chunks.ts';
 import type { Stream } from '../streams/catalog.ts';
 
-const YIELD_EVERY_MS = 10;
+const YIELD_EVERY_MS = 0;
 
 export class RowWriter {
   private lastYield = performance.now();
@@ -47,8 +47,10 @@ export class RowWriter {
     }
     if (!this.copy) this.copy = this.openCopy(batch);
     const est = estimateRowBytes(batch);
+    const copy = this.copy;
+    const alloc = (bytes: number): Buffer => copy.allocate(bytes);
     for (const [start, end] of sliceRanges(batch.length, est, this.limits.copyFlushBytes)) {
-      await this.copy.write(encodeRows(batch, this.ingestId, start, end));
+      await copy.write(encodeRows(batch, this.ingestId, start, end, alloc));
       // Encoding is synchronous: give other requests (health checks, queries) a turn every few ms.
       if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
@@ -64,7 +66,7 @@ export class RowWriter {
     const cols = ['"time"', ...batch.columns.map((c) => ident(c.column.columnName)), 'ingest_id'];
     if (this.columns && this.columns.join() !== cols.join()) throw new Error('batches of one upload must bind the same columns');
     this.columns = cols;
-    return new CopyStream(this.tx, qualified(DATA_SCHEMA, this.stream.tableName), cols, this.limits.copyFlushBytes * 8);
+    return new CopyStream(this.tx, qualified(DATA_SCHEMA, this.stream.tableName), cols, this.limits.copyFlushBytes * 8, this.limits.copyFlushBytes);
   }
 
   /** True when earlier batches of this upload already made sure of every chunk in [min, max]. */

@@ -151,3 +151,54 @@ describe('round trip through PostgreSQL', () => {
     }
   });
 });
+
+describe('COPY buffers reused through the pool', () => {
+  let db: TestDb;
+  beforeAll(async () => { db = await createTestDb(); });
+  afterAll(async () => { await db.drop(); });
+
+  it('reuses output buffers once the socket has sent them, and PostgreSQL stores every row intact', async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('CREATE TEMP TABLE r ("time" timestamptz, v float8, s text, ingest_id int8)');
+      const n = 200_000;
+      const times: bigint[] = [];
+      const v = new Float64Array(n);
+      const s: string[] = [];
+      for (let i = 0; i < n; i++) {
+        times.push(T2000 + BigInt(i) * 1000n);
+        v[i] = i * 0.5;
+        s.push(`tag-${i % 97}`);
+      }
+      const b = batch(times, [
+        { ...col('float8', { kind: 'number', values: v }), column: { ...col('float8', { kind: 'number', values: v }).column, columnName: 'v' } },
+        { ...col('text', { kind: 'strings', values: s }), column: { ...col('text', { kind: 'strings', values: s }).column, columnName: 's' } },
+      ]);
+      await client.query('BEGIN');
+      // 16 KiB writes: about 350 of them, through a 64 KiB window, so buffers come back many times.
+      const copy = new CopyStream(client, 'r', ['"time"', 'v', 's', 'ingest_id'], 64 << 10, 16 << 10);
+      const seen = new Set<ArrayBufferLike>();
+      let writes = 0;
+      for (let at = 0; at < n; at += 400) {
+        const buf = encodeRows(b, 9n, at, Math.min(n, at + 400), (bytes) => copy.allocate(bytes));
+        seen.add(buf.buffer);
+        writes++;
+        await copy.write(buf);
+        await new Promise((r) => setImmediate(r)); // as the row writer lets the event loop run
+      }
+      expect(await copy.finish()).toBe(n);
+      await client.query('COMMIT');
+      expect(seen.size).toBeLessThan(writes / 4);
+      const { rows } = await client.query(`SELECT count(*)::int AS n, sum(v) AS sv, count(DISTINCT s)::int AS tags,
+        sum(hashtext(s)::bigint)::text AS hs, min("time") = '2000-01-01T00:00:00Z' AS first_ok, bool_and(ingest_id = 9) AS ids
+        FROM r`);
+      const expected = await client.query(`SELECT sum(hashtext('tag-' || (i % 97))::bigint)::text AS hs FROM generate_series(0, ${n - 1}) AS i`);
+      expect(rows[0]).toMatchObject({ n, sv: (n * (n - 1)) / 4, tags: 97, hs: expected.rows[0].hs, first_ok: true, ids: true });
+      const step = await client.query(`SELECT count(*)::int AS bad FROM (
+        SELECT v, extract(epoch FROM "time" - '2000-01-01T00:00:00Z') * 1000 AS ms FROM r) x WHERE v * 2 <> ms`);
+      expect(step.rows[0].bad).toBe(0);
+    } finally {
+      client.release();
+    }
+  });
+});
