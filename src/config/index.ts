@@ -42,6 +42,11 @@ export interface Config {
    * (STRATA_RETENTION_PAUSE; 0 for none).
    */
   retentionPausePercent: number;
+  /**
+   * Nice value of the PostgreSQL backends that serve background jobs, when PostgreSQL runs on
+   * this machine (STRATA_JOB_NICE, 0–19; 0 runs them at the priority of everything else).
+   */
+  jobNice: number;
   limits: Limits;
 }
 
@@ -149,6 +154,7 @@ export function loadConfig(env: Env = process.env): Config {
     chunksAhead: int(env, 'STRATA_CHUNKS_AHEAD', 3, 0, 1000),
     rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
     retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
+    jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),

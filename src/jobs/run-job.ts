@@ -18,7 +18,10 @@ import { type Schedule, nextRegularRun, retryDelayMs } from './schedule.ts';
 
 /** What a run needs from the server it runs in. */
 export interface RunEnv {
+  /** For the job's lock and run records. */
   db: Db;
+  /** For the job's work (its backends may run at a lower CPU priority). */
+  workDb: Db;
   config: Config;
   log: Logger;
   metrics: Metrics;
@@ -135,7 +138,7 @@ async function execute(
   void env.clock.sleep(s.timeoutMs, timerDone.signal).then(() => { if (!timerDone.signal.aborted) stop('timeout')(); });
   try {
     const result = await def.run({
-      db: env.db, config: env.config, log, now: () => env.clock.now(), stream: opts.stream, signal: controller.signal, runId,
+      db: env.workDb, config: env.config, log, now: () => env.clock.now(), stream: opts.stream, signal: controller.signal, runId,
     });
     return { result, error: null, stopped };
   } catch (error) {

@@ -3,7 +3,8 @@
 // lock; the winner re-checks that the job is still due, runs it and moves next_run_at on, so the
 // others find it not due and go back to sleep: one run per tick across all replicas.
 import type { Config } from '../config/index.ts';
-import type { Db } from '../db/pool.ts';
+import { type Db, closeDb, createDb } from '../db/pool.ts';
+import { lowerBackendPriority } from '../db/priority.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { AppError } from '../errors/index.ts';
@@ -21,6 +22,8 @@ const MAX_SLEEP_MS = 60_000;
 const BUSY_RECHECK_MS = 5_000;
 /** Wait before looking again after the database could not be reached. */
 const ERROR_RECHECK_MS = 10_000;
+/** Connections of the pool the jobs do their work on. */
+const WORK_POOL_SIZE = 8;
 /** How long POST /v1/jobs/{name}/run waits for a run in progress elsewhere. */
 export const MANUAL_WAIT_MS = 60_000;
 
@@ -58,6 +61,7 @@ export class Scheduler {
   private readonly stopController = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private readonly manualRuns = new Set<Promise<unknown>>();
+  private workDb: Db | null = null;
 
   constructor(private readonly deps: SchedulerDeps, private readonly fixedClock?: Clock) {}
 
@@ -67,7 +71,29 @@ export class Scheduler {
 
   private get env(): RunEnv {
     const { db, config, log, metrics } = this.deps;
-    return { db, config, log, metrics, clock: this.clock, replica: this.replica, shutdown: this.stopController.signal };
+    return {
+      db, workDb: this.work(), config, log, metrics, clock: this.clock, replica: this.replica, shutdown: this.stopController.signal,
+    };
+  }
+
+  /**
+   * The jobs' own pool, whose backends run at a lower CPU priority (STRATA_JOB_NICE, see
+   * db/priority.ts), so that maintenance yields the CPU to ingests and queries. Locks and run
+   * records stay on the server's pool.
+   */
+  private work(): Db {
+    if (this.deps.config.jobNice <= 0) return this.deps.db;
+    if (!this.workDb) {
+      const work = createDb(this.deps.db.url, WORK_POOL_SIZE);
+      let reported = false;
+      work.pool.on('connect', (client) => {
+        if (lowerBackendPriority(client, this.deps.config.jobNice) || reported) return;
+        reported = true;
+        this.deps.log.info('job connections run at the normal CPU priority (PostgreSQL is not on this machine, or may not be reniced)');
+      });
+      this.workDb = work;
+    }
+    return this.workDb;
   }
 
   scheduleOf(def: JobDefinition): Schedule {
@@ -97,6 +123,9 @@ export class Scheduler {
     this.stopController.abort();
     await Promise.all(this.loops);
     await Promise.allSettled([...this.manualRuns]);
+    const work = this.workDb;
+    this.workDb = null;
+    if (work) await closeDb(work);
   }
 
   private async loop(def: JobDefinition): Promise<void> {

@@ -201,6 +201,7 @@ async function main(): Promise<void> {
     if (parts.includes('drop')) await dropOneMillion(db, jobs);
     if (parts.includes('ingest')) await ingestUnderRetention(db, jobs, request);
     if (parts.includes('pass')) await maintenancePass(db, jobs);
+    await jobs.stop();
   } finally {
     await done();
     await rm(dataDir, { recursive: true, force: true });

@@ -50,6 +50,8 @@ export async function createTestApp(overrides: Partial<Config> = {}): Promise<Te
       return Promise.resolve(app.request(pathname, { ...rest, headers }));
     },
     async close() {
+      // The scheduler (if a route made one) holds its own pool on the database.
+      await (deps.services.scheduler as { stop(): Promise<void> } | undefined)?.stop();
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
