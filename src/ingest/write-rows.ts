@@ -11,7 +11,10 @@ import { encodeRows, estimateRowBytes, sliceRanges } from '../copy/encoder.ts';
 import { chunkRangesCovering, chunkTableName, ensureChunks } from '../partitions/chunks.ts';
 import type { Stream } from '../streams/catalog.ts';
 
-const YIELD_EVERY_MS = 0;
+// Encoding is synchronous; every this many ms the event loop gets a turn, for other requests
+// (health checks, queries) and for the socket to PostgreSQL: the kernel's buffer on it may hold only a
+// few hundred KB, which PostgreSQL reads in a few ms, and only the event loop refills it.
+const YIELD_EVERY_MS = 2;
 
 export class RowWriter {
   private lastYield = performance.now();
@@ -51,7 +54,6 @@ export class RowWriter {
     const alloc = (bytes: number): Buffer => copy.allocate(bytes);
     for (const [start, end] of sliceRanges(batch.length, est, this.limits.copyFlushBytes)) {
       await copy.write(encodeRows(batch, this.ingestId, start, end, alloc));
-      // Encoding is synchronous: give other requests (health checks, queries) a turn every few ms.
       if (performance.now() - this.lastYield > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         this.lastYield = performance.now();

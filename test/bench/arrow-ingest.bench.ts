@@ -5,6 +5,7 @@
 //   2. four concurrent uploads (500k rows each) vs. two concurrent COPY connections (1M each);
 //   3. the server's peak RSS while it ingests a ~1 GB Arrow stream.
 // The Arrow bodies are written by nodejs-polars (one record batch per 65,536 rows).
+// ARROW_BENCH=single,concurrent,rss picks parts (all by default).
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,7 @@ import pl from 'nodejs-polars';
 import { ArrowDecoder } from '../../src/ingest/decoders/arrow.ts';
 import { encodeRows, estimateRowBytes, sliceRanges } from '../../src/copy/encoder.ts';
 import type { StreamColumn } from '../../src/domain/types.ts';
-import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, rawCopy, startBenchServer, upload } from './lib.ts';
+import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, rawCopy, settle, startBenchServer, upload } from './lib.ts';
 import pg from 'pg';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
@@ -20,6 +21,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BATCH = 65_536;
 const T0 = 1_709_251_200_000_000n; // 2024-03-01T00:00:00Z
 const ARROW = 'application/vnd.apache.arrow.stream';
+const PARTS = (process.env.ARROW_BENCH ?? 'single,concurrent,rss').split(',');
 
 function loggerFrame(start: number, n: number, offsetUs: bigint): pl.DataFrame {
   const time = new BigInt64Array(n);
@@ -98,47 +100,56 @@ async function main(): Promise<void> {
     const e2e: number[] = [];
     const raw: number[] = [];
     let buffers: Buffer[] | null = null;
-    for (let r = 0; r < RUNS; r++) {
+    // Each timed measurement starts from a settled database (see settle()).
+    let written: string[] = [];
+    const quiet = async (): Promise<void> => { await settle(db.url, written); written = []; };
+    for (let r = 0; r < (PARTS.includes('single') ? RUNS : 0); r++) {
       const target = await emptyStream(server, db.url, `e2e-${r}`, sample);
+      await quiet();
       const res = await upload(server.url, `/v1/streams/e2e-${r}/ingest`, body, ARROW);
       if (res.status !== 201) throw new Error(JSON.stringify(res.json));
       e2e.push(ROWS / res.seconds);
+      written.push(target.table);
       const base = await emptyStream(server, db.url, `raw-${r}`, sample);
       buffers ??= await preEncode(body, base.bound);
+      await quiet();
       raw.push(ROWS / (await rawCopy(db.url, base.table, base.columns, buffers)));
-      void target;
+      written.push(base.table);
       console.log(`  run ${r + 1}: ingest ${fmt(e2e[r])} rows/s   raw COPY ${fmt(raw[r])} rows/s   ratio ${(e2e[r] / raw[r]).toFixed(2)}`);
     }
     const m = median(e2e), b = median(raw);
-    console.log(`single upload: ingest ${fmt(m)} rows/s, raw COPY ${fmt(b)} rows/s, ratio ${(m / b).toFixed(2)} (median of ${RUNS})`);
+    if (e2e.length > 0) console.log(`single upload: ingest ${fmt(m)} rows/s, raw COPY ${fmt(b)} rows/s, ratio ${(m / b).toFixed(2)} (median of ${RUNS})`);
 
     // 4 concurrent uploads vs. 2 concurrent COPY connections
     const quarter = Math.floor(ROWS / 4);
     const parts = [0, 1, 2, 3].map((q) => loggerStream(quarter, BigInt(q) * BigInt(quarter) * 10_000n));
     const conc: number[] = [];
     const conc2: number[] = [];
-    for (let r = 0; r < Math.max(3, Math.ceil(RUNS / 2)); r++) {
-      await emptyStream(server, db.url, `c4-${r}`, sample);
+    for (let r = 0; r < (PARTS.includes('concurrent') ? Math.max(3, Math.ceil(RUNS / 2)) : 0); r++) {
+      const target = await emptyStream(server, db.url, `c4-${r}`, sample);
+      await quiet();
       const started = performance.now();
       const results = await Promise.all(parts.map((p) => upload(server.url, `/v1/streams/c4-${r}/ingest`, p, ARROW)));
       if (results.some((x) => x.status !== 201)) throw new Error('concurrent upload failed');
       conc.push((quarter * 4) / ((performance.now() - started) / 1000));
+      written.push(target.table);
       const base = await emptyStream(server, db.url, `c2-${r}`, sample);
-      const halves = [Buffer.concat([parts[0], parts[1]]), Buffer.concat([parts[2], parts[3]])];
-      void halves;
       const enc = await Promise.all([0, 1].map(async (h) => {
         const a = await preEncode(parts[2 * h], base.bound);
         const bb = await preEncode(parts[2 * h + 1], base.bound);
         return [...a.slice(0, -1), ...bb.slice(1)];
       }));
+      await quiet();
       const s2 = performance.now();
       await Promise.all(enc.map((bufs) => rawCopy(db.url, base.table, base.columns, bufs)));
       conc2.push((quarter * 4) / ((performance.now() - s2) / 1000));
+      written.push(base.table);
       console.log(`  run ${r + 1}: 4 uploads ${fmt(conc[r])} rows/s   2 COPY connections ${fmt(conc2[r])} rows/s   ratio ${(conc[r] / conc2[r]).toFixed(2)}`);
     }
-    console.log(`4 concurrent uploads: ${fmt(median(conc))} rows/s, 2 raw COPY connections ${fmt(median(conc2))} rows/s, ratio ${(median(conc) / median(conc2)).toFixed(2)}`);
+    if (conc.length > 0) console.log(`4 concurrent uploads: ${fmt(median(conc))} rows/s, 2 raw COPY connections ${fmt(median(conc2))} rows/s, ratio ${(median(conc) / median(conc2)).toFixed(2)}`);
 
     // peak RSS while ingesting a ~1 GB stream, on a fresh server process
+    if (!PARTS.includes('rss')) return;
     await server.stop();
     server = await startBenchServer(db.url);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-1g-'));

@@ -89,7 +89,9 @@ export interface BenchServer {
 /** Starts Strata (npm start's entry point) in a child process on a free port. */
 export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-data-'));
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+  // BENCH_SERVER_NODE_ARGS adds Node options for the server alone, e.g. "--cpu-prof".
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', STRATA_ADMIN_KEY: ADMIN_KEY, STRATA_DATA_DIR: dataDir, STRATA_JOBS: 'off', STRATA_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -122,8 +124,16 @@ export async function startBenchServer(databaseUrl: string, env: Record<string, 
       return m ? Number(m[1]) * 1024 : 0;
     },
     async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      // A shutdown that has not ended in a minute is reported and cut short, so a benchmark
+      // always ends (and leaves no server behind).
+      const late = setTimeout(() => {
+        console.error(`server ${child.pid} still running 60 s after SIGTERM; killing it`);
+        child.kill('SIGKILL');
+      }, 60_000);
+      await exited;
+      clearTimeout(late);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -163,6 +173,29 @@ export async function upload(serverUrl: string, pathname: string, body: Buffer |
 }
 
 /** COPY … FROM STDIN (FORMAT binary) of pre-encoded buffers on one connection; returns seconds. */
+/**
+ * Lets the database settle between timed measurements: vacuums and analyses the tables just
+ * written (work autovacuum would otherwise do in the middle of the next measurement), waits for
+ * any autovacuum worker to finish, and checkpoints, so that every measurement starts from the
+ * same quiet state and none pays for the one before.
+ */
+export async function settle(url: string, tables: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const t of tables) await client.query(`VACUUM (ANALYZE) ${t}`);
+    for (let i = 0; i < 600; i++) {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`);
+      if (rows[0].n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await client.query('CHECKPOINT');
+  } finally {
+    await client.end();
+  }
+}
+
 export async function rawCopy(url: string, table: string, columns: string[], buffers: Buffer[]): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
