@@ -150,12 +150,6 @@ describe('round trip through PostgreSQL', () => {
       client.release();
     }
   });
-});
-
-describe('COPY buffers reused through the pool', () => {
-  let db: TestDb;
-  beforeAll(async () => { db = await createTestDb(); });
-  afterAll(async () => { await db.drop(); });
 
   it('reuses output buffers once the socket has sent them, and PostgreSQL stores every row intact', async () => {
     const client = await db.pool.connect();
@@ -170,10 +164,8 @@ describe('COPY buffers reused through the pool', () => {
         v[i] = i * 0.5;
         s.push(`tag-${i % 97}`);
       }
-      const b = batch(times, [
-        { ...col('float8', { kind: 'number', values: v }), column: { ...col('float8', { kind: 'number', values: v }).column, columnName: 'v' } },
-        { ...col('text', { kind: 'strings', values: s }), column: { ...col('text', { kind: 'strings', values: s }).column, columnName: 's' } },
-      ]);
+      const named = (c: ColumnData, columnName: string): ColumnData => ({ ...c, column: { ...c.column, columnName } });
+      const b = batch(times, [named(col('float8', { kind: 'number', values: v }), 'v'), named(col('text', { kind: 'strings', values: s }), 's')]);
       await client.query('BEGIN');
       // 16 KiB writes: about 350 of them, through a 64 KiB window, so buffers come back many times.
       const copy = new CopyStream(client, 'r', ['"time"', 'v', 's', 'ingest_id'], 64 << 10, 16 << 10);
