@@ -166,7 +166,7 @@ export async function addLevelColumns(tx: PoolClient, stream: Stream): Promise<v
 }
 
 /** Advisory lock space of a stream's refresh (one refresh of a stream at a time). */
-export const REFRESH_LOCK_SPACE = 7_310_005;
+export const REFRESH_LOCK_SPACE = 7_310_004; // its own space: job locks (7_310_005) key on hashtext(job)
 
 export function describeLevel(l: Level): Record<string, unknown> {
   return { level: l.name, interval: formatInterval(l.intervalUs), table: l.tableName };

@@ -153,6 +153,9 @@ function checkDuplicateNames(cols: readonly NewColumn[], streamName: string): vo
   }
 }
 
+/** Advisory-lock space for creating a stream, keyed on hashtext(name). */
+const CREATE_LOCK_SPACE = 7_310_007;
+
 /**
  * Creates a stream and its partitioned table. If a stream of that name already exists (another
  * request created it first), returns it unchanged with created = false.
@@ -167,6 +170,10 @@ export async function createStream(db: Db, def: StreamDefinition, actor: Actor):
       const value = raw === undefined ? h.defaultValue() : h.parse(raw, { name: def.name, chunkIntervalUs: def.chunkIntervalUs });
       if (value !== null && value !== undefined) settings[h.key] = value;
     }
+    // Requests creating the same stream at once (first uploads) take turns: the later ones then
+    // find the row committed. Without this, two speculative inserts of one name could deadlock
+    // on the row's other unique key (table_name) while the first renames its table.
+    await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [CREATE_LOCK_SPACE, def.name]);
     const ins = await tx.query<{ id: string }>(
       `INSERT INTO strata.streams (name, description, labels, table_name, time_column, chunk_interval_us, settings, created_by)
        VALUES ($1, $2, $3, 'pending:' || $1, $4, $5, $6, $7)
