@@ -29,9 +29,4 @@ export class BufferPool {
     if (!this.lent.delete(buf.buffer)) return;
     if (this.free.length < this.keep) this.free.push(Buffer.from(buf.buffer, 0, this.size));
   }
-
-  /** Released buffers waiting for reuse. */
-  get idleCount(): number {
-    return this.free.length;
-  }
 }
