@@ -11,6 +11,8 @@ import { once } from 'node:events';
 import zlib from 'node:zlib';
 import { AppError, isAppError } from '../errors/index.ts';
 
+const SPOOL_WINDOW = 1 << 20;
+
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 
 export function parseContentEncoding(header: string | undefined): ContentEncoding {
@@ -56,7 +58,9 @@ export class IngestBody {
   private async *raw(): AsyncGenerator<Uint8Array> {
     if (this.spoolPath) {
       await mkdir(path.dirname(this.spoolPath), { recursive: true });
-      this.spool = createWriteStream(this.spoolPath, { flags: 'wx' });
+      // Up to SPOOL_WINDOW bytes may wait for the disk: the body is not held up by every write's
+      // round trip, and the spool writes in large pieces.
+      this.spool = createWriteStream(this.spoolPath, { flags: 'wx', highWaterMark: SPOOL_WINDOW });
       // Errors (a full disk, or writes completing after discard()) are kept, never thrown
       // from an event nobody listens to.
       this.spool.on('error', (err) => { this.spoolError ??= err; });

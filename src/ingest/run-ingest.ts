@@ -18,6 +18,7 @@ import { openDecoder } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
 import { RowWriter } from './write-rows.ts';
+import { readAhead } from './read-ahead.ts';
 import { parseProvenance } from './provenance-header.ts';
 import { observersFor } from './observers.ts';
 
@@ -171,7 +172,7 @@ async function writeAndCommit(
   try {
     await client.query('BEGIN');
     for (const o of observers) await o.beforeRows?.(client);
-    for await (const batch of decoder.batches(timeColumn, binding.bound)) {
+    for await (const batch of readAhead(decoder.batches(timeColumn, binding.bound))) {
       await writer.write(batch);
       for (const o of observers) o.onBatch?.(batch);
     }
