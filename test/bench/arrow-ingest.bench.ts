@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const body = loggerStream(ROWS);
   const sample = loggerStream(10);
   console.log(`Arrow body: ${fmt(body.length / 1e6, 1)} MB in ${Math.ceil(ROWS / BATCH)} record batches`);
-  let server = await startBenchServer(db.url);
+  let server = await startBenchServer(db.serverUrl);
   try {
     // warm-up (JIT, caches)
     await upload(server.url, '/v1/streams/warmup/ingest', loggerStream(200_000), ARROW);
@@ -106,7 +106,9 @@ async function main(): Promise<void> {
     for (let r = 0; r < (PARTS.includes('single') ? RUNS : 0); r++) {
       const target = await emptyStream(server, db.url, `e2e-${r}`, sample);
       await quiet();
+      const cpu0 = await server.cpuSeconds();
       const res = await upload(server.url, `/v1/streams/e2e-${r}/ingest`, body, ARROW);
+      const cpu = (await server.cpuSeconds()) - cpu0;
       if (res.status !== 201) throw new Error(JSON.stringify(res.json));
       e2e.push(ROWS / res.seconds);
       written.push(target.table);
@@ -115,7 +117,7 @@ async function main(): Promise<void> {
       await quiet();
       raw.push(ROWS / (await rawCopy(db.url, base.table, base.columns, buffers)));
       written.push(base.table);
-      console.log(`  run ${r + 1}: ingest ${fmt(e2e[r])} rows/s   raw COPY ${fmt(raw[r])} rows/s   ratio ${(e2e[r] / raw[r]).toFixed(2)}`);
+      console.log(`  run ${r + 1}: ingest ${fmt(e2e[r])} rows/s   raw COPY ${fmt(raw[r])} rows/s   ratio ${(e2e[r] / raw[r]).toFixed(2)}   server CPU ${fmt(cpu * 1e6 / ROWS, 2)} µs/row`);
     }
     const m = median(e2e), b = median(raw);
     if (e2e.length > 0) console.log(`single upload: ingest ${fmt(m)} rows/s, raw COPY ${fmt(b)} rows/s, ratio ${(m / b).toFixed(2)} (median of ${RUNS})`);
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
     // peak RSS while ingesting a ~1 GB stream, on a fresh server process
     if (!PARTS.includes('rss')) return;
     await server.stop();
-    server = await startBenchServer(db.url);
+    server = await startBenchServer(db.serverUrl);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-1g-'));
     const file = path.join(dir, 'big.arrows');
     const fh = await open(file, 'w');

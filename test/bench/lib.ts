@@ -1,7 +1,7 @@
 // Shared benchmark plumbing: a database (DATABASE_URL or a fresh embedded PostgreSQL 17), a
 // Strata server in a child process (so its memory is measured alone), streaming uploads, and
 // the raw COPY baseline.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -19,7 +19,10 @@ export const ADMIN_KEY = 'strata_bench_admin_key_0123456789';
 
 export interface BenchDb {
   adminUrl: string;
+  /** For the benchmark's own connections (the raw COPY baselines): the embedded server's Unix socket, the fastest way in. */
   url: string;
+  /** For a Strata server under test: what Strata uses with its embedded PostgreSQL (loopback TCP), or DATABASE_URL. */
+  serverUrl: string;
   name: string;
   close(): Promise<void>;
 }
@@ -35,12 +38,14 @@ export async function benchDatabase(): Promise<BenchDb> {
   let embedded: EmbeddedServer | null = null;
   let dir: string | null = null;
   let adminUrl = process.env.DATABASE_URL;
+  let serverAdminUrl = adminUrl;
   if (!adminUrl) {
     dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-pg-'));
     const fs = await import('node:fs/promises');
     await fs.chmod(dir, 0o755);
     embedded = await startEmbedded({ dataDir: dir });
-    adminUrl = embedded.url;
+    adminUrl = embedded.socketUrl ?? embedded.url;
+    serverAdminUrl = embedded.url;
   }
   const name = `strata_bench_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -48,7 +53,7 @@ export async function benchDatabase(): Promise<BenchDb> {
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   return {
-    adminUrl, url: withDatabase(adminUrl, name), name,
+    adminUrl, url: withDatabase(adminUrl, name), serverUrl: withDatabase(serverAdminUrl as string, name), name,
     async close() {
       if (process.env.BENCH_KEEP_DB && !embedded) {
         console.log(`kept database ${name} (BENCH_KEEP_DB)`);
@@ -67,10 +72,11 @@ export async function benchDatabase(): Promise<BenchDb> {
 /** A fresh, migrated database for benchmarks that work in-process, and a pool on it. */
 export async function migratedBenchDb(poolSize = 20): Promise<{ db: Db; url: string; done(): Promise<void> }> {
   const bench = await benchDatabase();
-  const db = createDb(bench.url, poolSize);
+  // The pool plays Strata's part, so it connects the way Strata does.
+  const db = createDb(bench.serverUrl, poolSize);
   await migrate(db);
   return {
-    db, url: bench.url,
+    db, url: bench.serverUrl,
     async done() {
       await closeDb(db);
       await bench.close();
@@ -83,6 +89,8 @@ export interface BenchServer {
   pid: number;
   /** Peak resident set size of the server process so far (VmHWM), in bytes. */
   peakRss(): Promise<number>;
+  /** CPU time (user + system, all threads) the server process has used so far, in seconds. */
+  cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -123,6 +131,10 @@ export async function startBenchServer(databaseUrl: string, env: Record<string, 
       const m = /VmHWM:\s+(\d+) kB/.exec(status);
       return m ? Number(m[1]) * 1024 : 0;
     },
+    async cpuSeconds() {
+      const f = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+    },
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -147,6 +159,9 @@ export async function upload(serverUrl: string, pathname: string, body: Buffer |
     const size = Buffer.isBuffer(body) ? body.length : body.size;
     const req = http.request(new URL(pathname, serverUrl), {
       method: 'POST',
+      // A connection of its own: a kept-alive one may be closed by the server's idle timeout just
+      // as it is reused ("socket hang up" after a long pause between uploads).
+      agent: false,
       headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': contentType, 'content-length': size },
     }, (res) => {
       let text = '';
@@ -191,6 +206,9 @@ export async function settle(url: string, tables: string[]): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await client.query('CHECKPOINT');
+    // Files written outside PostgreSQL (the server's spool and archive of originals) reach the
+    // disk now, not in the middle of the next measurement.
+    spawnSync('sync');
   } finally {
     await client.end();
   }

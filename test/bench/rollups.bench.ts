@@ -551,7 +551,7 @@ async function ingestBesideRefresh(server: BenchServer, client: pg.Client): Prom
 async function main(): Promise<void> {
   const db = await benchDatabase();
   console.log(`PostgreSQL: ${db.adminUrl.replace(/:[^:@/]*@/, ':…@')}  days: ${DAYS}  query runs: ${QUERY_RUNS}  raw runs: ${RAW_RUNS}  rounds: ${ROUNDS} × ${WINDOW_S} s  parts: ${PARTS.join(',')}`);
-  const server = await startBenchServer(db.url, { STRATA_JOBS: 'off', STRATA_JOB_ROLLUPS_TIMEOUT: '4 hours' });
+  const server = await startBenchServer(db.serverUrl, { STRATA_JOBS: 'off', STRATA_JOB_ROLLUPS_TIMEOUT: '4 hours' });
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
