@@ -187,7 +187,6 @@ export async function upload(serverUrl: string, pathname: string, body: Buffer |
   });
 }
 
-/** COPY … FROM STDIN (FORMAT binary) of pre-encoded buffers on one connection; returns seconds. */
 /**
  * Lets the database settle between timed measurements: vacuums and analyses the tables just
  * written (work autovacuum would otherwise do in the middle of the next measurement), waits for
@@ -214,6 +213,7 @@ export async function settle(url: string, tables: string[]): Promise<void> {
   }
 }
 
+/** COPY … FROM STDIN (FORMAT binary) of pre-encoded buffers on one connection; returns seconds. */
 export async function rawCopy(url: string, table: string, columns: string[], buffers: Buffer[]): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
