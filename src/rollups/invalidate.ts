@@ -225,6 +225,35 @@ function columnCodes(col: ColumnData | undefined, n: number): ColumnCodes {
   }
 }
 
+/**
+ * One code per row of a batch for its whole tag set (the tag column codes combined; equal tag
+ * sets, equal codes), and the tag values of each code.
+ */
+export function tagSetCodes(stream: Pick<Stream, 'columns'>, batch: ColumnBatch): { combined: Int32Array; tuple(code: number): TagValues } {
+  const n = batch.length;
+  const byName = new Map(batch.columns.map((c) => [c.column.columnName, c]));
+  const cols = tagColumns(stream).map((t) => columnCodes(byName.get(t.columnName), n));
+  if (cols.length === 0) return { combined: new Int32Array(n), tuple: () => [] };
+  if (cols.length === 1) return { combined: cols[0].codes, tuple: (code) => [cols[0].values[code]] };
+  const combined = new Int32Array(n);
+  const index = new Map<string, number>();
+  const tuples: TagValues[] = [];
+  let prev: string | null = null;
+  let prevCode = -1;
+  for (let i = 0; i < n; i++) {
+    let key = '';
+    for (const c of cols) key += `${c.codes[i]},`;
+    if (key !== prev) {
+      let code = index.get(key);
+      if (code === undefined) { code = tuples.length; tuples.push(cols.map((c) => c.values[c.codes[i]])); index.set(key, code); }
+      prev = key;
+      prevCode = code;
+    }
+    combined[i] = prevCode;
+  }
+  return { combined, tuple: (code) => tuples[code] };
+}
+
 /** Follows one upload: the time ranges it writes, per tag set. */
 export class TagSetRanges {
   private readonly sets = new Map<string, TagSet>();
@@ -246,38 +275,12 @@ export class TagSetRanges {
 
   add(batch: ColumnBatch): void {
     const n = batch.length;
-    const byName = new Map(batch.columns.map((c) => [c.column.columnName, c]));
-    const cols = tagColumns(this.stream).map((t) => columnCodes(byName.get(t.columnName), n));
+    const { combined, tuple } = tagSetCodes(this.stream, batch);
     const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, n * 2);
-    // One code per row for the whole tag set: the column codes combined.
-    let combined: Int32Array;
-    let setOfCode: (code: number) => TagSet;
-    if (cols.length === 1) {
-      combined = cols[0].codes;
-      setOfCode = (code) => this.setOf([cols[0].values[code]]);
-    } else {
-      combined = new Int32Array(n);
-      const index = new Map<string, number>();
-      const tuples: TagValues[] = [];
-      let prev: string | null = null;
-      let prevCode = -1;
-      for (let i = 0; i < n; i++) {
-        let key = '';
-        for (const c of cols) key += `${c.codes[i]},`;
-        if (key !== prev) {
-          let code = index.get(key);
-          if (code === undefined) { code = tuples.length; tuples.push(cols.map((c) => c.values[c.codes[i]])); index.set(key, code); }
-          prev = key;
-          prevCode = code;
-        }
-        combined[i] = prevCode;
-      }
-      setOfCode = (code) => this.setOf(tuples[code]);
-    }
     const bySet: (TagSet | undefined)[] = [];
     for (let i = 0; i < n; i++) {
       const code = combined[i];
-      const set = bySet[code] ??= setOfCode(code);
+      const set = bySet[code] ??= this.setOf(tuple(code));
       set.add(words[2 * i + 1] * 4294967296 + (words[2 * i] >>> 0));
     }
   }
@@ -298,7 +301,7 @@ export interface Invalidation {
 }
 
 /** The buckets of a level that spans below its watermark touch, merged where they touch. */
-export function levelRanges(level: Level, spans: readonly { start: bigint; end: bigint }[]): { start: bigint; end: bigint }[] {
+export function levelRanges(level: Pick<Level, 'intervalUs' | 'watermarkUs'>, spans: readonly { start: bigint; end: bigint }[]): { start: bigint; end: bigint }[] {
   const w = level.watermarkUs;
   if (w === null) return [];
   const L = level.intervalUs;

@@ -124,7 +124,7 @@ export function partsFromRaw(fields: readonly RollupField[], only?: ReadonlySet<
       const name = ident(partName(f, part));
       if (part === 'n') out.push(`count(${col})::bigint AS ${name}`);
       else if (part === 'true') out.push(`count(*) FILTER (WHERE ${col})::bigint AS ${name}`);
-      else if (part === 'sum') out.push(`sum(${col})${f.kind === 'int8' ? '::numeric' : '::float8'} AS ${name}`);
+      else if (part === 'sum') out.push(`sum(${value})${f.kind === 'int8' ? '::numeric' : '::float8'} AS ${name}`);
       else if (part === 'min' || part === 'max') out.push(`${part}(${value})::${valueType(f.kind)} AS ${name}`);
       else if (fastOrder && f.kind === 'number') {
         out.push(`${pickFn(part)}(ARRAY[date_part('epoch', r."time"), ${value}::float8]) FILTER (WHERE ${col} IS NOT NULL) AS ${name}`,

@@ -8,6 +8,7 @@ import { formatInterval, parseInterval } from '../domain/interval.ts';
 import { AppError } from '../errors/index.ts';
 import type { Stream } from '../streams/catalog.ts';
 import { levelColumnsDdl, micros } from './layout.ts';
+import { ensurePendingTable, pendingSupported, restartPending } from './pending.ts';
 
 export const DEFAULT_LEVELS = ['1m', '1h', '1d'];
 const MAX_LEVELS = 8;
@@ -22,6 +23,11 @@ export interface Level {
   chunkUs: bigint;
   /** Buckets starting before it are materialised (except where invalidated); null: none yet. */
   watermarkUs: bigint | null;
+  /**
+   * The finest level only: from here on, every upload's rows at or above the watermark are in the
+   * stream's pending table as partial aggregates (pending.ts); null: not kept.
+   */
+  pendingFromUs: bigint | null;
 }
 
 function invalid(stream: string, message: string): AppError {
@@ -65,15 +71,16 @@ export function levelTableName(stream: Pick<Stream, 'tableName'>, level: string)
   return `${stream.tableName.slice(0, 36)}_r${level.toLowerCase()}`;
 }
 
-interface LevelRow { level: string; iv: string; table_name: string; ck: string; watermark_us: string | null }
+interface LevelRow { level: string; iv: string; table_name: string; ck: string; watermark_us: string | null; pending_us: string | null }
 
 const LEVEL_SELECT = `SELECT level, interval_us::text AS iv, table_name, chunk_us::text AS ck,
-    ${micros('watermark')}::text AS watermark_us FROM strata.rollup_levels`;
+    ${micros('watermark')}::text AS watermark_us, ${micros('pending_from')}::text AS pending_us FROM strata.rollup_levels`;
 
 function toLevel(r: LevelRow): Level {
   return {
     name: r.level, intervalUs: BigInt(r.iv), tableName: r.table_name, chunkUs: BigInt(r.ck),
     watermarkUs: r.watermark_us === null ? null : BigInt(r.watermark_us),
+    pendingFromUs: r.pending_us === null ? null : BigInt(r.pending_us),
   };
 }
 
@@ -134,6 +141,8 @@ export async function applyLevels(tx: PoolClient, stream: Stream, next: string[]
       if (wanted.has(l.name) && l.intervalUs > finestChange) await resetLevel(tx, stream, l);
     }
   }
+  const now = await loadLevels(tx, stream.id, 'FOR UPDATE');
+  if (now[0]?.name !== have[0]?.name) await restartPending(tx, stream, now);
 }
 
 /** Empties a level and sets its watermark back to nothing, to be rebuilt by the refresh. */
@@ -158,6 +167,14 @@ async function tagIndexes(tx: PoolClient, stream: Stream, tableName: string): Pr
 export async function addLevelColumns(tx: PoolClient, stream: Stream): Promise<void> {
   const levels = await loadLevels(tx, stream.id);
   if (levels.length === 0) return;
+  if (levels[0].pendingFromUs !== null) {
+    if (pendingSupported(stream)) await ensurePendingTable(tx, stream);
+    else {
+      // A text or timestamp field: uploads can no longer add pending rows. Not while a refresh reads them.
+      await tx.query('SELECT pg_advisory_xact_lock($1, $2)', [REFRESH_LOCK_SPACE, stream.id]);
+      await restartPending(tx, stream, await loadLevels(tx, stream.id, 'FOR UPDATE'));
+    }
+  }
   const cols = levelColumnsDdl(stream);
   for (const l of levels) {
     await tx.query(`ALTER TABLE ${levelTable(l)} ${cols.map(([n, t]) => `ADD COLUMN IF NOT EXISTS ${ident(n)} ${t}`).join(', ')}`);

@@ -19,7 +19,8 @@ import { ensureChunks } from '../partitions/chunks.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
 import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
 import { type Level, REFRESH_LOCK_SPACE, levelTable, loadLevels } from './levels.ts';
-import type { TagValues } from './invalidate.ts';
+import { type TagValues, recordInvalidations } from './invalidate.ts';
+import { deletePending, pendingSource, pendingSupported, restartPending } from './pending.ts';
 
 export interface RefreshRange {
   level: string;
@@ -234,7 +235,10 @@ async function refreshInvalidations(db: Db, stream: Stream, level: Level, finer:
     [stream.id, level.name, within ? pgTimestamp(within.from) : null, within ? pgTimestamp(within.to) : null]);
   for (const inv of mergeInvalidations(rows)) {
     if (opts.signal?.aborted) return;
-    const w = level.watermarkUs ?? inv.from;
+    // Invalidations at or above the watermark (uploads that could not add pending rows) wait for
+    // the watermark to pass them; the part of one below it is rebuilt now, the rest kept.
+    const w = level.watermarkUs;
+    if (w === null || inv.from >= w) continue;
     const to = inv.to < w ? inv.to : w;
     if (inv.from < to) {
       const sourceName = finer?.name ?? 'raw';
@@ -256,6 +260,7 @@ async function refreshInvalidations(db: Db, stream: Stream, level: Level, finer:
         }
       }
       await tx.query('DELETE FROM strata.rollup_invalidations WHERE id = ANY($1::bigint[])', [inv.ids]);
+      if (inv.to > to) await recordInvalidations(tx, stream.id, [{ level: level.name, values: inv.tags, start: to, end: inv.to }], 'carried');
     }));
   }
 }
@@ -317,10 +322,14 @@ async function advance(db: Db, stream: Stream, level: Level, finer: Level | null
     });
     if (pending === null) throw new Error(`the watermark of level ${level.name} of stream ${stream.name} changed during the refresh`);
     if (pending !== '') {
-      if (finer === null) await summarizeRaw(db, stream, from, to);
+      // The finest level is built from the uploads' pending rows where it keeps them, else from raw rows.
+      const fromPending = finer === null && level.pendingFromUs !== null && level.pendingFromUs <= from;
+      if (finer === null && !fromPending) await summarizeRaw(db, stream, from, to);
       await withPause(opts.pausePercent ?? 0, opts.signal, () => withTransaction(db, async (tx) => {
-        const source = await chooseSource(tx, stream, finer, from, to);
+        const source = fromPending ? { name: 'pending', level: pendingSource(stream, level) } : await chooseSource(tx, stream, finer, from, to);
         const { read, written } = await rebuild(tx, stream, level, source, from, to, null);
+        // Raw rows hold whatever pending rows there are in the range.
+        if (finer === null && level.pendingFromUs !== null) await deletePending(tx, stream, from, to);
         await tx.query('DELETE FROM strata.rollup_invalidations WHERE id = $1', [pending]);
         if (written > 0 || read > 0) {
           const r: RefreshRange = { level: level.name, kind: 'advance', tags: null, from: formatMicros(from), to: formatMicros(to), source: source.name, rowsRead: read, rowsWritten: written };
@@ -347,7 +356,12 @@ export async function refreshStream(db: Db, stream: Stream, opts: RefreshOptions
     await client.query('RESET lock_timeout');
     try {
       const out: RefreshRange[] = [];
-      const levels = await loadLevels(db.pool, stream.id);
+      let levels = await loadLevels(db.pool, stream.id);
+      if (levels.length > 0 && levels[0].pendingFromUs === null && pendingSupported(stream)) {
+        // A stream from before pending rows (or whose fields allow them again): from the next chunk on.
+        await withTransaction(db, async (tx) => restartPending(tx, stream, await loadLevels(tx, stream.id, 'FOR UPDATE')));
+        levels = await loadLevels(db.pool, stream.id);
+      }
       for (let i = 0; i < levels.length; i++) {
         if (opts.signal?.aborted) break;
         const finer = i > 0 ? levels[i - 1] : null;

@@ -479,7 +479,7 @@ async function rawTuples(server: BenchServer, client: pg.Client, stream: string)
   const table = (await streamInfo(server, stream)).table.split('.')[1].replace(/"/g, '');
   const { rows } = await client.query<{ seq: string; idx: string }>(
     `SELECT coalesce(sum(seq_tup_read), 0)::text AS seq, coalesce(sum(idx_tup_fetch), 0)::text AS idx FROM pg_stat_user_tables
-      WHERE schemaname = 'strata_data' AND relname LIKE $1`, [`${table}\\_p%`]);
+      WHERE schemaname = 'strata_data' AND relname ~ $1`, [`^${table}_p[0-9]`]); // chunks, not the pending table
   return { seq: Number(rows[0].seq), idx: Number(rows[0].idx) };
 }
 
@@ -489,7 +489,7 @@ async function rawScans(server: BenchServer, client: pg.Client, stream: string):
   const table = (await streamInfo(server, stream)).table.split('.')[1].replace(/"/g, '');
   const { rows } = await client.query<{ scans: string; tuples: string }>(
     `SELECT coalesce(sum(seq_scan), 0)::text AS scans, coalesce(sum(seq_tup_read), 0)::text AS tuples FROM pg_stat_user_tables
-      WHERE schemaname = 'strata_data' AND relname LIKE $1`, [`${table}\\_p%`]);
+      WHERE schemaname = 'strata_data' AND relname ~ $1`, [`^${table}_p[0-9]`]); // chunks, not the pending table
   return { scans: Number(rows[0].scans), tuples: Number(rows[0].tuples) };
 }
 

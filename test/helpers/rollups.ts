@@ -115,6 +115,8 @@ export interface RefSpec {
   buckets: RefBuckets;
   groupBy?: boolean;
   samples?: string[];
+  /** The (field, aggregate) columns to compute; LAB_COLUMNS by default. */
+  columns?: [string, string][];
 }
 
 export const ALL_AGGS = ['avg', 'min', 'max', 'count', 'sum', 'first', 'last'];
@@ -170,7 +172,7 @@ export async function reference(t: TestApp, stream: string, spec: RefSpec): Prom
   const sample = col('sample').sql;
   const where = [`"time" >= to_timestamp(${spec.from}::numeric / 1000000)`, `"time" < to_timestamp(${spec.to}::numeric / 1000000)`];
   if (spec.samples) where.push(`${sample} = ANY('{${spec.samples.join(',')}}'::text[])`);
-  const aggs = LAB_COLUMNS.map(([f, a]) => { const c = col(f); return `(${refAgg(c.sql, c.type, a)})::text`; });
+  const aggs = (spec.columns ?? LAB_COLUMNS).map(([f, a]) => { const c = col(f); return `(${refAgg(c.sql, c.type, a)})::text`; });
   const sql = `SELECT ${bucket}::text AS b${spec.groupBy ? `, ${sample}` : ''}, ${aggs.join(', ')}
     FROM strata_data."${meta[0].table_name}" WHERE ${where.join(' AND ')}
     GROUP BY 1${spec.groupBy ? ', 2' : ''} ORDER BY ${spec.groupBy ? '2, ' : ''}min("time")`;

@@ -1,0 +1,424 @@
+// Partial aggregates made while an upload is written. The refresh that follows a live stream
+// would otherwise read every raw row once more, a minute or so after the upload wrote it: as much
+// work for PostgreSQL as storing the row, and it would compete with the uploads for the CPU. The
+// upload has its rows in columns in memory anyway; it sums them per bucket of the stream's finest
+// level and tag set (count, sum, min, max, first and last with their times, count of true: the
+// parts of a level row, layout.ts) and adds those rows, one per bucket and tag set, to the
+// stream's pending table in its own transaction. When the watermark passes them, the refresh
+// builds the level's buckets from the pending rows, as a coarser level is built from a finer one,
+// and deletes them.
+//
+// The pending table holds rows of the finest level's buckets at or above its watermark only, and
+// the level's pending_from says from where on it is complete. That holds because:
+//  - before commit an upload reads the levels FOR SHARE (the refresh moves a watermark only under
+//    that row lock): its buckets below the watermark become invalidations as before, its buckets
+//    at or above it pending rows;
+//  - an upload that cannot add pending rows (its finest level changed while it ran, its times are
+//    beyond ±2^53 µs, or its rows are too sparse for partial aggregates to save anything)
+//    invalidates its buckets at or above the watermark instead, for every tag set; the refresh
+//    rebuilds those from raw rows once the watermark has passed them;
+//  - a retraction deletes the ingest's pending rows;
+//  - when the finest level changes, the pending rows are deleted and pending_from moves past every
+//    raw chunk there is: what is stored by then is built from raw rows, what comes after from
+//    pending rows.
+// Streams with text or timestamp fields keep no pending rows; their levels are built from raw rows.
+import type { PoolClient, Queryable } from '../db/pool.ts';
+import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
+import { floorDiv } from '../domain/interval.ts';
+import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
+import type { ColumnBatch, ColumnData } from '../domain/types.ts';
+import { registerIngestObserver, registerRetractionObserver, type IngestObserver } from '../ingest/observers.ts';
+import type { Stream } from '../streams/catalog.ts';
+import { type RollupField, levelColumnsDdl, partsOf, rollupFields, tagColumns } from './layout.ts';
+import type { Level } from './levels.ts';
+import { type TagValues, recordInvalidations, tagSetCodes } from './invalidate.ts';
+import { loadLevels } from './levels.ts';
+
+export function pendingTableName(stream: Pick<Stream, 'tableName'>): string {
+  return `${stream.tableName.slice(0, 36)}_pend`;
+}
+
+export const pendingTable = (stream: Pick<Stream, 'tableName'>): string => qualified(DATA_SCHEMA, pendingTableName(stream));
+
+/** The finest level as the pending rows' source for a refresh, read like a level table. */
+export function pendingSource(stream: Pick<Stream, 'tableName'>, finest: Level): Level {
+  return { ...finest, name: 'pending', tableName: pendingTableName(stream), watermarkUs: null, pendingFromUs: null };
+}
+
+/** Whether partial aggregates can be made for every field of the stream while uploading. */
+export function pendingSupported(stream: Pick<Stream, 'columns'>): boolean {
+  return rollupFields(stream).every((f) => f.column.type !== 'text' && f.column.type !== 'timestamptz');
+}
+
+/** Creates the stream's pending table, or adds the columns of fields added since. */
+export async function ensurePendingTable(tx: Queryable, stream: Stream): Promise<void> {
+  const table = pendingTable(stream);
+  const cols = levelColumnsDdl(stream).map(([n, t]) => `${ident(n)} ${t}`);
+  await tx.query(`CREATE TABLE IF NOT EXISTS ${table} (ingest_id bigint NOT NULL, ${cols.join(', ')})`);
+  await tx.query(`ALTER TABLE ${table} ${cols.map((c) => `ADD COLUMN IF NOT EXISTS ${c}`).join(', ')}`);
+  await tx.query(`CREATE INDEX IF NOT EXISTS ${ident(`${pendingTableName(stream)}_time`)} ON ${table} ("time")`);
+}
+
+async function pendingTableExists(q: Queryable, stream: Stream): Promise<boolean> {
+  const { rows } = await q.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [pendingTable(stream)]);
+  return rows[0].t !== null;
+}
+
+/**
+ * Starts the pending rows over for the stream's levels as they now are (`levels`, finest first,
+ * their rows locked FOR UPDATE by the caller): deletes what there is, and lets the finest level
+ * take pending rows from past the last raw chunk on (from the start, for a stream without rows).
+ */
+export async function restartPending(tx: PoolClient, stream: Stream, levels: readonly Level[]): Promise<void> {
+  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)}`);
+  await tx.query('UPDATE strata.rollup_levels SET pending_from = NULL WHERE stream_id = $1 AND pending_from IS NOT NULL', [stream.id]);
+  const finest = levels[0];
+  if (!finest || !pendingSupported(stream)) return;
+  await ensurePendingTable(tx, stream);
+  await tx.query(
+    `UPDATE strata.rollup_levels SET pending_from = coalesce(
+        (SELECT max(range_end) FROM strata.chunks WHERE stream_id = $1 AND level = 'raw' AND state = 'active'), $3::timestamptz)
+      WHERE stream_id = $1 AND level = $2`,
+    [stream.id, finest.name, pgTimestamp(SUPPORTED_MIN_US)]);
+}
+
+/** Deletes the pending rows of [from, to) (the refresh has materialised those buckets). */
+export async function deletePending(tx: Queryable, stream: Stream, from: bigint, to: bigint): Promise<void> {
+  await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE "time" >= $1::timestamptz AND "time" < $2::timestamptz`, [pgTimestamp(from), pgTimestamp(to)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partial aggregates of one upload
+
+/** Times are kept as doubles: exact within ±2^53 µs (about 285 years either side of 1970). */
+const SAFE_US = 2n ** 53n;
+/** Distinct tag sets per upload that partial aggregates follow. */
+const MAX_SETS = 16_384;
+/** Buckets × tag sets per upload before partial aggregates are given up. */
+const MAX_GROUPS = 200_000;
+/** Partial aggregates are kept when they are this many times fewer than the rows (or few). */
+const MIN_ROWS_PER_GROUP = 8;
+const FEW_GROUPS = 256;
+
+type SlotKind = 'float8' | 'float4' | 'int8' | 'bool';
+
+/**
+ * Where a field's parts sit in a group's numbers: float8 and float4 (also int2, int4): n, sum,
+ * min, max, first time, first, last time, last; bool: n, true; int8: n, first time, last time
+ * (sum, min, max, first and last are bigints, in the group's bigint slots).
+ */
+interface Slot { field: RollupField; kind: SlotKind; at: number; bigAt: number }
+
+const WIDTH: Record<SlotKind, number> = { float8: 8, float4: 8, int8: 3, bool: 2 };
+
+/** PostgreSQL's order of float8: NaN after every number. */
+const less = (a: number, b: number): boolean => a < b || (b !== b && a === a);
+
+const bitAt = (bitmap: Uint8Array, i: number): number => (bitmap[i >> 3] >> (i & 7)) & 1;
+
+export class PartialAggregates {
+  private readonly slots: Slot[];
+  private readonly width: number;
+  private readonly bigWidth: number;
+  private nums = new Float64Array(0);
+  private bigs: bigint[] = [];
+  private bucket = new Float64Array(0);
+  private set = new Int32Array(0);
+  private rowCount = new Float64Array(0);
+  private groups = 0;
+  private readonly index = new Map<number, number>();
+  private readonly setIndex = new Map<string, number>();
+  private readonly sets: TagValues[] = [];
+  private readonly L: number;
+  rows = 0;
+  /** Why partial aggregates were given up for this upload, or null. */
+  failed: string | null = null;
+
+  constructor(private readonly stream: Pick<Stream, 'columns'>, readonly intervalUs: bigint) {
+    this.L = Number(intervalUs);
+    let at = 0;
+    let bigAt = 0;
+    this.slots = rollupFields(stream).map((field) => {
+      const t = field.column.type;
+      const kind: SlotKind = t === 'bool' ? 'bool' : t === 'int8' ? 'int8' : t === 'float4' ? 'float4' : 'float8';
+      const slot = { field, kind, at, bigAt };
+      at += WIDTH[kind];
+      if (kind === 'int8') bigAt += 5;
+      return slot;
+    });
+    this.width = at;
+    this.bigWidth = bigAt;
+    if (!pendingSupported(stream)) this.fail('the stream has text or timestamp fields');
+  }
+
+  /** Whether the pending rows are worth writing instead of reading the raw rows again. */
+  get worthKeeping(): boolean {
+    return this.failed === null && (this.groups <= FEW_GROUPS || this.groups * MIN_ROWS_PER_GROUP <= this.rows);
+  }
+
+  private fail(reason: string): void {
+    this.failed = reason;
+    this.nums = new Float64Array(0);
+    this.bigs = [];
+    this.index.clear();
+  }
+
+  private setFor(values: TagValues): number {
+    let key = '';
+    for (const v of values) key += v === null ? '\u0000' : `${v.length}:${v}`;
+    let s = this.setIndex.get(key);
+    if (s === undefined) {
+      if (this.sets.length >= MAX_SETS) return -1;
+      s = this.sets.length;
+      this.sets.push(values);
+      this.setIndex.set(key, s);
+    }
+    return s;
+  }
+
+  private newGroup(b: number, s: number): number {
+    const g = this.groups++;
+    if (g >= this.bucket.length) {
+      const cap = Math.max(64, this.bucket.length * 2);
+      const grow = <T extends Float64Array | Int32Array>(a: T, n: number): T => {
+        const x = new (a.constructor as new (n: number) => T)(n);
+        x.set(a);
+        return x;
+      };
+      this.bucket = grow(this.bucket, cap);
+      this.set = grow(this.set, cap);
+      this.rowCount = grow(this.rowCount, cap);
+      this.nums = grow(this.nums, cap * this.width);
+    }
+    this.bucket[g] = b;
+    this.set[g] = s;
+    for (let k = 0; k < this.bigWidth; k++) this.bigs.push(0n);
+    return g;
+  }
+
+  add(batch: ColumnBatch): void {
+    const n = batch.length;
+    this.rows += n;
+    if (this.failed !== null || n === 0) return;
+    if (batch.minTime <= -SAFE_US || batch.maxTime >= SAFE_US) { this.fail('times beyond ±2^53 µs'); return; }
+    const L = this.L;
+    const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, n * 2);
+    const times = new Float64Array(n);
+    const groupOf = new Int32Array(n);
+    const { combined, tuple } = tagSetCodes(this.stream, batch);
+    const setOfCode: number[] = [];
+    let lastKey = NaN;
+    let last = -1;
+    for (let i = 0; i < n; i++) {
+      const t = words[2 * i + 1] * 4294967296 + (words[2 * i] >>> 0);
+      times[i] = t;
+      let b = Math.floor(t / L);
+      if (b * L > t) b--; else if ((b + 1) * L <= t) b++;
+      const c = combined[i];
+      let s = setOfCode[c];
+      if (s === undefined) s = setOfCode[c] = this.setFor(tuple(c));
+      if (s < 0) { this.fail(`more than ${MAX_SETS} tag sets`); return; }
+      const key = b * MAX_SETS + s;
+      if (key !== lastKey) {
+        let g = this.index.get(key);
+        if (g === undefined) {
+          if (this.groups >= MAX_GROUPS) { this.fail(`more than ${MAX_GROUPS} buckets and tag sets`); return; }
+          g = this.newGroup(b, s);
+          this.index.set(key, g);
+        }
+        lastKey = key;
+        last = g;
+      }
+      groupOf[i] = last;
+      this.rowCount[last]++;
+    }
+    const byName = new Map(batch.columns.map((c) => [c.column.columnName, c]));
+    for (const slot of this.slots) {
+      const col = byName.get(slot.field.column.columnName);
+      if (!col) continue;
+      const why = this.addField(slot, col, n, times, groupOf);
+      if (why !== null) { this.fail(`field ${slot.field.column.name}: ${why}`); return; }
+    }
+  }
+
+  /** Adds one column of a batch to its field's parts; returns why it cannot, or null. */
+  private addField(slot: Slot, col: ColumnData, n: number, times: Float64Array, groupOf: Int32Array): string | null {
+    const F = this.nums;
+    const W = this.width;
+    const v = col.values;
+    const valid = col.validity;
+    const present = (i: number): boolean => valid === null || bitAt(valid.bitmap, valid.offset + i) === 1;
+    if (slot.kind === 'bool') {
+      if (v.kind !== 'bits') return `bool values as ${v.kind}`;
+      for (let i = 0; i < n; i++) {
+        if (!present(i)) continue;
+        const o = groupOf[i] * W + slot.at;
+        F[o]++;
+        F[o + 1] += bitAt(v.bitmap, v.offset + i);
+      }
+      return null;
+    }
+    if (slot.kind === 'int8') {
+      if (v.kind !== 'bigint' && v.kind !== 'number') return `int8 values as ${v.kind}`;
+      const B = this.bigs;
+      const BW = this.bigWidth;
+      for (let i = 0; i < n; i++) {
+        if (!present(i)) continue;
+        const x = v.kind === 'bigint' ? v.values[i] : BigInt(v.values[i]);
+        const t = times[i];
+        const g = groupOf[i];
+        const o = g * W + slot.at;
+        const ob = g * BW + slot.bigAt;
+        if (F[o] === 0) {
+          F[o] = 1; F[o + 1] = t; F[o + 2] = t;
+          B[ob] = x; B[ob + 1] = x; B[ob + 2] = x; B[ob + 3] = x; B[ob + 4] = x;
+          continue;
+        }
+        F[o]++;
+        B[ob] += x;
+        if (x < B[ob + 1]) B[ob + 1] = x;
+        if (x > B[ob + 2]) B[ob + 2] = x;
+        if (t < F[o + 1] || (t === F[o + 1] && x < B[ob + 3])) { F[o + 1] = t; B[ob + 3] = x; }
+        if (t > F[o + 2] || (t === F[o + 2] && x > B[ob + 4])) { F[o + 2] = t; B[ob + 4] = x; }
+      }
+      return null;
+    }
+    if (v.kind !== 'number') return `${slot.field.column.type} values as ${v.kind}`;
+    const a = v.values;
+    // PostgreSQL sums real in real: each addition rounded to float4, as here.
+    const f4 = slot.kind === 'float4';
+    for (let i = 0; i < n; i++) {
+      if (!present(i)) continue;
+      const x = f4 ? Math.fround(a[i]) : a[i];
+      const t = times[i];
+      const o = groupOf[i] * W + slot.at;
+      if (F[o] === 0) {
+        F[o] = 1; F[o + 1] = x; F[o + 2] = x; F[o + 3] = x; F[o + 4] = t; F[o + 5] = x; F[o + 6] = t; F[o + 7] = x;
+        continue;
+      }
+      F[o]++;
+      F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
+      if (less(x, F[o + 2])) F[o + 2] = x;
+      if (less(F[o + 3], x)) F[o + 3] = x;
+      if (t < F[o + 4] || (t === F[o + 4] && less(x, F[o + 5]))) { F[o + 4] = t; F[o + 5] = x; }
+      if (t > F[o + 6] || (t === F[o + 6] && less(F[o + 7], x))) { F[o + 6] = t; F[o + 7] = x; }
+    }
+    return null;
+  }
+
+  /**
+   * The pending rows for buckets at or after `fromUs`, as columns for an INSERT … unnest(): names,
+   * SQL types and values, in levelColumnsDdl order (without all_tags).
+   */
+  columns(fromUs: bigint | null): { names: string[]; types: string[]; values: unknown[][] } {
+    const L = this.intervalUs;
+    const from = fromUs === null ? -Infinity : Number(floorDiv(fromUs, L));
+    const groups: number[] = [];
+    for (let g = 0; g < this.groups; g++) if (this.bucket[g] >= from) groups.push(g);
+    const names: string[] = ['time'];
+    const types: string[] = ['timestamptz'];
+    const values: unknown[][] = [groups.map((g) => pgTimestamp(BigInt(this.bucket[g]) * L))];
+    const tags = tagColumns(this.stream);
+    tags.forEach((c, k) => {
+      names.push(c.columnName);
+      types.push('text');
+      values.push(groups.map((g) => this.sets[this.set[g]][k] ?? null));
+    });
+    names.push('rows');
+    types.push('bigint');
+    values.push(groups.map((g) => this.rowCount[g]));
+    const F = this.nums;
+    const B = this.bigs;
+    const ddl = new Map(levelColumnsDdl(this.stream));
+    for (const slot of this.slots) {
+      const p = slot.field.prefix;
+      const col = (part: string, get: (o: number, ob: number) => unknown): void => {
+        names.push(`${p}_${part}`);
+        types.push((ddl.get(`${p}_${part}`) ?? 'float8').replace(/ .*/, ''));
+        values.push(groups.map((g) => {
+          const o = g * this.width + slot.at;
+          return F[o] === 0 && part !== 'n' && part !== 'true' ? null : get(o, g * this.bigWidth + slot.bigAt);
+        }));
+      };
+      const time = (x: number): string => String(x);
+      const big = (x: bigint): string => x.toString();
+      for (const part of partsOf(slot.field.kind)) {
+        if (slot.kind === 'bool') col(part, (o) => (part === 'n' ? F[o] : F[o + 1]));
+        else if (slot.kind === 'int8') {
+          const at: Record<string, (o: number, ob: number) => unknown> = {
+            n: (o) => F[o], sum: (_o, ob) => big(B[ob]), min: (_o, ob) => big(B[ob + 1]), max: (_o, ob) => big(B[ob + 2]),
+            first: (_o, ob) => big(B[ob + 3]), last: (_o, ob) => big(B[ob + 4]),
+          };
+          col(part, at[part]);
+          if (part === 'first') col('first_t', (o) => time(F[o + 1]));
+          if (part === 'last') col('last_t', (o) => time(F[o + 2]));
+        } else {
+          const off: Record<string, number> = { n: 0, sum: 1, min: 2, max: 3, first: 5, last: 7 };
+          col(part, (o) => F[o + off[part]]);
+          if (part === 'first') col('first_t', (o) => time(F[o + 4]));
+          if (part === 'last') col('last_t', (o) => time(F[o + 6]));
+        }
+      }
+    }
+    return { names, types, values };
+  }
+}
+
+/** Adds an upload's pending rows at or after `fromUs` (its finest level's watermark). */
+async function insertPending(tx: PoolClient, stream: Stream, ingestId: bigint, acc: PartialAggregates, fromUs: bigint | null): Promise<void> {
+  const { names, types, values } = acc.columns(fromUs);
+  const count = values[0].length;
+  const PER_INSERT = 5000;
+  for (let i = 0; i < count; i += PER_INSERT) {
+    const part = values.map((v) => v.slice(i, i + PER_INSERT));
+    await tx.query(
+      `INSERT INTO ${pendingTable(stream)} (ingest_id, ${names.map(ident).join(', ')})
+       SELECT $1, * FROM unnest(${types.map((t, k) => `$${k + 2}::${t}[]`).join(', ')})`,
+      [ingestId.toString(), ...part]);
+  }
+}
+
+/**
+ * Every upload into a stream with levels sums its rows per bucket of the finest level (as the
+ * upload began) and tag set; before commit, with the levels read FOR SHARE, the buckets at or
+ * above the finest level's watermark go into the pending table, or — if they cannot — are
+ * invalidated for every tag set.
+ */
+registerIngestObserver((stream, ingestId): IngestObserver => {
+  if (!Array.isArray(stream.settings.rollups) || stream.settings.rollups.length === 0) return {};
+  let acc: PartialAggregates | null = null;
+  let span: { start: bigint; end: bigint } | null = null;
+  return {
+    async beforeRows(tx) {
+      const finest = (await loadLevels(tx, stream.id))[0];
+      if (finest && finest.pendingFromUs !== null && pendingSupported(stream)) acc = new PartialAggregates(stream, finest.intervalUs);
+    },
+    onBatch(batch) {
+      if (batch.length === 0) return;
+      if (span === null) span = { start: batch.minTime, end: batch.maxTime };
+      else {
+        if (batch.minTime < span.start) span.start = batch.minTime;
+        if (batch.maxTime > span.end) span.end = batch.maxTime;
+      }
+      acc?.add(batch);
+    },
+    async beforeCommit(tx) {
+      const finest = (await loadLevels(tx, stream.id, 'FOR SHARE'))[0];
+      if (span === null || !finest || finest.pendingFromUs === null) return;
+      if (acc !== null && acc.worthKeeping && acc.intervalUs === finest.intervalUs) {
+        await insertPending(tx, stream, ingestId, acc, finest.watermarkUs);
+        return;
+      }
+      const L = finest.intervalUs;
+      const w = finest.watermarkUs;
+      const first = floorDiv(span.start, L) * L;
+      const start = w !== null && w > first ? w : first;
+      const end = (floorDiv(span.end, L) + 1n) * L;
+      if (start < end) await recordInvalidations(tx, stream.id, [{ level: finest.name, values: null, start, end }], `ingest:${ingestId}`);
+    },
+  };
+});
+
+registerRetractionObserver(async (tx, { stream, ingestId }) => {
+  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE ingest_id = $1`, [ingestId.toString()]);
+});
