@@ -134,6 +134,130 @@ function byteCodes(col: ColumnData, n: number, at: ByteAt): ColumnCodes {
   return { codes, values };
 }
 
+// Module-level, not closures made per call: an optimised loop calling a closure made anew on each
+// call of its function deoptimises on the next call ("wrong call target").
+const mix5 = (len: number, a: number, b: number, c: number, d: number): number =>
+  Math.imul(Math.imul(Math.imul(Math.imul(len ^ 0x9e3779b9, 0x85ebca6b) ^ a, 0xc2b2ae35) ^ b, 0x27d4eb2f) ^ c, 0x165667b1) ^ d;
+
+/** Puts the five-integer key src[from…from + 5) with its code into an open-addressing table of `size` slots. */
+function put5(keys: Int32Array, slotCodes: Int32Array, size: number, src: Int32Array, from: number, code: number): void {
+  let slot = mix5(src[from], src[from + 1], src[from + 2], src[from + 3], src[from + 4]) & (size - 1);
+  while (slotCodes[slot] !== 0) slot = (slot + 1) & (size - 1);
+  for (let k = 0; k < 5; k++) keys[slot * 5 + k] = src[from + k];
+  slotCodes[slot] = code;
+}
+
+/**
+ * Codes for Utf8 / LargeUtf8 values of at most 16 bytes (the usual tag): a value is its length and
+ * four little-endian words read at fixed places (overlapping where it is shorter), which together
+ * hold every byte, so rows are hashed and compared as five integers.
+ */
+function shortUtf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float64Array, data: Uint8Array): ColumnCodes {
+  const codes = new Int32Array(n);
+  const values: (string | null)[] = [null];
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let size = 64;
+  let keys = new Int32Array(size * 5);
+  let slotCodes = new Int32Array(size);
+  const bits = col.validity?.bitmap;
+  const bitOff = col.validity?.offset ?? 0;
+  const key = new Int32Array(5);
+  for (let i = 0; i < n; i++) {
+    if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
+    const s = offsets[i];
+    const len = offsets[i + 1] - s;
+    let a = 0; let b = 0; let c = 0; let d = 0;
+    if (len >= 4) {
+      const m = len - 4;
+      a = dv.getInt32(s, true);
+      b = dv.getInt32(s + (m < 4 ? m : 4), true);
+      c = dv.getInt32(s + (m < 8 ? m : 8), true);
+      d = dv.getInt32(s + m, true);
+    } else {
+      for (let k = 0; k < len; k++) a |= data[s + k] << (8 * k);
+    }
+    let slot = mix5(len, a, b, c, d) & (size - 1);
+    let code = 0;
+    while (slotCodes[slot] !== 0) {
+      const k = slot * 5;
+      if (keys[k] === len && keys[k + 1] === a && keys[k + 2] === b && keys[k + 3] === c && keys[k + 4] === d) { code = slotCodes[slot]; break; }
+      slot = (slot + 1) & (size - 1);
+    }
+    if (code === 0) {
+      code = values.length;
+      values.push(decoder.decode(data.subarray(s, s + len)));
+      key[0] = len; key[1] = a; key[2] = b; key[3] = c; key[4] = d;
+      put5(keys, slotCodes, size, key, 0, code);
+      if (values.length * 2 > size) {
+        const oldKeys = keys; const oldCodes = slotCodes;
+        size *= 2;
+        keys = new Int32Array(size * 5);
+        slotCodes = new Int32Array(size);
+        for (let k = 0; k < oldCodes.length; k++) if (oldCodes[k] !== 0) put5(keys, slotCodes, size, oldKeys, k * 5, oldCodes[k]);
+      }
+    }
+    codes[i] = code;
+  }
+  return { codes, values };
+}
+
+/**
+ * Codes for Utf8 / LargeUtf8 values: as byteCodes, with the bytes read straight from the column's
+ * buffers (no accessor calls per row: this runs for every row of every upload into a stream with
+ * rollups).
+ */
+function utf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float64Array, data: Uint8Array): ColumnCodes {
+  const codes = new Int32Array(n);
+  const values: (string | null)[] = [null];
+  let size = 64;
+  let reps = new Int32Array(size).fill(-1);
+  let slotCodes = new Int32Array(size);
+  let hashes = new Int32Array(size);
+  const bits = col.validity?.bitmap;
+  const bitOff = col.validity?.offset ?? 0;
+  for (let i = 0; i < n; i++) {
+    if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
+    const s = offsets[i];
+    const e = offsets[i + 1];
+    const len = e - s;
+    let h = 0x811c9dc5 ^ len;
+    for (let k = s; k < e; k++) h = Math.imul(h ^ data[k], 16777619);
+    let slot = h & (size - 1);
+    let code = 0;
+    for (let r = reps[slot]; r !== -1; r = reps[slot]) {
+      if (hashes[slot] === h && offsets[r + 1] - offsets[r] === len) {
+        const rs = offsets[r];
+        let k = 0;
+        while (k < len && data[rs + k] === data[s + k]) k++;
+        if (k === len) { code = slotCodes[slot]; break; }
+      }
+      slot = (slot + 1) & (size - 1);
+    }
+    if (code === 0) {
+      code = values.length;
+      values.push(decoder.decode(data.subarray(s, e)));
+      reps[slot] = i;
+      slotCodes[slot] = code;
+      hashes[slot] = h;
+      if (values.length * 2 > size) {
+        const old = { reps, slotCodes, hashes };
+        size *= 2;
+        reps = new Int32Array(size).fill(-1);
+        slotCodes = new Int32Array(size);
+        hashes = new Int32Array(size);
+        for (let k = 0; k < old.reps.length; k++) {
+          if (old.reps[k] === -1) continue;
+          let sl = old.hashes[k] & (size - 1);
+          while (reps[sl] !== -1) sl = (sl + 1) & (size - 1);
+          reps[sl] = old.reps[k]; slotCodes[sl] = old.slotCodes[k]; hashes[sl] = old.hashes[k];
+        }
+      }
+    }
+    codes[i] = code;
+  }
+  return { codes, values };
+}
+
 /**
  * Codes for Utf8View values that are all inline (≤ 12 bytes, the usual tag): a view's four words
  * (length and bytes, zero-padded) are the value, so rows are hashed and compared as integers.
@@ -196,7 +320,9 @@ function columnCodes(col: ColumnData | undefined, n: number): ColumnCodes {
     }
     case 'utf8': {
       const o = v.offsets;
-      return byteCodes(col, n, { buf: () => v.data, off: (i) => o[i], len: (i) => o[i + 1] - o[i] });
+      let short = true;
+      for (let i = 0; i < n && short; i++) short = o[i + 1] - o[i] <= 16;
+      return short ? shortUtf8Codes(col, n, o, v.data) : utf8Codes(col, n, o, v.data);
     }
     case 'utf8view': {
       const w = new Int32Array(v.views.buffer, v.views.byteOffset, v.views.byteLength >> 2);

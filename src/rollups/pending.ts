@@ -26,7 +26,7 @@ import type { PoolClient, Queryable } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
-import type { ColumnBatch, ColumnData } from '../domain/types.ts';
+import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
 import { registerIngestObserver, registerRetractionObserver, type IngestObserver } from '../ingest/observers.ts';
 import type { Stream } from '../streams/catalog.ts';
 import { type RollupField, levelColumnsDdl, partsOf, rollupFields, tagColumns } from './layout.ts';
@@ -111,24 +111,122 @@ interface Slot { field: RollupField; kind: SlotKind; at: number; bigAt: number }
 
 const WIDTH: Record<SlotKind, number> = { float8: 8, float4: 8, int8: 3, bool: 2 };
 
+
+const bitAt = (bitmap: Uint8Array, i: number): number => (bitmap[i >> 3] >> (i & 7)) & 1;
+
 /** PostgreSQL's order of float8: NaN after every number. */
 const less = (a: number, b: number): boolean => a < b || (b !== b && a === a);
 
-const bitAt = (bitmap: Uint8Array, i: number): number => (bitmap[i >> 3] >> (i & 7)) & 1;
+/** A new group's float parts: nothing yet (min NaN and max −∞ give way to any value, in PostgreSQL's order). */
+const FLOAT_START = [0, 0, NaN, -Infinity, Infinity, NaN, -Infinity, NaN];
+
+/** What one batch holds of each group it touches: its rows, and its earliest and latest row. */
+interface BatchGroups {
+  /** The groups the batch touches, in the order it first touches them. */
+  touched: Int32Array;
+  count: number;
+  rows: Int32Array;
+  first: Int32Array;
+  last: Int32Array;
+  /** Whether two rows of one group share its earliest or latest time (first and last then need the values). */
+  ties: boolean;
+  /** The batch's rows ordered by group (touched order), in row order within a group: group k's are perm[start[k]…start[k + 1]). */
+  perm: Int32Array;
+  start: Int32Array;
+}
+
+/**
+ * Adds a float column's values to the parts of their groups (n, sum, min, max, first time, first,
+ * last time, last at `at` in each group's W numbers). Without nulls and ties, first and last come
+ * from each group's earliest and latest row, and n from its row count; otherwise row by row.
+ * `f4`: the column is float4, which PostgreSQL sums in float4.
+ */
+function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, valid: Validity | null, f4: boolean,
+  n: number, times: Float64Array, groupOf: Int32Array, bg: BatchGroups): void {
+  if (valid === null && !bg.ties) {
+    // Group by group, its rows through perm: the running parts stay in registers.
+    const { perm, start } = bg;
+    for (let k = 0; k < bg.count; k++) {
+      const g = bg.touched[k];
+      const o = g * W + at;
+      let sum = F[o + 1];
+      let lo = Infinity;
+      let hi = -Infinity;
+      let nans = 0;
+      const end = start[k + 1];
+      for (let j = start[k]; j < end; j++) {
+        const x = f4 ? Math.fround(a[perm[j]]) : a[perm[j]];
+        sum = f4 ? Math.fround(sum + x) : sum + x;
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+        if (x !== x) nans++;
+      }
+      F[o + 1] = sum;
+      const rows = end - start[k];
+      // PostgreSQL's order: NaN after every number (min is NaN only when every value is).
+      const min = nans === rows ? NaN : lo;
+      const max = nans > 0 ? NaN : hi;
+      if (less(min, F[o + 2])) F[o + 2] = min;
+      if (less(F[o + 3], max)) F[o + 3] = max;
+      F[o] += rows;
+      const r0 = bg.first[g];
+      const t0 = times[r0];
+      const x0 = f4 ? Math.fround(a[r0]) : a[r0];
+      if (t0 < F[o + 4] || (t0 === F[o + 4] && less(x0, F[o + 5]))) { F[o + 4] = t0; F[o + 5] = x0; }
+      const r1 = bg.last[g];
+      const t1 = times[r1];
+      const x1 = f4 ? Math.fround(a[r1]) : a[r1];
+      if (t1 > F[o + 6] || (t1 === F[o + 6] && less(F[o + 7], x1))) { F[o + 6] = t1; F[o + 7] = x1; }
+    }
+    return;
+  }
+  const bits = valid?.bitmap;
+  const bitOff = valid?.offset ?? 0;
+  for (let i = 0; i < n; i++) {
+    if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
+    const x = f4 ? Math.fround(a[i]) : a[i];
+    const t = times[i];
+    const o = groupOf[i] * W + at;
+    F[o]++;
+    F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
+    if (x === x) {
+      const lo = F[o + 2];
+      if (x < lo || lo !== lo) F[o + 2] = x;
+      if (x > F[o + 3]) F[o + 3] = x;
+    } else F[o + 3] = x;
+    const ft = F[o + 4];
+    if (t < ft || (t === ft && less(x, F[o + 5]))) { F[o + 4] = t; F[o + 5] = x; }
+    const lt = F[o + 6];
+    if (t > lt || (t === lt && less(F[o + 7], x))) { F[o + 6] = t; F[o + 7] = x; }
+  }
+}
 
 export class PartialAggregates {
   private readonly slots: Slot[];
   private readonly width: number;
   private readonly bigWidth: number;
+  /** Each group's numbers (group-major, `width` each), its bigints, bucket, tag set and row count. */
   private nums = new Float64Array(0);
   private bigs: bigint[] = [];
   private bucket = new Float64Array(0);
   private set = new Int32Array(0);
   private rowCount = new Float64Array(0);
+  /** Per group, scratch for the batch being added (see BatchGroups); `seen` holds the batch number. */
+  private bRows = new Int32Array(0);
+  private bFirst = new Int32Array(0);
+  private bLast = new Int32Array(0);
+  private seen = new Int32Array(0);
+  private bPos = new Int32Array(0);
+  private batchNo = 0;
   private groups = 0;
   private readonly index = new Map<number, number>();
+  /** Per tag set, the bucket of its latest row and that bucket's group: rows mostly come in time order. */
+  private setBucket = new Float64Array(0);
+  private setGroup = new Int32Array(0);
   private readonly setIndex = new Map<string, number>();
   private readonly sets: TagValues[] = [];
+  /** The first `width` numbers of a new group. */
+  private readonly start: Float64Array;
   private readonly L: number;
   rows = 0;
   /** Why partial aggregates were given up for this upload, or null. */
@@ -138,16 +236,19 @@ export class PartialAggregates {
     this.L = Number(intervalUs);
     let at = 0;
     let bigAt = 0;
+    const start: number[] = [];
     this.slots = rollupFields(stream).map((field) => {
       const t = field.column.type;
       const kind: SlotKind = t === 'bool' ? 'bool' : t === 'int8' ? 'int8' : t === 'float4' ? 'float4' : 'float8';
       const slot = { field, kind, at, bigAt };
       at += WIDTH[kind];
       if (kind === 'int8') bigAt += 5;
+      start.push(...(kind === 'bool' ? [0, 0] : kind === 'int8' ? [0, Infinity, -Infinity] : FLOAT_START));
       return slot;
     });
     this.width = at;
     this.bigWidth = bigAt;
+    this.start = Float64Array.from(start);
     if (!pendingSupported(stream)) this.fail('the stream has text or timestamp fields');
   }
 
@@ -172,6 +273,14 @@ export class PartialAggregates {
       s = this.sets.length;
       this.sets.push(values);
       this.setIndex.set(key, s);
+      if (s >= this.setBucket.length) {
+        const bucket = new Float64Array(Math.max(16, s * 2)).fill(NaN);
+        bucket.set(this.setBucket);
+        const group = new Int32Array(bucket.length);
+        group.set(this.setGroup);
+        this.setBucket = bucket;
+        this.setGroup = group;
+      }
     }
     return s;
   }
@@ -189,9 +298,15 @@ export class PartialAggregates {
       this.set = grow(this.set, cap);
       this.rowCount = grow(this.rowCount, cap);
       this.nums = grow(this.nums, cap * this.width);
+      this.bRows = grow(this.bRows, cap);
+      this.bFirst = grow(this.bFirst, cap);
+      this.bLast = grow(this.bLast, cap);
+      this.seen = grow(this.seen, cap);
+      this.bPos = grow(this.bPos, cap);
     }
     this.bucket[g] = b;
     this.set[g] = s;
+    this.nums.set(this.start, g * this.width);
     for (let k = 0; k < this.bigWidth; k++) this.bigs.push(0n);
     return g;
   }
@@ -205,10 +320,12 @@ export class PartialAggregates {
     const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, n * 2);
     const times = new Float64Array(n);
     const groupOf = new Int32Array(n);
+    const touched = new Int32Array(Math.min(n, MAX_GROUPS));
+    let count = 0;
+    let ties = false;
+    const no = ++this.batchNo;
     const { combined, tuple } = tagSetCodes(this.stream, batch);
     const setOfCode: number[] = [];
-    let lastKey = NaN;
-    let last = -1;
     for (let i = 0; i < n; i++) {
       const t = words[2 * i + 1] * 4294967296 + (words[2 * i] >>> 0);
       times[i] = t;
@@ -218,31 +335,56 @@ export class PartialAggregates {
       let s = setOfCode[c];
       if (s === undefined) s = setOfCode[c] = this.setFor(tuple(c));
       if (s < 0) { this.fail(`more than ${MAX_SETS} tag sets`); return; }
-      const key = b * MAX_SETS + s;
-      if (key !== lastKey) {
-        let g = this.index.get(key);
+      let g: number | undefined;
+      if (this.setBucket[s] === b) g = this.setGroup[s];
+      else {
+        const key = b * MAX_SETS + s;
+        g = this.index.get(key);
         if (g === undefined) {
           if (this.groups >= MAX_GROUPS) { this.fail(`more than ${MAX_GROUPS} buckets and tag sets`); return; }
           g = this.newGroup(b, s);
           this.index.set(key, g);
         }
-        lastKey = key;
-        last = g;
+        this.setBucket[s] = b;
+        this.setGroup[s] = g;
       }
-      groupOf[i] = last;
-      this.rowCount[last]++;
+      groupOf[i] = g;
+      this.rowCount[g]++;
+      if (this.seen[g] !== no) {
+        this.seen[g] = no;
+        touched[count++] = g;
+        this.bRows[g] = 1;
+        this.bFirst[g] = i;
+        this.bLast[g] = i;
+        continue;
+      }
+      this.bRows[g]++;
+      const ft = times[this.bFirst[g]];
+      if (t < ft) this.bFirst[g] = i; else if (t === ft) ties = true;
+      const lt = times[this.bLast[g]];
+      if (t > lt) this.bLast[g] = i; else if (t === lt) ties = true;
     }
+    // The rows ordered by group: a counting sort over the groups in the order they were touched.
+    const start = new Int32Array(count + 1);
+    for (let k = 0; k < count; k++) {
+      const g = touched[k];
+      start[k + 1] = start[k] + this.bRows[g];
+      this.bPos[g] = start[k];
+    }
+    const perm = new Int32Array(n);
+    for (let i = 0; i < n; i++) perm[this.bPos[groupOf[i]]++] = i;
+    const bg: BatchGroups = { touched, count, rows: this.bRows, first: this.bFirst, last: this.bLast, ties, perm, start };
     const byName = new Map(batch.columns.map((c) => [c.column.columnName, c]));
     for (const slot of this.slots) {
       const col = byName.get(slot.field.column.columnName);
       if (!col) continue;
-      const why = this.addField(slot, col, n, times, groupOf);
+      const why = this.addField(slot, col, n, times, groupOf, bg);
       if (why !== null) { this.fail(`field ${slot.field.column.name}: ${why}`); return; }
     }
   }
 
   /** Adds one column of a batch to its field's parts; returns why it cannot, or null. */
-  private addField(slot: Slot, col: ColumnData, n: number, times: Float64Array, groupOf: Int32Array): string | null {
+  private addField(slot: Slot, col: ColumnData, n: number, times: Float64Array, groupOf: Int32Array, bg: BatchGroups): string | null {
     const F = this.nums;
     const W = this.width;
     const v = col.values;
@@ -250,6 +392,17 @@ export class PartialAggregates {
     const present = (i: number): boolean => valid === null || bitAt(valid.bitmap, valid.offset + i) === 1;
     if (slot.kind === 'bool') {
       if (v.kind !== 'bits') return `bool values as ${v.kind}`;
+      if (valid === null) {
+        const { perm, start } = bg;
+        for (let k = 0; k < bg.count; k++) {
+          let trues = 0;
+          for (let j = start[k]; j < start[k + 1]; j++) trues += bitAt(v.bitmap, v.offset + perm[j]);
+          const o = bg.touched[k] * W + slot.at;
+          F[o] += start[k + 1] - start[k];
+          F[o + 1] += trues;
+        }
+        return null;
+      }
       for (let i = 0; i < n; i++) {
         if (!present(i)) continue;
         const o = groupOf[i] * W + slot.at;
@@ -284,25 +437,10 @@ export class PartialAggregates {
       return null;
     }
     if (v.kind !== 'number') return `${slot.field.column.type} values as ${v.kind}`;
+    // Float64Array (the usual field) is read as it is; other number arrays are widened first, so
+    // that the loops' element loads stay monomorphic.
     const a = v.values;
-    // PostgreSQL sums real in real: each addition rounded to float4, as here.
-    const f4 = slot.kind === 'float4';
-    for (let i = 0; i < n; i++) {
-      if (!present(i)) continue;
-      const x = f4 ? Math.fround(a[i]) : a[i];
-      const t = times[i];
-      const o = groupOf[i] * W + slot.at;
-      if (F[o] === 0) {
-        F[o] = 1; F[o + 1] = x; F[o + 2] = x; F[o + 3] = x; F[o + 4] = t; F[o + 5] = x; F[o + 6] = t; F[o + 7] = x;
-        continue;
-      }
-      F[o]++;
-      F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
-      if (less(x, F[o + 2])) F[o + 2] = x;
-      if (less(F[o + 3], x)) F[o + 3] = x;
-      if (t < F[o + 4] || (t === F[o + 4] && less(x, F[o + 5]))) { F[o + 4] = t; F[o + 5] = x; }
-      if (t > F[o + 6] || (t === F[o + 6] && less(F[o + 7], x))) { F[o + 6] = t; F[o + 7] = x; }
-    }
+    addFloats(F, W, slot.at, a instanceof Float64Array ? a : new Float64Array(a), valid, slot.kind === 'float4', n, times, groupOf, bg);
     return null;
   }
 

@@ -64,6 +64,10 @@ async function fillDay(db: Db, s: Stream, d: number, rows: number, base = T0): P
      SELECT $1::timestamptz + (g * (86400000000 / $2)) * interval '1 microsecond', 'S-' || (g % 3), g * 0.5, $3
        FROM generate_series(0, $2 - 1) g`,
     [pgTimestamp(start), rows, ingest]);
+  // Rows written with SQL come with no pending rows (src/rollups/pending.ts): the refresh must
+  // build them from raw rows, as it does for rows from before pending rows existed. It starts
+  // pending rows again after the stream's last chunk.
+  await db.pool.query('UPDATE strata.rollup_levels SET pending_from = NULL WHERE stream_id = $1', [s.id]);
 }
 
 async function setRetention(db: Db, name: string, raw: string): Promise<void> {
