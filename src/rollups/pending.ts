@@ -217,6 +217,7 @@ export class PartialAggregates {
   private bLast = new Int32Array(0);
   private seen = new Int32Array(0);
   private bPos = new Int32Array(0);
+  private scratch = { times: new Float64Array(0), groupOf: new Int32Array(0), touched: new Int32Array(0), perm: new Int32Array(0), start: new Int32Array(1) };
   private batchNo = 0;
   private groups = 0;
   private readonly index = new Map<number, number>();
@@ -318,9 +319,11 @@ export class PartialAggregates {
     if (batch.minTime <= -SAFE_US || batch.maxTime >= SAFE_US) { this.fail('times beyond ±2^53 µs'); return; }
     const L = this.L;
     const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, n * 2);
-    const times = new Float64Array(n);
-    const groupOf = new Int32Array(n);
-    const touched = new Int32Array(Math.min(n, MAX_GROUPS));
+    // Scratch per batch, kept for the next one (batches are of similar sizes).
+    if (this.scratch.times.length < n) {
+      this.scratch = { times: new Float64Array(n), groupOf: new Int32Array(n), touched: new Int32Array(n), perm: new Int32Array(n), start: new Int32Array(n + 1) };
+    }
+    const { times, groupOf, touched, perm, start } = this.scratch;
     let count = 0;
     let ties = false;
     const no = ++this.batchNo;
@@ -365,13 +368,12 @@ export class PartialAggregates {
       if (t > lt) this.bLast[g] = i; else if (t === lt) ties = true;
     }
     // The rows ordered by group: a counting sort over the groups in the order they were touched.
-    const start = new Int32Array(count + 1);
+    start[0] = 0;
     for (let k = 0; k < count; k++) {
       const g = touched[k];
       start[k + 1] = start[k] + this.bRows[g];
       this.bPos[g] = start[k];
     }
-    const perm = new Int32Array(n);
     for (let i = 0; i < n; i++) perm[this.bPos[groupOf[i]]++] = i;
     const bg: BatchGroups = { touched, count, rows: this.bRows, first: this.bFirst, last: this.bLast, ties, perm, start };
     const byName = new Map(batch.columns.map((c) => [c.column.columnName, c]));
