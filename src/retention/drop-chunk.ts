@@ -1,14 +1,17 @@
 // Dropping one chunk, whole: DETACH PARTITION … CONCURRENTLY (ingests into other chunks carry on
-// unblocked), then, in one transaction, check that the chunk still holds exactly the rows that
-// were there when its rollup coverage was confirmed, DROP TABLE, mark it dropped in the chunk
-// registry, note the expired rows on their ingests and append the audit entry. A chunk whose rows
-// changed in between (a late upload, a retraction) is attached again and left for the next run.
+// unblocked), then, in one transaction, check that the levels that absorbed the chunk hold no
+// stale buckets over it (a late upload or a retraction into the chunk since its rollup coverage
+// was confirmed records them in its own transaction, and the detach waited for it), count its rows
+// per ingest, DROP TABLE, mark it dropped in the chunk registry, note the expired rows on their
+// ingests and append the audit entry. A chunk whose rows changed in between is attached again and
+// left for the next run.
 import type { QueryResult } from 'pg';
 import type { Db, PoolClient, Queryable } from '../db/pool.ts';
 import { DATA_SCHEMA, qualified } from '../db/sql.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { appendAudit, systemActor } from '../audit/log.ts';
 import type { Stream } from '../streams/catalog.ts';
+import type { RollupCoverage } from '../rollups/coverage.ts';
 import { type Hold, type HoldRow, HOLD_LOCK_SPACE, overlappingHoldsSql, toHold } from './holds.ts';
 
 export interface ChunkRow {
@@ -49,25 +52,6 @@ const ONE_CORE = 'SET LOCAL max_parallel_workers_per_gather = 0';
 
 function toContents(rows: { id: string; n: string }[]): ChunkContents {
   return new Map(rows.map((r) => [r.id, Number(r.n)]));
-}
-
-/** What the chunk holds now; null when its table no longer exists. */
-export async function chunkContents(db: Db, c: ChunkRow): Promise<ChunkContents | null> {
-  const client = await db.pool.connect();
-  try {
-    const { rows: exists } = await client.query<{ ok: boolean }>('SELECT to_regclass($1) IS NOT NULL AS ok', [tableOf(c)]);
-    if (!exists[0].ok) return null;
-    const results = await client.query(['BEGIN', ONE_CORE, contentsSql(c), 'COMMIT'].join(';\n')) as unknown as QueryResult[];
-    return toContents(results[2].rows as { id: string; n: string }[]);
-  } finally {
-    client.release();
-  }
-}
-
-function sameContents(a: ChunkContents, b: ChunkContents): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
 }
 
 function rowCount(c: ChunkContents): number {
@@ -148,8 +132,8 @@ export async function repairDetached(db: Db, stream: Stream): Promise<string[]> 
 export interface DropRequest {
   stream: Stream;
   chunk: ChunkRow;
-  /** What the chunk held when its rollup coverage was confirmed; null when none was needed. */
-  before: ChunkContents | null;
+  /** The rollups, asked after the detach whether rows changed in the levels' absorbed range. */
+  coverage: RollupCoverage | null;
   runId: number | null;
   now: Date;
   /** The policy that expired it, e.g. "30 days", and the cutoff it implies. */
@@ -216,7 +200,9 @@ async function verifyAndDrop(client: PoolClient, req: DropRequest, exists: boole
     return { dropped: false, reason };
   };
   if (holds.length > 0) return refuse(holdReason(holds));
-  if (after !== null && req.before !== null && !sameContents(req.before, after)) {
+  // Rows added to the chunk or retracted from it after the levels absorbed it left stale buckets
+  // in them (recorded in the same transaction); the detach waited for every such transaction.
+  if (req.coverage && req.absorbedBy.length > 0 && await req.coverage.staleWithin(client, req.stream, req.absorbedBy, chunk.startUs, chunk.endUs)) {
     return refuse('rows were added or removed while retention checked the chunk (a late upload or a retraction); it is checked again on the next run');
   }
   if (after !== null) await client.query(`DROP TABLE ${tableOf(chunk)}`);

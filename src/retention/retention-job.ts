@@ -10,7 +10,7 @@ import type { Stream } from '../streams/catalog.ts';
 import { formatMicros } from '../domain/time.ts';
 import { RAW_LEVEL, type RetentionPolicy, keepUs } from './policy.ts';
 import { activeHolds } from './holds.ts';
-import { type ChunkContents, type ChunkRow, chunkContents, dropChunk, expiredChunks, repairDetached } from './drop-chunk.ts';
+import { type ChunkRow, dropChunk, expiredChunks, repairDetached } from './drop-chunk.ts';
 
 export const RETENTION_JOB = 'retention';
 
@@ -74,7 +74,7 @@ async function retainStream(pass: Pass, stream: Stream, policy: RetentionPolicy)
   return report;
 }
 
-interface Candidate { chunk: ChunkRow; before: ChunkContents | null; needs: string[] }
+interface Candidate { chunk: ChunkRow; needs: string[] }
 
 async function retainLevel(
   pass: Pass, stream: Stream, policy: RetentionPolicy, level: string, keep: bigint, coarser: string[], report: StreamReport,
@@ -96,11 +96,8 @@ async function retainLevel(
       skip(chunk, `legal hold ${held.map((h) => `${h.hold.id} (${JSON.stringify(h.hold.reason)})`).join(', ')} covers part of the chunk`);
       continue;
     }
-    const needs = coarser.filter((l) => outlives(policy, l, chunk, pass.nowUs));
-    // What coverage is confirmed for: taken before the rollups are asked, compared after the
-    // detach. Without levels to ask, rows that arrive meanwhile simply expire with the chunk.
-    const before = needs.length > 0 ? await chunkContents(ctx.db, chunk) ?? new Map() : null;
-    candidates.push({ chunk, before, needs });
+    // Without levels to ask, rows that arrive meanwhile simply expire with the chunk.
+    candidates.push({ chunk, needs: coarser.filter((l) => outlives(policy, l, chunk, pass.nowUs)) });
   }
   const blocked = await coverageOf(pass, stream, candidates);
   for (const c of candidates) {
@@ -112,7 +109,7 @@ async function retainLevel(
     }
     try {
       const out = await withPause(ctx.config.retentionPausePercent, ctx.signal, () => dropChunk(ctx.db, {
-        stream, chunk: c.chunk, before: c.before, runId: ctx.runId, now: ctx.now(), keep: policy[level] as string, cutoffUs, absorbedBy: c.needs,
+        stream, chunk: c.chunk, coverage: pass.coverage, runId: ctx.runId, now: ctx.now(), keep: policy[level] as string, cutoffUs, absorbedBy: c.needs,
       }));
       if (!out.dropped) skip(c.chunk, out.reason);
       else {

@@ -1,7 +1,7 @@
 // What retention needs to know from the rollups before it drops raw chunks: which rollup levels
 // a stream has, and whether they have absorbed (materialised) a time range — refreshing it if
 // they can. The rollups module provides it; without one, a stream has no rollup levels.
-import type { Db } from '../db/pool.ts';
+import type { Db, Queryable } from '../db/pool.ts';
 import type { Stream } from '../streams/catalog.ts';
 
 export interface LevelCoverage {
@@ -30,6 +30,12 @@ export interface RollupCoverage {
    * unrefreshed buckets), and reports per level whether the range is now fully absorbed.
    */
   absorb(db: Db, stream: Stream, levels: string[], fromUs: bigint, toUs: bigint, now: Date, opts?: AbsorbOptions): Promise<LevelCoverage[]>;
+  /**
+   * Whether any of the levels has buckets within [fromUs, toUs) that rows written or retracted
+   * since it absorbed them made stale (every upload and retraction below a watermark records
+   * that in its own transaction): read in the caller's transaction.
+   */
+  staleWithin(q: Queryable, stream: Stream, levels: string[], fromUs: bigint, toUs: bigint): Promise<boolean>;
 }
 
 let provider: RollupCoverage | null = null;

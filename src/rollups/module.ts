@@ -104,6 +104,10 @@ async function absorb(db: Db, stream: Stream, levels: string[], fromUs: bigint, 
 registerRollupCoverage({
   levels: async (db, stream) => (await loadLevels(db.pool, stream.id)).map((l) => l.name),
   absorb,
+  async staleWithin(q, stream, levels, fromUs, toUs) {
+    for (const level of levels) if (await invalidatedWithin(q, stream.id, level, fromUs, toUs)) return true;
+    return false;
+  },
 });
 
 registerResolutionReader(readAggregates);

@@ -1,8 +1,9 @@
 // `npm run bench retention`: what retention costs.
 //  1. Dropping a chunk of 1M rows through the retention job (target < 1 s), median of 5.
 //  2. Ingest throughput (Arrow uploads over HTTP into the current chunk) while retention drops
-//     chunks of 200k rows without pause, against the same uploads with retention idle
-//     (target: < 10 % lower), alternated 3 times, medians.
+//     chunks of 200k rows, against the same uploads with retention idle (target: < 10 % lower),
+//     alternated 5 times, medians: with the levels kept up to date by the rollups job (steady
+//     state), and with the levels never refreshed (each run absorbs 3M raw rows first).
 //  3. A maintenance pass (chunks job + retention job) over 100 streams × 30 chunks: steady state
 //     (one chunk per stream expires), nothing to do, and catching up 22 chunks per stream.
 // Uses DATABASE_URL (a server to create a scratch database on) or an embedded PostgreSQL.
@@ -108,8 +109,6 @@ async function dropOneMillion(db: Db, jobs: Scheduler): Promise<void> {
   console.log(`  the same with the levels never refreshed (the run has them absorb the chunk first): median ${ms(median(absorbing))}  [${absorbing.map(ms).join(', ')}]`);
 }
 
-const latencies: { idle: number[]; busy: number[] } = { idle: [], busy: [] };
-
 /** Uploads of 50k rows into today's chunk, one after another, for `uploads` uploads; rows/s. */
 async function ingestRate(request: ReturnType<typeof appOf>['request'], stream: string, uploads: number, round: number, into?: number[]): Promise<number> {
   const bodies = Array.from({ length: uploads }, (_, k) => {
@@ -126,38 +125,47 @@ async function ingestRate(request: ReturnType<typeof appOf>['request'], stream: 
   return (uploads * 50_000) / ((performance.now() - started) / 1000);
 }
 
-async function ingestUnderRetention(db: Db, jobs: Scheduler, request: ReturnType<typeof appOf>['request']): Promise<void> {
-  // One stream: uploads go into its current chunk while retention drops its old ones. All old
-  // chunks are written, vacuumed and checkpointed first, so that background writes and autovacuum
-  // of the setup do not fall into the measurements; each round then expires its own 15 chunks.
+/**
+ * Uploads into one stream's current chunk while retention drops its old chunks. All old chunks
+ * are written, vacuumed and checkpointed first, so that background writes and autovacuum of the
+ * setup do not fall into the measurements; each round then expires its own 15 chunks.
+ * `refreshed`: before each round the rollups job brings the levels up to date (not timed), as it
+ * keeps them in steady state, so retention only drops; `absorbing`: the levels were never
+ * refreshed, so each retention run first has them absorb its 3M rows from the raw rows.
+ */
+async function ingestUnderRetention(db: Db, jobs: Scheduler, request: ReturnType<typeof appOf>['request'], mode: 'refreshed' | 'absorbing'): Promise<void> {
   const ROUNDS = 5;
   const PER_ROUND = 15;
-  const live = await newStream(db, 'live');
+  const name = `live-${mode}`;
+  const latencies: { idle: number[]; busy: number[] } = { idle: [], busy: [] };
+  const live = await newStream(db, name);
   const oldDay = (round: number, i: number): number => -400 + round * 30 + i;
   for (let round = 1; round <= ROUNDS; round++) {
     for (let i = 0; i < PER_ROUND; i++) await fillDay(db, live, oldDay(round, i), 200_000);
   }
   await db.pool.query(`VACUUM (FREEZE, ANALYZE) ${qualified(DATA_SCHEMA, live.tableName)}`);
   await db.pool.query('CHECKPOINT').catch(() => undefined); // needs superuser; fine without
-  await ingestRate(request, 'live', 4, 0); // warm-up
+  await ingestRate(request, name, 4, 0); // warm-up
   const idle: number[] = [];
   const busy: number[] = [];
   const drops: number[] = [];
   const overlap: string[] = [];
   const nowDay = Number((BigInt(clock.now().getTime()) * 1000n - T0) / DAY_US);
   for (let round = 1; round <= ROUNDS; round++) {
-    idle.push(await ingestRate(request, 'live', 20, round * 2, latencies.idle));
-    await setRetention(db, 'live', `${nowDay - oldDay(round, PER_ROUND)} days`); // this round's chunks expire
+    if (mode === 'refreshed') await jobs.runNow('rollups', { stream: name });
+    idle.push(await ingestRate(request, name, 20, round * 2, latencies.idle));
+    await setRetention(db, name, `${nowDay - oldDay(round, PER_ROUND)} days`); // this round's chunks expire
     const t0 = performance.now();
-    const retention = jobs.runNow('retention', { stream: 'live' }).then((r) => ({ r, s: (performance.now() - t0) / 1000 }));
-    busy.push(await ingestRate(request, 'live', 20, round * 2 + 1, latencies.busy));
+    const retention = jobs.runNow('retention', { stream: name }).then((r) => ({ r, s: (performance.now() - t0) / 1000 }));
+    busy.push(await ingestRate(request, name, 20, round * 2 + 1, latencies.busy));
     const ingestS = (performance.now() - t0) / 1000;
     const { r, s } = await retention;
     drops.push(r.chunks ?? 0);
     overlap.push(`${s.toFixed(1)} s / ${ingestS.toFixed(1)} s`);
   }
-  await updateStream(db, 'live', { settings: { retention: null } }, systemActor); // out of the next part's way
+  await updateStream(db, name, { settings: { retention: null } }, systemActor); // out of the next part's way
   const dip = 1 - median(busy) / median(idle);
+  console.log(`${mode === 'refreshed' ? 'levels kept up to date by the rollups job (steady state): retention only drops' : 'levels never refreshed: each retention run first has them absorb 3M raw rows'}`);
   const pct = (xs: number[], p: number): string => ms([...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]);
   console.log(`ingest into a stream while retention drops its old chunks (200k rows each): ${median(busy).toFixed(0)} rows/s vs ${median(idle).toFixed(0)} rows/s without → ${(dip * 100).toFixed(1)} % lower (target < 10 %)`);
   console.log(`  paired per round (median of the rounds' dips): ${(median(busy.map((b, i) => 1 - b / idle[i])) * 100).toFixed(1)} % lower`);
@@ -203,7 +211,10 @@ async function main(): Promise<void> {
     // RETENTION_BENCH=drop,ingest,pass picks parts (all by default).
     const parts = (process.env.RETENTION_BENCH ?? 'drop,ingest,pass').split(',');
     if (parts.includes('drop')) await dropOneMillion(db, jobs);
-    if (parts.includes('ingest')) await ingestUnderRetention(db, jobs, request);
+    if (parts.includes('ingest')) {
+      await ingestUnderRetention(db, jobs, request, 'refreshed');
+      await ingestUnderRetention(db, jobs, request, 'absorbing');
+    }
     if (parts.includes('pass')) await maintenancePass(db, jobs);
     await jobs.stop();
   } finally {

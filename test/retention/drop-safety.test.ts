@@ -2,7 +2,8 @@
 // confirmed keep it (it is attached again and checked on the next run, which recomputes the
 // level's buckets with those rows first) — whether the upload commits in the middle of the run
 // (the run is paused in the database, by a trigger waiting on an advisory lock the test holds) or
-// was already running before the run began (paused before its commit by an ingest observer);
+// was already running before the run began (paused before its commit by an ingest observer); so
+// does a retraction of its rows in the middle of the run;
 // uploads into a dropped range are refused; a chunk a crashed run left detached is attached again
 // before anything is decided; a drop that fails puts the chunk back.
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { FakeClock, onClock, waitFor } from '../helpers/clock.ts';
 import { type LabRows, type QueryBody, createLabStream, expectSame, ingestLab, labBody, reference, refresh } from '../helpers/rollups.ts';
 import { registerIngestObserver } from '../../src/ingest/observers.ts';
 import { ARROW_STREAM } from '../helpers/fixtures.ts';
+import { json } from '../helpers/uploads.ts';
 import {
   HOUR_US, PER_DAY, type Run, aggregated, auditOf, day, expectRegistryMatchesCatalog, iso, loadDays, quarterHourly, rawRows,
   registry, reportOf, runRetention,
@@ -149,6 +151,51 @@ describe('a drop racing an upload', () => {
     }
     const run = await (running as Promise<Run>);
     await expectKeptThenDropped('late', run, lateId as string, before);
+  });
+
+  it('keeps a chunk whose rows were retracted after its coverage was confirmed, and drops it on the next run', async () => {
+    await createLabStream(t, 'retracted', { rollups: ['1h'], retention: { raw: '2 days' } });
+    const ids = await loadDays(t, 'retracted', 1, 5, 1); // one upload per day
+    await refresh(t, 'retracted');
+    const day1 = await chunk('retracted', 1);
+    const LOCK = 7_319_902;
+    await t.db.pool.query(`CREATE FUNCTION public.pause_retention() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_advisory_xact_lock(${LOCK}); RETURN NEW; END $$`);
+    await t.db.pool.query(`CREATE TRIGGER pause_retention AFTER UPDATE OF state ON strata.chunks FOR EACH ROW
+      WHEN (NEW.table_name = '${day1.table}' AND NEW.state = 'dropped') EXECUTE FUNCTION public.pause_retention()`);
+    const holder = await t.db.pool.connect();
+    let running: Promise<Run> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [LOCK]);
+      running = runRetention(t, 'retracted');
+      await waitFor('the retention run to pause at the drop of day 1', async () => {
+        const { rows } = await holder.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [LOCK]);
+        return rows.length > 0;
+      });
+      // Day 2's upload is retracted while the run, which confirmed the 1h coverage of day 2, waits.
+      const res = await t.request(`/v1/ingests/${ids[1]}/retract`, json({ method: 'POST', body: { reason: 'probe was unplugged' } }));
+      expect(res.status, await res.clone().text()).toBe(200);
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()');
+      holder.release();
+      await running?.catch(() => undefined);
+      await t.db.pool.query('DROP TRIGGER pause_retention ON strata.chunks; DROP FUNCTION public.pause_retention()');
+    }
+    const run = await (running as Promise<Run>);
+    expect(run.outcome, JSON.stringify(run)).toBe('succeeded');
+    const { skipped } = reportOf(run, 'retracted');
+    expect(skipped.map((x) => x.from)).toEqual([iso(day(2))]);
+    expect(skipped[0].reason).toContain(CHANGED);
+    expect(await chunk('retracted', 2)).toMatchObject({ state: 'active', attached: true });
+    await expectRegistryMatchesCatalog(t, 'retracted');
+
+    // The next run has the 1h level recompute day 2 without the retracted rows, then drops it.
+    const next = await runRetention(t, 'retracted');
+    expect(next.outcome, JSON.stringify(next)).toBe('succeeded');
+    expect(await chunk('retracted', 2)).toMatchObject({ state: 'dropped', row_count: '0', attached: false });
+    expect(await invalidations('retracted')).toEqual([]);
+    expect((await aggregated(t, 'retracted', '1h', day(2), day(3))).rows).toEqual([]);
   });
 
   it('keeps a chunk whose upload was running before the run began and commits while the run detaches', async () => {
