@@ -118,71 +118,60 @@ async function expectKeptThenDropped(stream: string, run: Run, lateId: string, b
   expect(after.rows.filter((r) => r[1] === 'L')).toHaveLength(1);
 }
 
+/**
+ * Runs retention on `stream`, paused in the database while it drops day 1 — after it confirmed the
+ * levels' coverage of every expired day, before it detaches day 2 — by a trigger waiting on an
+ * advisory lock the test holds; `meanwhile` runs during the pause. Returns the run once it ends.
+ */
+async function retentionPausedAtDay1<T>(stream: string, meanwhile: () => Promise<T>): Promise<{ run: Run; got: T }> {
+  const day1 = await chunk(stream, 1);
+  const LOCK = 7_319_901;
+  await t.db.pool.query(`CREATE FUNCTION public.pause_retention() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock(${LOCK}); RETURN NEW; END $$`);
+  await t.db.pool.query(`CREATE TRIGGER pause_retention AFTER UPDATE OF state ON strata.chunks FOR EACH ROW
+    WHEN (NEW.table_name = '${day1.table}' AND NEW.state = 'dropped') EXECUTE FUNCTION public.pause_retention()`);
+  const holder = await t.db.pool.connect();
+  let running: Promise<Run> | undefined;
+  let got: T;
+  try {
+    await holder.query('SELECT pg_advisory_lock($1)', [LOCK]);
+    running = runRetention(t, stream);
+    await waitFor('the retention run to pause at the drop of day 1', async () => {
+      const { rows } = await holder.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [LOCK]);
+      return rows.length > 0;
+    });
+    got = await meanwhile();
+  } finally {
+    await holder.query('SELECT pg_advisory_unlock_all()');
+    holder.release();
+    await running?.catch(() => undefined);
+    await t.db.pool.query('DROP TRIGGER pause_retention ON strata.chunks; DROP FUNCTION public.pause_retention()');
+  }
+  return { run: await (running as Promise<Run>), got };
+}
+
 describe('a drop racing an upload', () => {
   it('keeps a chunk that received rows after its coverage was confirmed, and drops it on the next run', async () => {
     const before = await fiveDays('late');
-    // The run pauses while it drops day 1 — after it confirmed the 1h coverage of days 1–5, before
-    // it detaches day 2 — until the test lets it go: the late upload commits in between.
-    const day1 = await chunk('late', 1);
-    const LOCK = 7_319_901;
-    await t.db.pool.query(`CREATE FUNCTION public.pause_retention() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_advisory_xact_lock(${LOCK}); RETURN NEW; END $$`);
-    await t.db.pool.query(`CREATE TRIGGER pause_retention AFTER UPDATE OF state ON strata.chunks FOR EACH ROW
-      WHEN (NEW.table_name = '${day1.table}' AND NEW.state = 'dropped') EXECUTE FUNCTION public.pause_retention()`);
-    const holder = await t.db.pool.connect();
-    let lateId: string | undefined;
-    let running: Promise<Run> | undefined;
-    try {
-      await holder.query('SELECT pg_advisory_lock($1)', [LOCK]);
-      running = runRetention(t, 'late');
-      await waitFor('the retention run to pause at the drop of day 1', async () => {
-        const { rows } = await holder.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [LOCK]);
-        return rows.length > 0;
-      });
+    // The late upload commits while the run, which confirmed the 1h coverage of days 1–5, waits.
+    const { run, got: lateId } = await retentionPausedAtDay1('late', async () => {
       const res = await lateUpload('late');
       expect(res.status, await res.clone().text()).toBe(201);
-      lateId = ((await res.json()) as { ingest: { id: string } }).ingest.id;
-    } finally {
-      await holder.query('SELECT pg_advisory_unlock_all()');
-      holder.release();
-      await running?.catch(() => undefined);
-      await t.db.pool.query('DROP TRIGGER pause_retention ON strata.chunks; DROP FUNCTION public.pause_retention()');
-    }
-    const run = await (running as Promise<Run>);
-    await expectKeptThenDropped('late', run, lateId as string, before);
+      return ((await res.json()) as { ingest: { id: string } }).ingest.id;
+    });
+    await expectKeptThenDropped('late', run, lateId, before);
   });
 
   it('keeps a chunk whose rows were retracted after its coverage was confirmed, and drops it on the next run', async () => {
     await createLabStream(t, 'retracted', { rollups: ['1h'], retention: { raw: '2 days' } });
     const ids = await loadDays(t, 'retracted', 1, 5, 1); // one upload per day
     await refresh(t, 'retracted');
-    const day1 = await chunk('retracted', 1);
-    const LOCK = 7_319_902;
-    await t.db.pool.query(`CREATE FUNCTION public.pause_retention() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_advisory_xact_lock(${LOCK}); RETURN NEW; END $$`);
-    await t.db.pool.query(`CREATE TRIGGER pause_retention AFTER UPDATE OF state ON strata.chunks FOR EACH ROW
-      WHEN (NEW.table_name = '${day1.table}' AND NEW.state = 'dropped') EXECUTE FUNCTION public.pause_retention()`);
-    const holder = await t.db.pool.connect();
-    let running: Promise<Run> | undefined;
-    try {
-      await holder.query('SELECT pg_advisory_lock($1)', [LOCK]);
-      running = runRetention(t, 'retracted');
-      await waitFor('the retention run to pause at the drop of day 1', async () => {
-        const { rows } = await holder.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, [LOCK]);
-        return rows.length > 0;
-      });
-      // Day 2's upload is retracted while the run, which confirmed the 1h coverage of day 2, waits.
+    // Day 2's upload is retracted while the run, which confirmed the 1h coverage of day 2, waits.
+    const { run } = await retentionPausedAtDay1('retracted', async () => {
       const res = await t.request(`/v1/ingests/${ids[1]}/retract`, json({ method: 'POST', body: { reason: 'probe was unplugged' } }));
       expect(res.status, await res.clone().text()).toBe(200);
-    } finally {
-      await holder.query('SELECT pg_advisory_unlock_all()');
-      holder.release();
-      await running?.catch(() => undefined);
-      await t.db.pool.query('DROP TRIGGER pause_retention ON strata.chunks; DROP FUNCTION public.pause_retention()');
-    }
-    const run = await (running as Promise<Run>);
+    });
     expect(run.outcome, JSON.stringify(run)).toBe('succeeded');
     const { skipped } = reportOf(run, 'retracted');
     expect(skipped.map((x) => x.from)).toEqual([iso(day(2))]);
