@@ -17,6 +17,7 @@ import { type Level, loadLevels } from './levels.ts';
 import { tagColumns } from './layout.ts';
 import { FAR_PAST, subtract } from '../domain/ranges.ts';
 import { droppedRawBuckets } from './refresh.ts';
+import { UploadPending } from './pending.ts';
 
 /** Rows of one tag set less than this apart are one range. */
 const GAP_US = 60_000_000;
@@ -202,63 +203,6 @@ function shortUtf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float6
 }
 
 /**
- * Codes for Utf8 / LargeUtf8 values: as byteCodes, with the bytes read straight from the column's
- * buffers (no accessor calls per row: this runs for every row of every upload into a stream with
- * rollups).
- */
-function utf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float64Array, data: Uint8Array): ColumnCodes {
-  const codes = new Int32Array(n);
-  const values: (string | null)[] = [null];
-  let size = 64;
-  let reps = new Int32Array(size).fill(-1);
-  let slotCodes = new Int32Array(size);
-  let hashes = new Int32Array(size);
-  const bits = col.validity?.bitmap;
-  const bitOff = col.validity?.offset ?? 0;
-  for (let i = 0; i < n; i++) {
-    if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
-    const s = offsets[i];
-    const e = offsets[i + 1];
-    const len = e - s;
-    let h = 0x811c9dc5 ^ len;
-    for (let k = s; k < e; k++) h = Math.imul(h ^ data[k], 16777619);
-    let slot = h & (size - 1);
-    let code = 0;
-    for (let r = reps[slot]; r !== -1; r = reps[slot]) {
-      if (hashes[slot] === h && offsets[r + 1] - offsets[r] === len) {
-        const rs = offsets[r];
-        let k = 0;
-        while (k < len && data[rs + k] === data[s + k]) k++;
-        if (k === len) { code = slotCodes[slot]; break; }
-      }
-      slot = (slot + 1) & (size - 1);
-    }
-    if (code === 0) {
-      code = values.length;
-      values.push(decoder.decode(data.subarray(s, e)));
-      reps[slot] = i;
-      slotCodes[slot] = code;
-      hashes[slot] = h;
-      if (values.length * 2 > size) {
-        const old = { reps, slotCodes, hashes };
-        size *= 2;
-        reps = new Int32Array(size).fill(-1);
-        slotCodes = new Int32Array(size);
-        hashes = new Int32Array(size);
-        for (let k = 0; k < old.reps.length; k++) {
-          if (old.reps[k] === -1) continue;
-          let sl = old.hashes[k] & (size - 1);
-          while (reps[sl] !== -1) sl = (sl + 1) & (size - 1);
-          reps[sl] = old.reps[k]; slotCodes[sl] = old.slotCodes[k]; hashes[sl] = old.hashes[k];
-        }
-      }
-    }
-    codes[i] = code;
-  }
-  return { codes, values };
-}
-
-/**
  * Codes for Utf8View values that are all inline (≤ 12 bytes, the usual tag): a view's four words
  * (length and bytes, zero-padded) are the value, so rows are hashed and compared as integers.
  */
@@ -322,7 +266,7 @@ function columnCodes(col: ColumnData | undefined, n: number): ColumnCodes {
       const o = v.offsets;
       let short = true;
       for (let i = 0; i < n && short; i++) short = o[i + 1] - o[i] <= 16;
-      return short ? shortUtf8Codes(col, n, o, v.data) : utf8Codes(col, n, o, v.data);
+      return short ? shortUtf8Codes(col, n, o, v.data) : byteCodes(col, n, { buf: () => v.data, off: (i) => o[i], len: (i) => o[i + 1] - o[i] });
     }
     case 'utf8view': {
       const w = new Int32Array(v.views.buffer, v.views.byteOffset, v.views.byteLength >> 2);
@@ -476,6 +420,10 @@ function hasLevels(stream: Stream): boolean {
 }
 
 /**
+ * What an upload wrote, for the levels: below the watermarks, invalidations; at or above the finest
+ * level's, pending rows (pending.ts). The levels are read once as the upload begins and once FOR
+ * SHARE before it commits, for both.
+ *
  * Batches wholly at or above every watermark as the upload began (the usual live upload) are not
  * followed per tag set: only their time span is kept. Should a refresh move a watermark past
  * some of those rows before the upload commits, that part is invalidated for every tag set —
@@ -485,15 +433,18 @@ registerIngestObserver((stream, ingestId): IngestObserver => {
   // Levels added while the upload runs have no watermark yet, so nothing can be below it.
   if (!hasLevels(stream)) return {};
   const ranges = new TagSetRanges(stream);
+  const pending = new UploadPending(stream, ingestId);
   let above: bigint | null = null;
   let untracked: { start: bigint; end: bigint } | null = null;
   return {
     async beforeRows(tx) {
       const levels = await loadLevels(tx, stream.id);
+      pending.start(levels);
       above = levels.reduce<bigint | null>((m, l) => (l.watermarkUs !== null && (m === null || l.watermarkUs > m) ? l.watermarkUs : m), null) ?? FAR_PAST;
     },
     onBatch(batch) {
       if (batch.length === 0) return;
+      pending.add(batch);
       if (above !== null && batch.minTime >= above) {
         if (untracked === null) untracked = { start: batch.minTime, end: batch.maxTime };
         else {
@@ -510,6 +461,7 @@ registerIngestObserver((stream, ingestId): IngestObserver => {
       if (untracked !== null) {
         for (const level of levels) for (const r of levelRanges(level, [untracked])) list.push({ level: level.name, values: null, ...r });
       }
+      list.push(...await pending.commit(tx, levels));
       if (list.length > 0) await recordInvalidations(tx, stream.id, list, `ingest:${ingestId}`);
     },
   };

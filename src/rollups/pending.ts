@@ -27,12 +27,11 @@ import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
 import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
-import { registerIngestObserver, registerRetractionObserver, type IngestObserver } from '../ingest/observers.ts';
+import { registerRetractionObserver } from '../ingest/observers.ts';
 import type { Stream } from '../streams/catalog.ts';
 import { type RollupField, levelColumnsDdl, partsOf, rollupFields, tagColumns } from './layout.ts';
 import type { Level } from './levels.ts';
-import { type TagValues, recordInvalidations, tagSetCodes } from './invalidate.ts';
-import { loadLevels } from './levels.ts';
+import { type Invalidation, type TagValues, tagSetCodes } from './invalidate.ts';
 
 export function pendingTableName(stream: Pick<Stream, 'tableName'>): string {
   return `${stream.tableName.slice(0, 36)}_pend`;
@@ -391,7 +390,6 @@ export class PartialAggregates {
     const W = this.width;
     const v = col.values;
     const valid = col.validity;
-    const present = (i: number): boolean => valid === null || bitAt(valid.bitmap, valid.offset + i) === 1;
     if (slot.kind === 'bool') {
       if (v.kind !== 'bits') return `bool values as ${v.kind}`;
       if (valid === null) {
@@ -406,7 +404,7 @@ export class PartialAggregates {
         return null;
       }
       for (let i = 0; i < n; i++) {
-        if (!present(i)) continue;
+        if (valid !== null && bitAt(valid.bitmap, valid.offset + i) === 0) continue;
         const o = groupOf[i] * W + slot.at;
         F[o]++;
         F[o + 1] += bitAt(v.bitmap, v.offset + i);
@@ -418,7 +416,7 @@ export class PartialAggregates {
       const B = this.bigs;
       const BW = this.bigWidth;
       for (let i = 0; i < n; i++) {
-        if (!present(i)) continue;
+        if (valid !== null && bitAt(valid.bitmap, valid.offset + i) === 0) continue;
         const x = v.kind === 'bigint' ? v.values[i] : BigInt(v.values[i]);
         const t = times[i];
         const g = groupOf[i];
@@ -519,45 +517,52 @@ async function insertPending(tx: PoolClient, stream: Stream, ingestId: bigint, a
 }
 
 /**
- * Every upload into a stream with levels sums its rows per bucket of the finest level (as the
- * upload began) and tag set; before commit, with the levels read FOR SHARE, the buckets at or
- * above the finest level's watermark go into the pending table, or — if they cannot — are
- * invalidated for every tag set.
+ * One upload's pending rows, followed by the rollups' ingest observer (invalidate.ts), which reads
+ * the levels for both: as the upload begins, it sums the rows per bucket of the finest level and
+ * tag set; before commit, with the levels read FOR SHARE, the buckets at or above the finest
+ * level's watermark go into the pending table, or — if they cannot — are invalidated for every
+ * tag set.
  */
-registerIngestObserver((stream, ingestId): IngestObserver => {
-  if (!Array.isArray(stream.settings.rollups) || stream.settings.rollups.length === 0) return {};
-  let acc: PartialAggregates | null = null;
-  let span: { start: bigint; end: bigint } | null = null;
-  return {
-    async beforeRows(tx) {
-      const finest = (await loadLevels(tx, stream.id))[0];
-      if (finest && finest.pendingFromUs !== null && pendingSupported(stream)) acc = new PartialAggregates(stream, finest.intervalUs);
-    },
-    onBatch(batch) {
-      if (batch.length === 0) return;
-      if (span === null) span = { start: batch.minTime, end: batch.maxTime };
-      else {
-        if (batch.minTime < span.start) span.start = batch.minTime;
-        if (batch.maxTime > span.end) span.end = batch.maxTime;
-      }
-      acc?.add(batch);
-    },
-    async beforeCommit(tx) {
-      const finest = (await loadLevels(tx, stream.id, 'FOR SHARE'))[0];
-      if (span === null || !finest || finest.pendingFromUs === null) return;
-      if (acc !== null && acc.worthKeeping && acc.intervalUs === finest.intervalUs) {
-        await insertPending(tx, stream, ingestId, acc, finest.watermarkUs);
-        return;
-      }
-      const L = finest.intervalUs;
-      const w = finest.watermarkUs;
-      const first = floorDiv(span.start, L) * L;
-      const start = w !== null && w > first ? w : first;
-      const end = (floorDiv(span.end, L) + 1n) * L;
-      if (start < end) await recordInvalidations(tx, stream.id, [{ level: finest.name, values: null, start, end }], `ingest:${ingestId}`);
-    },
-  };
-});
+export class UploadPending {
+  private acc: PartialAggregates | null = null;
+  private span: { start: bigint; end: bigint } | null = null;
+
+  constructor(private readonly stream: Stream, private readonly ingestId: bigint) {}
+
+  /** As the upload begins, with the stream's levels (finest first). */
+  start(levels: readonly Level[]): void {
+    const finest = levels[0];
+    if (finest && finest.pendingFromUs !== null && pendingSupported(this.stream)) this.acc = new PartialAggregates(this.stream, finest.intervalUs);
+  }
+
+  add(batch: ColumnBatch): void {
+    if (batch.length === 0) return;
+    const span = this.span;
+    if (span === null) this.span = { start: batch.minTime, end: batch.maxTime };
+    else {
+      if (batch.minTime < span.start) span.start = batch.minTime;
+      if (batch.maxTime > span.end) span.end = batch.maxTime;
+    }
+    this.acc?.add(batch);
+  }
+
+  /** Before commit, with the levels read FOR SHARE: writes the pending rows, or returns the invalidations that stand in for them. */
+  async commit(tx: PoolClient, levels: readonly Level[]): Promise<Invalidation[]> {
+    const finest = levels[0];
+    const { acc, span } = this;
+    if (span === null || !finest || finest.pendingFromUs === null) return [];
+    if (acc !== null && acc.worthKeeping && acc.intervalUs === finest.intervalUs) {
+      await insertPending(tx, this.stream, this.ingestId, acc, finest.watermarkUs);
+      return [];
+    }
+    const L = finest.intervalUs;
+    const w = finest.watermarkUs;
+    const first = floorDiv(span.start, L) * L;
+    const start = w !== null && w > first ? w : first;
+    const end = (floorDiv(span.end, L) + 1n) * L;
+    return start < end ? [{ level: finest.name, values: null, start, end }] : [];
+  }
+}
 
 registerRetractionObserver(async (tx, { stream, ingestId }) => {
   if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE ingest_id = $1`, [ingestId.toString()]);
