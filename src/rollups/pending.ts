@@ -24,6 +24,8 @@
 // Streams with text or timestamp fields keep no pending rows; their levels are built from raw rows.
 import type { PoolClient, Queryable } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
+import { CopyStream } from '../copy/copy-stream.ts';
+import { TupleWriter } from '../copy/tuple-writer.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
 import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
@@ -445,74 +447,64 @@ export class PartialAggregates {
   }
 
   /**
-   * The pending rows for buckets at or after `fromUs`, as columns for an INSERT … unnest(): names,
-   * SQL types and values, in levelColumnsDdl order (without all_tags).
+   * The pending rows for buckets at or after `fromUs` as binary COPY tuples, with the names of
+   * their columns (levelColumnsDdl's, without all_tags, which keeps its default).
    */
-  columns(fromUs: bigint | null): { names: string[]; types: string[]; values: unknown[][] } {
+  tuples(fromUs: bigint | null, ingestId: bigint): { names: string[]; rows: TupleWriter } {
     const L = this.intervalUs;
     const from = fromUs === null ? -Infinity : Number(floorDiv(fromUs, L));
-    const groups: number[] = [];
-    for (let g = 0; g < this.groups; g++) if (this.bucket[g] >= from) groups.push(g);
-    const names: string[] = ['time'];
-    const types: string[] = ['timestamptz'];
-    const values: unknown[][] = [groups.map((g) => pgTimestamp(BigInt(this.bucket[g]) * L))];
     const tags = tagColumns(this.stream);
-    tags.forEach((c, k) => {
-      names.push(c.columnName);
-      types.push('text');
-      values.push(groups.map((g) => this.sets[this.set[g]][k] ?? null));
-    });
-    names.push('rows');
-    types.push('bigint');
-    values.push(groups.map((g) => this.rowCount[g]));
+    const names = ['ingest_id', 'time', ...tags.map((c) => c.columnName), 'rows'];
+    for (const slot of this.slots) {
+      for (const part of partsOf(slot.field.kind)) {
+        names.push(`${slot.field.prefix}_${part}`);
+        if (part === 'first' || part === 'last') names.push(`${slot.field.prefix}_${part}_t`);
+      }
+    }
+    const w = new TupleWriter();
     const F = this.nums;
     const B = this.bigs;
-    const ddl = new Map(levelColumnsDdl(this.stream));
-    for (const slot of this.slots) {
-      const p = slot.field.prefix;
-      const col = (part: string, get: (o: number, ob: number) => unknown): void => {
-        names.push(`${p}_${part}`);
-        types.push((ddl.get(`${p}_${part}`) ?? 'float8').replace(/ .*/, ''));
-        values.push(groups.map((g) => {
-          const o = g * this.width + slot.at;
-          return F[o] === 0 && part !== 'n' && part !== 'true' ? null : get(o, g * this.bigWidth + slot.bigAt);
-        }));
-      };
-      const time = (x: number): string => String(x);
-      const big = (x: bigint): string => x.toString();
-      for (const part of partsOf(slot.field.kind)) {
-        if (slot.kind === 'bool') col(part, (o) => (part === 'n' ? F[o] : F[o + 1]));
-        else if (slot.kind === 'int8') {
-          const at: Record<string, (o: number, ob: number) => unknown> = {
-            n: (o) => F[o], sum: (_o, ob) => big(B[ob]), min: (_o, ob) => big(B[ob + 1]), max: (_o, ob) => big(B[ob + 2]),
-            first: (_o, ob) => big(B[ob + 3]), last: (_o, ob) => big(B[ob + 4]),
-          };
-          col(part, at[part]);
-          if (part === 'first') col('first_t', (o) => time(F[o + 1]));
-          if (part === 'last') col('last_t', (o) => time(F[o + 2]));
+    for (let g = 0; g < this.groups; g++) {
+      if (this.bucket[g] < from) continue;
+      w.row(names.length).int8(ingestId).timestamptz(BigInt(this.bucket[g]) * L);
+      const set = this.sets[this.set[g]];
+      for (let k = 0; k < tags.length; k++) {
+        const v = set[k];
+        if (v === null || v === undefined) w.null(); else w.text(v);
+      }
+      w.int8(this.rowCount[g]);
+      for (const slot of this.slots) {
+        const o = g * this.width + slot.at;
+        const n = F[o];
+        if (slot.kind === 'bool') {
+          w.int8(n).int8(F[o + 1]);
+        } else if (slot.kind === 'int8') {
+          const ob = g * this.bigWidth + slot.bigAt;
+          w.int8(n);
+          if (n === 0) for (let k = 0; k < 7; k++) w.null();
+          else w.numeric(B[ob]).numeric(B[ob + 1]).numeric(B[ob + 2]).numeric(B[ob + 3]).int8(F[o + 1]).numeric(B[ob + 4]).int8(F[o + 2]);
         } else {
-          const off: Record<string, number> = { n: 0, sum: 1, min: 2, max: 3, first: 5, last: 7 };
-          col(part, (o) => F[o + off[part]]);
-          if (part === 'first') col('first_t', (o) => time(F[o + 4]));
-          if (part === 'last') col('last_t', (o) => time(F[o + 6]));
+          w.int8(n);
+          if (n === 0) for (let k = 0; k < 7; k++) w.null();
+          else w.float8(F[o + 1]).float8(F[o + 2]).float8(F[o + 3]).float8(F[o + 5]).int8(F[o + 4]).float8(F[o + 7]).int8(F[o + 6]);
         }
       }
     }
-    return { names, types, values };
+    return { names, rows: w };
   }
 }
 
-/** Adds an upload's pending rows at or after `fromUs` (its finest level's watermark). */
+/** Adds an upload's pending rows at or after `fromUs` (its finest level's watermark), by binary COPY. */
 async function insertPending(tx: PoolClient, stream: Stream, ingestId: bigint, acc: PartialAggregates, fromUs: bigint | null): Promise<void> {
-  const { names, types, values } = acc.columns(fromUs);
-  const count = values[0].length;
-  const PER_INSERT = 5000;
-  for (let i = 0; i < count; i += PER_INSERT) {
-    const part = values.map((v) => v.slice(i, i + PER_INSERT));
-    await tx.query(
-      `INSERT INTO ${pendingTable(stream)} (ingest_id, ${names.map(ident).join(', ')})
-       SELECT $1, * FROM unnest(${types.map((t, k) => `$${k + 2}::${t}[]`).join(', ')})`,
-      [ingestId.toString(), ...part]);
+  const { names, rows } = acc.tuples(fromUs, ingestId);
+  if (rows.rows === 0) return;
+  const copy = new CopyStream(tx, pendingTable(stream), names.map(ident), 1 << 20);
+  try {
+    await copy.write(rows.bytes());
+    await copy.finish();
+  } catch (err) {
+    await copy.abort('pending rows not written');
+    throw err;
   }
 }
 

@@ -13,7 +13,7 @@ import pl from 'nodejs-polars';
 import { ArrowDecoder } from '../../src/ingest/decoders/arrow.ts';
 import { encodeRows, estimateRowBytes, sliceRanges } from '../../src/copy/encoder.ts';
 import type { StreamColumn } from '../../src/domain/types.ts';
-import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, rawCopy, settle, startBenchServer, upload } from './lib.ts';
+import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, postgresCpuSeconds, rawCopy, settle, startBenchServer, upload } from './lib.ts';
 import pg from 'pg';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 2_000_000);
@@ -107,17 +107,22 @@ async function main(): Promise<void> {
       const target = await emptyStream(server, db.url, `e2e-${r}`, sample);
       await quiet();
       const cpu0 = await server.cpuSeconds();
+      const pg0 = await postgresCpuSeconds();
       const res = await upload(server.url, `/v1/streams/e2e-${r}/ingest`, body, ARROW);
       const cpu = (await server.cpuSeconds()) - cpu0;
+      const pgCpu = (await postgresCpuSeconds()) - pg0;
       if (res.status !== 201) throw new Error(JSON.stringify(res.json));
       e2e.push(ROWS / res.seconds);
       written.push(target.table);
       const base = await emptyStream(server, db.url, `raw-${r}`, sample);
       buffers ??= await preEncode(body, base.bound);
       await quiet();
+      const rawPg0 = await postgresCpuSeconds();
       raw.push(ROWS / (await rawCopy(db.url, base.table, base.columns, buffers)));
+      const rawPgCpu = (await postgresCpuSeconds()) - rawPg0;
       written.push(base.table);
-      console.log(`  run ${r + 1}: ingest ${fmt(e2e[r])} rows/s   raw COPY ${fmt(raw[r])} rows/s   ratio ${(e2e[r] / raw[r]).toFixed(2)}   server CPU ${fmt(cpu * 1e6 / ROWS, 2)} µs/row`);
+      console.log(`  run ${r + 1}: ingest ${fmt(e2e[r])} rows/s   raw COPY ${fmt(raw[r])} rows/s   ratio ${(e2e[r] / raw[r]).toFixed(2)}   `
+        + `CPU µs/row: server ${fmt(cpu * 1e6 / ROWS, 2)}, PostgreSQL ${fmt(pgCpu * 1e6 / ROWS, 2)} (raw COPY ${fmt(rawPgCpu * 1e6 / ROWS, 2)})`);
     }
     const m = median(e2e), b = median(raw);
     if (e2e.length > 0) console.log(`single upload: ingest ${fmt(m)} rows/s, raw COPY ${fmt(b)} rows/s, ratio ${(m / b).toFixed(2)} (median of ${RUNS})`);
@@ -130,10 +135,14 @@ async function main(): Promise<void> {
     for (let r = 0; r < (PARTS.includes('concurrent') ? Math.max(3, Math.ceil(RUNS / 2)) : 0); r++) {
       const target = await emptyStream(server, db.url, `c4-${r}`, sample);
       await quiet();
+      const cpu0 = await server.cpuSeconds();
+      const pg0 = await postgresCpuSeconds();
       const started = performance.now();
       const results = await Promise.all(parts.map((p) => upload(server.url, `/v1/streams/c4-${r}/ingest`, p, ARROW)));
       if (results.some((x) => x.status !== 201)) throw new Error('concurrent upload failed');
       conc.push((quarter * 4) / ((performance.now() - started) / 1000));
+      const cpu = (await server.cpuSeconds()) - cpu0;
+      const pgCpu = (await postgresCpuSeconds()) - pg0;
       written.push(target.table);
       const base = await emptyStream(server, db.url, `c2-${r}`, sample);
       const enc = await Promise.all([0, 1].map(async (h) => {
@@ -142,11 +151,15 @@ async function main(): Promise<void> {
         return [...a.slice(0, -1), ...bb.slice(1)];
       }));
       await quiet();
+      const rawPg0 = await postgresCpuSeconds();
       const s2 = performance.now();
       await Promise.all(enc.map((bufs) => rawCopy(db.url, base.table, base.columns, bufs)));
       conc2.push((quarter * 4) / ((performance.now() - s2) / 1000));
+      const rawPgCpu = (await postgresCpuSeconds()) - rawPg0;
       written.push(base.table);
-      console.log(`  run ${r + 1}: 4 uploads ${fmt(conc[r])} rows/s   2 COPY connections ${fmt(conc2[r])} rows/s   ratio ${(conc[r] / conc2[r]).toFixed(2)}`);
+      const rows = quarter * 4;
+      console.log(`  run ${r + 1}: 4 uploads ${fmt(conc[r])} rows/s   2 COPY connections ${fmt(conc2[r])} rows/s   ratio ${(conc[r] / conc2[r]).toFixed(2)}   `
+        + `CPU µs/row: server ${fmt(cpu * 1e6 / rows, 2)}, PostgreSQL ${fmt(pgCpu * 1e6 / rows, 2)} (raw COPY ${fmt(rawPgCpu * 1e6 / rows, 2)})`);
     }
     if (conc.length > 0) console.log(`4 concurrent uploads: ${fmt(median(conc))} rows/s, 2 raw COPY connections ${fmt(median(conc2))} rows/s, ratio ${(median(conc) / median(conc2)).toFixed(2)}`);
 

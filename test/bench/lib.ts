@@ -3,7 +3,7 @@
 // the raw COPY baseline.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -238,6 +238,20 @@ export async function rawCopy(url: string, table: string, columns: string[], buf
   } finally {
     await client.end();
   }
+}
+
+/** CPU seconds (user + system) used so far by the PostgreSQL processes on this machine, exited backends included (the postmaster's children's time). */
+export async function postgresCpuSeconds(): Promise<number> {
+  let ticks = 0;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(') ');
+    if (close < 0 || !stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
+    const f = stat.slice(close + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return ticks / 100;
 }
 
 export function median(xs: number[]): number {
