@@ -64,4 +64,9 @@ export interface ColumnBatch {
   minTime: bigint;
   maxTime: bigint;
   columns: ColumnData[];
+  /**
+   * Lets the decoder reuse the memory the batch's values are views into. The ingest calls it once
+   * the batch's rows are written and every observer has seen them; nothing may read the batch after.
+   */
+  release?: () => void;
 }

@@ -175,6 +175,7 @@ async function writeAndCommit(
     for await (const batch of readAhead(decoder.batches(timeColumn, binding.bound))) {
       await writer.write(batch);
       for (const o of observers) o.onBatch?.(batch);
+      batch.release?.();
     }
     facts.rows = await writer.finish();
     await body.drain();

@@ -2,7 +2,7 @@
 // Strata server in a child process (so its memory is measured alone), streaming uploads, and
 // the raw COPY baseline.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { appendFileSync, createReadStream } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -97,7 +97,8 @@ export interface BenchServer {
 /** Starts Strata (npm start's entry point) in a child process on a free port. */
 export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-data-'));
-  // BENCH_SERVER_NODE_ARGS adds Node options for the server alone, e.g. "--cpu-prof".
+  // BENCH_SERVER_NODE_ARGS adds Node options for the server alone, e.g. "--cpu-prof"; BENCH_SERVER_LOG
+  // names a file to append its standard output to (its log, and what e.g. "--trace-gc" prints).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], {
     cwd: root,
@@ -109,7 +110,9 @@ export async function startBenchServer(databaseUrl: string, env: Record<string, 
     // drained), but re-reading all of it on every write would cost the benchmark process CPU.
     let buf = '';
     let listening = false;
+    const logTo = process.env.BENCH_SERVER_LOG;
     child.stdout?.on('data', (d: Buffer) => {
+      if (logTo) appendFileSync(logTo, d);
       if (listening) return;
       buf += d.toString();
       const lines = buf.split('\n');

@@ -3,8 +3,14 @@
 // garbage yields zero batches, and a bogus length makes it allocate up to 1 GiB. Here every
 // message length is checked against its limit before it is buffered, the end-of-stream marker is
 // required, and bytes after it are refused.
+//
+// Record batch messages assembled from several chunks go into pooled buffers: a fresh buffer per
+// batch is megabytes of memory outside V8's heap each time, which drives V8 into a full garbage
+// collection every few dozen megabytes of upload. The ingest hands a batch's buffer back
+// (releaseFrame) once it has written and observed the batch.
 import { Message, MessageHeader } from 'apache-arrow';
 import { AppError } from '../../errors/index.ts';
+import { BufferPool } from '../../copy/buffer-pool.ts';
 
 const CONTINUATION = 0xffffffff;
 const MAX_METADATA_BYTES = 64 * 1024 * 1024;
@@ -18,6 +24,29 @@ export interface FramingState {
   recordBatches: number;
   sawEos: boolean;
   bytes: number;
+}
+
+/** Frames from this size on are assembled in pooled buffers, by power-of-two size class. */
+const POOLED_FROM = 256 * 1024;
+/** Released buffers kept per size class: a few concurrent uploads' batches in flight. */
+const POOL_KEEP = 4;
+const framePools = new Map<number, BufferPool>();
+
+function frameBuffer(n: number): Buffer {
+  if (n < POOLED_FROM) return Buffer.allocUnsafeSlow(n);
+  const size = 2 ** Math.ceil(Math.log2(n));
+  let pool = framePools.get(size);
+  if (!pool) framePools.set(size, (pool = new BufferPool(size, POOL_KEEP)));
+  return pool.take(n);
+}
+
+/**
+ * Gives a frame's memory back for the frames of later uploads and batches. Only for frames nothing
+ * reads any more; frames not from the pool are left to the garbage collector.
+ */
+export function releaseFrame(frame: Uint8Array): void {
+  if (frame.byteLength < POOLED_FROM) return;
+  framePools.get(2 ** Math.ceil(Math.log2(frame.byteLength)))?.release(frame as Buffer);
 }
 
 /** Accumulates incoming chunks and hands out exact byte ranges without copying when it can. */
@@ -57,7 +86,7 @@ class ByteQueue {
     }
     // Every byte is written below, so the buffer need not be zeroed first (a record batch is
     // megabytes; zeroing it would cost as much as the copy).
-    const out = Buffer.allocUnsafeSlow(n);
+    const out = consume ? frameBuffer(n) : Buffer.allocUnsafeSlow(n);
     let filled = 0;
     let ci = 0;
     let off = this.head;

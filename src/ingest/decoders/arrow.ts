@@ -12,7 +12,7 @@ import { ByteBuffer } from 'flatbuffers';
 import { AppError, isAppError } from '../../errors/index.ts';
 import type { ColumnBatch, ColumnData, StreamColumn } from '../../domain/types.ts';
 import { type ArrowColumnPlan, type ConvertContext, decideColumn, timeUnitName, validityOf } from './arrow-types.ts';
-import { type FramingState, frameArrowStream } from './arrow-framing.ts';
+import { type FramingState, frameArrowStream, releaseFrame } from './arrow-framing.ts';
 import { registerArrowCodecs } from './arrow-codecs.ts';
 import { toMicros } from './timestamps.ts';
 import type { DecodedSchema, Decoder, SourceColumn } from './decoder.ts';
@@ -76,6 +76,8 @@ export class ArrowDecoder implements Decoder {
   private plans = new Map<string, ArrowColumnPlan>();
   private readonly ctx: ConvertContext = { dictionaries: new WeakMap(), subMicro: 0 };
   private decoded!: DecodedSchema;
+  /** The messages apache-arrow read last (a stream body's): a record batch just read lives in one of them. */
+  private readonly recentFrames: Uint8Array[] = [];
   recordBatches = 0;
 
   private constructor(format: 'arrow-stream' | 'arrow-file') {
@@ -89,6 +91,8 @@ export class ArrowDecoder implements Decoder {
     const frames = (async function* () {
       for await (const frame of frameArrowStream(body, { maxBatchBytes: opts.maxBatchBytes }, framing)) {
         if (framing.messages === 1) framing.schemaFrame = frame;
+        d.recentFrames.push(frame);
+        if (d.recentFrames.length > 4) d.recentFrames.shift();
         yield frame;
       }
     })();
@@ -221,7 +225,7 @@ export class ArrowDecoder implements Decoder {
           const { values, validity } = plan.convert(data, this.ctx);
           columns.push({ column: bound.get(field.name) as StreamColumn, values, validity });
         }
-        yield { length: batch.numRows, time: t.micros, minTime: t.min, maxTime: t.max, columns };
+        yield { length: batch.numRows, time: t.micros, minTime: t.min, maxTime: t.max, columns, release: this.releaser(timeData) };
       }
     } finally {
       await iterator.return?.();
@@ -229,6 +233,20 @@ export class ArrowDecoder implements Decoder {
     if (this.format === 'arrow-stream' && !this.framing.sawEos) {
       throw new AppError(400, 'truncated_arrow', `the Arrow stream ended without its end-of-stream marker after ${this.recordBatches} record batches`);
     }
+  }
+
+  /**
+   * How a batch's message buffer goes back to the pool once the batch is done with: when the
+   * batch's values are views into one of the messages read last (uncompressed bodies; apache-arrow
+   * reads a message ahead), that buffer holds this batch alone. Compressed bodies are decoded into
+   * buffers of their own.
+   */
+  private releaser(timeData: Data): (() => void) | undefined {
+    const values = timeData.values as { buffer?: ArrayBufferLike } | undefined;
+    const at = this.recentFrames.findIndex((f) => f.buffer === values?.buffer);
+    if (at < 0) return undefined;
+    const [frame] = this.recentFrames.splice(at, 1);
+    return () => releaseFrame(frame);
   }
 
   async close(): Promise<void> {
