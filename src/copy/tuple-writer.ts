@@ -40,11 +40,17 @@ export class TupleWriter {
     return this;
   }
 
-  /** int8 from a bigint, or from a number that is an integer within ±2^53. */
+  /** int8 from a bigint, or from a number that is an integer within ±2^53 (written as two halves, no BigInt made). */
   int8(x: bigint | number): this {
     this.room(12);
-    this.buf.writeInt32BE(8, this.at);
-    this.buf.writeBigInt64BE(typeof x === 'bigint' ? x : BigInt(x), this.at + 4);
+    const b = this.buf;
+    b.writeInt32BE(8, this.at);
+    if (typeof x === 'bigint') b.writeBigInt64BE(x, this.at + 4);
+    else {
+      const hi = Math.floor(x / 4294967296);
+      b.writeInt32BE(hi, this.at + 4);
+      b.writeUInt32BE(x - hi * 4294967296, this.at + 8);
+    }
     this.at += 12;
     return this;
   }

@@ -137,12 +137,16 @@ async function main(): Promise<void> {
       await quiet();
       const cpu0 = await server.cpuSeconds();
       const pg0 = await postgresCpuSeconds();
+      const self0 = process.cpuUsage();
       const started = performance.now();
       const results = await Promise.all(parts.map((p) => upload(server.url, `/v1/streams/c4-${r}/ingest`, p, ARROW)));
       if (results.some((x) => x.status !== 201)) throw new Error('concurrent upload failed');
-      conc.push((quarter * 4) / ((performance.now() - started) / 1000));
+      const wall = (performance.now() - started) / 1000;
+      conc.push((quarter * 4) / wall);
       const cpu = (await server.cpuSeconds()) - cpu0;
       const pgCpu = (await postgresCpuSeconds()) - pg0;
+      const self = process.cpuUsage(self0);
+      const busy = (cpu + pgCpu + (self.user + self.system) / 1e6) / (wall * os.cpus().length);
       written.push(target.table);
       const base = await emptyStream(server, db.url, `c2-${r}`, sample);
       const enc = await Promise.all([0, 1].map(async (h) => {
@@ -152,14 +156,19 @@ async function main(): Promise<void> {
       }));
       await quiet();
       const rawPg0 = await postgresCpuSeconds();
+      const rawSelf0 = process.cpuUsage();
       const s2 = performance.now();
       await Promise.all(enc.map((bufs) => rawCopy(db.url, base.table, base.columns, bufs)));
-      conc2.push((quarter * 4) / ((performance.now() - s2) / 1000));
+      const rawWall = (performance.now() - s2) / 1000;
+      conc2.push((quarter * 4) / rawWall);
       const rawPgCpu = (await postgresCpuSeconds()) - rawPg0;
+      const rawSelf = process.cpuUsage(rawSelf0);
+      const rawBusy = (rawPgCpu + (rawSelf.user + rawSelf.system) / 1e6) / (rawWall * os.cpus().length);
       written.push(base.table);
       const rows = quarter * 4;
       console.log(`  run ${r + 1}: 4 uploads ${fmt(conc[r])} rows/s   2 COPY connections ${fmt(conc2[r])} rows/s   ratio ${(conc[r] / conc2[r]).toFixed(2)}   `
-        + `CPU µs/row: server ${fmt(cpu * 1e6 / rows, 2)}, PostgreSQL ${fmt(pgCpu * 1e6 / rows, 2)} (raw COPY ${fmt(rawPgCpu * 1e6 / rows, 2)})`);
+        + `CPU µs/row: server ${fmt(cpu * 1e6 / rows, 2)}, PostgreSQL ${fmt(pgCpu * 1e6 / rows, 2)} (raw COPY ${fmt(rawPgCpu * 1e6 / rows, 2)}); `
+        + `cores busy ${fmt(busy * 100)} % (raw COPY ${fmt(rawBusy * 100)} %)`);
     }
     if (conc.length > 0) console.log(`4 concurrent uploads: ${fmt(median(conc))} rows/s, 2 raw COPY connections ${fmt(median(conc2))} rows/s, ratio ${(median(conc) / median(conc2)).toFixed(2)}`);
 

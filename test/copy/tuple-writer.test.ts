@@ -18,6 +18,12 @@ describe('TupleWriter', () => {
     expect(bytes(-100_000_000n)).toBe('0000000a' + '0001' + '0002' + '4000' + '0000' + '0001');
   });
 
+  it('writes int8 from a number as from the same bigint', () => {
+    for (const x of [0, 1, -1, 4294967295, 4294967296, -4294967297, 2 ** 53 - 1, -(2 ** 53) + 1, 1_709_251_200_000_000]) {
+      expect(hex(new TupleWriter().int8(x).bytes()), String(x)).toBe(hex(new TupleWriter().int8(BigInt(x)).bytes()));
+    }
+  });
+
   describe('through COPY', () => {
     let db: TestDb;
     beforeAll(async () => { db = await createTestDb(); });
