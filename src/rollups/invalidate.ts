@@ -148,6 +148,17 @@ function put5(keys: Int32Array, slotCodes: Int32Array, size: number, src: Int32A
   slotCodes[slot] = code;
 }
 
+const mix4 = (a: number, b: number, c: number, d: number): number =>
+  Math.imul(Math.imul(Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b, 0xc2b2ae35) ^ c, 0x27d4eb2f) ^ d;
+
+/** Puts the four-integer key src[from…from + 4) with its code into an open-addressing table of `size` slots. */
+function put4(keys: Int32Array, slotCodes: Int32Array, size: number, src: Int32Array, from: number, code: number): void {
+  let slot = mix4(src[from], src[from + 1], src[from + 2], src[from + 3]) & (size - 1);
+  while (slotCodes[slot] !== 0) slot = (slot + 1) & (size - 1);
+  for (let k = 0; k < 4; k++) keys[slot * 4 + k] = src[from + k];
+  slotCodes[slot] = code;
+}
+
 /**
  * Codes for Utf8 / LargeUtf8 values of at most 16 bytes (the usual tag): a value is its length and
  * four little-endian words read at fixed places (overlapping where it is shorter), which together
@@ -212,17 +223,12 @@ function inlineViewCodes(col: ColumnData, n: number, w: Int32Array, views: Uint8
   let size = 64;
   let keys = new Int32Array(size * 4);
   let slotCodes = new Int32Array(size);
-  const hash = (a: number, b: number, c: number, d: number): number => (Math.imul(Math.imul(Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b, 0xc2b2ae35) ^ c, 0x27d4eb2f) ^ d) >>> 0;
-  const put = (a: number, b: number, c: number, d: number, code: number): void => {
-    let slot = hash(a, b, c, d) & (size - 1);
-    while (slotCodes[slot] !== 0) slot = (slot + 1) & (size - 1);
-    keys[slot * 4] = a; keys[slot * 4 + 1] = b; keys[slot * 4 + 2] = c; keys[slot * 4 + 3] = d;
-    slotCodes[slot] = code;
-  };
+  const bits = col.validity?.bitmap;
+  const bitOff = col.validity?.offset ?? 0;
   for (let i = 0; i < n; i++) {
-    if (isNullAt(col, i)) continue;
+    if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
     const a = w[i * 4]; const b = w[i * 4 + 1]; const c = w[i * 4 + 2]; const d = w[i * 4 + 3];
-    let slot = hash(a, b, c, d) & (size - 1);
+    let slot = mix4(a, b, c, d) & (size - 1);
     let code = 0;
     while (slotCodes[slot] !== 0) {
       const k = slot * 4;
@@ -232,14 +238,14 @@ function inlineViewCodes(col: ColumnData, n: number, w: Int32Array, views: Uint8
     if (code === 0) {
       code = values.length;
       values.push(decoder.decode(views.subarray(i * 16 + 4, i * 16 + 4 + a)));
+      put4(keys, slotCodes, size, w, i * 4, code);
       if (values.length * 2 > size) {
         const oldKeys = keys; const oldCodes = slotCodes;
         size *= 2;
         keys = new Int32Array(size * 4);
         slotCodes = new Int32Array(size);
-        for (let k = 0; k < oldCodes.length; k++) if (oldCodes[k] !== 0) put(oldKeys[k * 4], oldKeys[k * 4 + 1], oldKeys[k * 4 + 2], oldKeys[k * 4 + 3], oldCodes[k]);
+        for (let k = 0; k < oldCodes.length; k++) if (oldCodes[k] !== 0) put4(keys, slotCodes, size, oldKeys, k * 4, oldCodes[k]);
       }
-      put(a, b, c, d, code);
     }
     codes[i] = code;
   }
