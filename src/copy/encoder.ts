@@ -7,6 +7,7 @@
 import { AppError } from '../errors/index.ts';
 import type { ColumnBatch, ColumnData, ColumnValues, Validity } from '../domain/types.ts';
 import { PG_EPOCH_OFFSET_US, fixedWidth } from './binary-format.ts';
+import { rowEncoderFor } from './row-encoder.ts';
 
 const TWO32 = 4294967296;
 const PG_OFFSET_HI = Number(PG_EPOCH_OFFSET_US / 2n ** 32n);
@@ -113,6 +114,16 @@ export function estimateRowBytes(batch: ColumnBatch): number {
 
 /** Encodes rows [start, end) of a batch as binary COPY tuples, into a buffer from `alloc`. */
 export function encodeRows(
+  batch: ColumnBatch, ingestId: bigint, start: number, end: number,
+  alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
+  const compiled = rowEncoderFor(batch);
+  if (compiled !== null) return compiled(batch, ingestId, start, end, alloc);
+  return encodeRowsByColumn(batch, ingestId, start, end, alloc);
+}
+
+/** encodeRows for every layout: column by column, with a cursor per row. */
+export function encodeRowsByColumn(
   batch: ColumnBatch, ingestId: bigint, start: number, end: number,
   alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): Buffer {

@@ -2,7 +2,8 @@
 // to the bytes PostgreSQL's binary format defines; then the same values round-tripped through a
 // real COPY to prove PostgreSQL reads them as intended.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeRows } from '../../src/copy/encoder.ts';
+import { encodeRows, encodeRowsByColumn } from '../../src/copy/encoder.ts';
+import { rowEncoderFor } from '../../src/copy/row-encoder.ts';
 import { copyHeader, copyTrailer } from '../../src/copy/binary-format.ts';
 import { CopyStream } from '../../src/copy/copy-stream.ts';
 import type { ColumnBatch, ColumnData, ColumnType, ColumnValues, StreamColumn } from '../../src/domain/types.ts';
@@ -24,10 +25,16 @@ function batch(times: bigint[], columns: ColumnData[]): ColumnBatch {
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const T2000 = 946_684_800_000_000n; // 2000-01-01T00:00:00Z in µs since 1970
 
-/** Encodes one row (time, one value, ingest_id 7) and returns just the value's bytes (length + data). */
+/**
+ * Encodes one row (time, one value, ingest_id 7) and returns just the value's bytes (length + data),
+ * through both encoders: the code compiled per layout (where it serves the layout) and the general
+ * column-by-column path, which must agree byte for byte.
+ */
 function valueBytes(c: ColumnData, row = 0, n = 1): string {
   const times = Array.from({ length: n }, () => T2000);
-  const buf = encodeRows(batch(times, [c]), 7n, row, row + 1);
+  const b = batch(times, [c]);
+  const buf = encodeRows(b, 7n, row, row + 1);
+  expect(hex(buf)).toBe(hex(encodeRowsByColumn(b, 7n, row, row + 1)));
   // int16 count (2) + time (4 + 8) … value … ingest_id (4 + 8)
   return hex(buf.subarray(14, buf.length - 12));
 }
@@ -102,6 +109,59 @@ describe('golden value bytes', () => {
     const c = col('timestamptz', { kind: 'bigint', values: BigInt64Array.of(min) });
     const expected = BigInt.asUintN(64, min - T2000).toString(16).padStart(16, '0');
     expect(valueBytes(c)).toBe('00000008' + expected);
+  });
+});
+
+describe('the encoder compiled per layout', () => {
+  /** 1,000 rows of every layout it serves, a third of them null where the column has nulls. */
+  function wideBatch(nulls: boolean): ColumnBatch {
+    const n = 1000;
+    const enc = new TextEncoder();
+    const names = ['a', '', 'sample-07', 'réf-α', 'a-tag-value-longer-than-twelve-bytes'];
+    const offsets = new Int32Array(n + 1);
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) { const b = enc.encode(names[i % names.length]); parts.push(b); offsets[i + 1] = offsets[i] + b.length; }
+    const data = new Uint8Array(offsets[n]);
+    parts.forEach((b, i) => data.set(b, offsets[i]));
+    const views = new Uint8Array(16 * n);
+    const vdv = new DataView(views.buffer);
+    for (let i = 0; i < n; i++) {
+      const b = parts[i];
+      vdv.setInt32(i * 16, b.length, true);
+      if (b.length <= 12) views.set(b, i * 16 + 4);
+      else { views.set(b.subarray(0, 4), i * 16 + 4); vdv.setInt32(i * 16 + 8, 0, true); vdv.setInt32(i * 16 + 12, offsets[i], true); }
+    }
+    const nullAt = nulls ? Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 === 1) : [];
+    const c = (type: ColumnType, values: ColumnValues, name: string): ColumnData => {
+      const x = col(type, values, nullAt, n);
+      return { ...x, column: { ...x.column, columnName: name }, validity: x.validity && { ...x.validity } };
+    };
+    const times = Array.from({ length: n }, (_, i) => T2000 + BigInt(i - 500) * 3_600_000_000n);
+    return batch(times, [
+      c('float8', { kind: 'number', values: Float64Array.from({ length: n }, (_, i) => [NaN, Infinity, -0, i / 7][i % 4]) }, 'f8'),
+      c('float4', { kind: 'number', values: Float32Array.from({ length: n }, (_, i) => i / 3) }, 'f4'),
+      c('int4', { kind: 'number', values: Int32Array.from({ length: n }, (_, i) => i * 1_000_003 - 7) }, 'i4'),
+      c('int2', { kind: 'number', values: Int16Array.from({ length: n }, (_, i) => i - 500) }, 'i2'),
+      c('int8', { kind: 'bigint', values: BigInt64Array.from({ length: n }, (_, i) => BigInt(i) * 9_000_000_000_000_001n - 4n) }, 'i8'),
+      c('timestamptz', { kind: 'bigint', values: BigInt64Array.from({ length: n }, (_, i) => T2000 - BigInt(i) * 123_456_789n) }, 'ts'),
+      c('bool', { kind: 'bits', bitmap: Uint8Array.from({ length: n / 8 + 1 }, (_, i) => (i * 37) & 255), offset: 3 }, 'b'),
+      c('text', { kind: 'utf8', offsets, data }, 's1'),
+      c('text', { kind: 'utf8view', views, buffers: [data] }, 's2'),
+      c('text', { kind: 'dictionary', entries: [...names.map((x) => enc.encode(x)), null], indices: Int8Array.from({ length: n }, (_, i) => i % 6) }, 's3'),
+    ]);
+  }
+
+  it.each([false, true])('writes the bytes the column-by-column path writes (nulls: %s), for any slice of rows', (nulls) => {
+    const b = wideBatch(nulls);
+    expect(rowEncoderFor(b)).not.toBeNull();
+    for (const [start, end] of [[0, 1000], [1, 2], [333, 777], [999, 1000]]) {
+      expect(hex(encodeRows(b, 123_456_789_012n, start, end))).toBe(hex(encodeRowsByColumn(b, 123_456_789_012n, start, end)));
+    }
+  });
+
+  it('leaves layouts it does not serve to the column-by-column path', () => {
+    expect(rowEncoderFor(batch([T2000], [col('text', { kind: 'strings', values: ['x'] })]))).toBeNull();
+    expect(rowEncoderFor(batch([T2000], [col('int8', { kind: 'bigint', values: BigInt64Array.of(1n), unsigned: true })]))).toBeNull();
   });
 });
 
