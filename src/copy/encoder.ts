@@ -7,6 +7,7 @@
 import { AppError } from '../errors/index.ts';
 import type { ColumnBatch, ColumnData, ColumnValues, Validity } from '../domain/types.ts';
 import { PG_EPOCH_OFFSET_US, fixedWidth } from './binary-format.ts';
+import { copyBytes, viewWords } from './text-bytes.ts';
 import { rowEncoderFor } from './row-encoder.ts';
 
 const TWO32 = 4294967296;
@@ -19,12 +20,6 @@ function isValid(v: Validity | null, i: number): boolean {
   if (v === null) return true;
   const bit = v.offset + i;
   return ((v.bitmap[bit >> 3] >> (bit & 7)) & 1) === 1;
-}
-
-/** Int32 view of Utf8View's 16-byte views (length at word 0, buffer index at 2, offset at 3). */
-function viewWords(views: Uint8Array): Int32Array {
-  if (views.byteOffset % 4 === 0) return new Int32Array(views.buffer, views.byteOffset, views.byteLength >> 2);
-  return new Int32Array(views.slice().buffer);
 }
 
 /** Per-row byte length of a text column's value (−1 for null). */
@@ -295,15 +290,6 @@ function writeInt64FromNumbers(
     dv.setInt32(p + 4, Math.floor(x / TWO32));
     dv.setUint32(p + 8, x >>> 0);
     cursor[r] = p + 12;
-  }
-}
-
-/** Copies bytes without allocating a view per value (most tags are a few bytes long). */
-function copyBytes(dst: Buffer, at: number, src: Uint8Array, from: number, len: number): void {
-  if (len <= 32) {
-    for (let k = 0; k < len; k++) dst[at + k] = src[from + k];
-  } else {
-    dst.set(src.subarray(from, from + len), at);
   }
 }
 

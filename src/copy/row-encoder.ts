@@ -7,6 +7,7 @@
 // never from user data.
 import type { ColumnBatch, ColumnData } from '../domain/types.ts';
 import { PG_EPOCH_OFFSET_US } from './binary-format.ts';
+import { copyBytes, viewWords } from './text-bytes.ts';
 
 const PG_OFFSET_HI = Number(PG_EPOCH_OFFSET_US / 2n ** 32n);
 const PG_OFFSET_LO = Number(PG_EPOCH_OFFSET_US % 2n ** 32n);
@@ -68,7 +69,7 @@ function part(col: ColumnData, k: number): Part | null {
       } else if (v.kind === 'dictionary' && !(v.indices instanceof BigInt64Array)) {
         bind.push(`const e${k} = a${k}.entries, ix${k} = a${k}.indices;`);
         bind.push(`const el${k} = new Int32Array(e${k}.length); for (let j = 0; j < e${k}.length; j++) el${k}[j] = e${k}[j] == null ? -1 : e${k}[j].length;`);
-        len = `el${k}[ix${k}[i]]`;
+        len = `(el${k}[ix${k}[i]] ?? -1)`;
         copy = `copyBytes(buf, q, e${k}[ix${k}[i]], 0, len);`;
       } else {
         return null;
@@ -84,21 +85,6 @@ function part(col: ColumnData, k: number): Part | null {
     default:
       return null;
   }
-}
-
-/** Copies bytes without allocating a view per value (most tags are a few bytes long). */
-function copyBytes(dst: Buffer, at: number, src: Uint8Array, from: number, len: number): void {
-  if (len <= 32) {
-    for (let k = 0; k < len; k++) dst[at + k] = src[from + k];
-  } else {
-    dst.set(src.subarray(from, from + len), at);
-  }
-}
-
-/** Int32 view of Utf8View's 16-byte views (length at word 0, buffer index at 2, offset at 3). */
-function viewWords(views: Uint8Array): Int32Array {
-  if (views.byteOffset % 4 === 0) return new Int32Array(views.buffer, views.byteOffset, views.byteLength >> 2);
-  return new Int32Array(views.slice().buffer);
 }
 
 function compile(batch: ColumnBatch): Encode | null {
