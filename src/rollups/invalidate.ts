@@ -135,45 +135,71 @@ function byteCodes(col: ColumnData, n: number, at: ByteAt): ColumnCodes {
   return { codes, values };
 }
 
-// Module-level, not closures made per call: an optimised loop calling a closure made anew on each
-// call of its function deoptimises on the next call ("wrong call target").
-const mix5 = (len: number, a: number, b: number, c: number, d: number): number =>
-  Math.imul(Math.imul(Math.imul(Math.imul(len ^ 0x9e3779b9, 0x85ebca6b) ^ a, 0xc2b2ae35) ^ b, 0x27d4eb2f) ^ c, 0x165667b1) ^ d;
+const mix5 = (a: number, b: number, c: number, d: number, e: number): number =>
+  Math.imul(Math.imul(Math.imul(Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b, 0xc2b2ae35) ^ c, 0x27d4eb2f) ^ d, 0x165667b1) ^ e;
 
-/** Puts the five-integer key src[from…from + 5) with its code into an open-addressing table of `size` slots. */
-function put5(keys: Int32Array, slotCodes: Int32Array, size: number, src: Int32Array, from: number, code: number): void {
-  let slot = mix5(src[from], src[from + 1], src[from + 2], src[from + 3], src[from + 4]) & (size - 1);
-  while (slotCodes[slot] !== 0) slot = (slot + 1) & (size - 1);
-  for (let k = 0; k < 5; k++) keys[slot * 5 + k] = src[from + k];
-  slotCodes[slot] = code;
-}
+/**
+ * Codes for short text values held as five integers each (whatever the layout, they hold every
+ * byte of the value and its length): an open-addressing table, so that a row costs a hash and a
+ * compare of five integers, not a decode. Code 0 is null; `values` holds each code's text.
+ */
+class FiveIntCodes {
+  private size = 64;
+  private keys = new Int32Array(this.size * 5);
+  private slotCodes = new Int32Array(this.size);
+  readonly values: (string | null)[] = [null];
 
-const mix4 = (a: number, b: number, c: number, d: number): number =>
-  Math.imul(Math.imul(Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b, 0xc2b2ae35) ^ c, 0x27d4eb2f) ^ d;
+  /** The key's code, or 0 when it has none yet. */
+  find(a: number, b: number, c: number, d: number, e: number): number {
+    const { keys, slotCodes } = this;
+    const mask = this.size - 1;
+    let slot = mix5(a, b, c, d, e) & mask;
+    while (slotCodes[slot] !== 0) {
+      const k = slot * 5;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d && keys[k + 4] === e) return slotCodes[slot];
+      slot = (slot + 1) & mask;
+    }
+    return 0;
+  }
 
-/** Puts the four-integer key src[from…from + 4) with its code into an open-addressing table of `size` slots. */
-function put4(keys: Int32Array, slotCodes: Int32Array, size: number, src: Int32Array, from: number, code: number): void {
-  let slot = mix4(src[from], src[from + 1], src[from + 2], src[from + 3]) & (size - 1);
-  while (slotCodes[slot] !== 0) slot = (slot + 1) & (size - 1);
-  for (let k = 0; k < 4; k++) keys[slot * 4 + k] = src[from + k];
-  slotCodes[slot] = code;
+  /** Gives the key (not in the table) the next code, for `text`; returns the code. */
+  add(a: number, b: number, c: number, d: number, e: number, text: string): number {
+    const code = this.values.length;
+    this.values.push(text);
+    this.put(a, b, c, d, e, code);
+    if (this.values.length * 2 > this.size) {
+      const { keys, slotCodes } = this;
+      this.size *= 2;
+      this.keys = new Int32Array(this.size * 5);
+      this.slotCodes = new Int32Array(this.size);
+      for (let k = 0; k < slotCodes.length; k++) {
+        if (slotCodes[k] !== 0) this.put(keys[k * 5], keys[k * 5 + 1], keys[k * 5 + 2], keys[k * 5 + 3], keys[k * 5 + 4], slotCodes[k]);
+      }
+    }
+    return code;
+  }
+
+  private put(a: number, b: number, c: number, d: number, e: number, code: number): void {
+    const mask = this.size - 1;
+    let slot = mix5(a, b, c, d, e) & mask;
+    while (this.slotCodes[slot] !== 0) slot = (slot + 1) & mask;
+    const k = slot * 5;
+    this.keys[k] = a; this.keys[k + 1] = b; this.keys[k + 2] = c; this.keys[k + 3] = d; this.keys[k + 4] = e;
+    this.slotCodes[slot] = code;
+  }
 }
 
 /**
  * Codes for Utf8 / LargeUtf8 values of at most 16 bytes (the usual tag): a value is its length and
  * four little-endian words read at fixed places (overlapping where it is shorter), which together
- * hold every byte, so rows are hashed and compared as five integers.
+ * hold every byte.
  */
 function shortUtf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float64Array, data: Uint8Array): ColumnCodes {
   const codes = new Int32Array(n);
-  const values: (string | null)[] = [null];
+  const table = new FiveIntCodes();
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let size = 64;
-  let keys = new Int32Array(size * 5);
-  let slotCodes = new Int32Array(size);
   const bits = col.validity?.bitmap;
   const bitOff = col.validity?.offset ?? 0;
-  const key = new Int32Array(5);
   for (let i = 0; i < n; i++) {
     if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
     const s = offsets[i];
@@ -188,68 +214,28 @@ function shortUtf8Codes(col: ColumnData, n: number, offsets: Int32Array | Float6
     } else {
       for (let k = 0; k < len; k++) a |= data[s + k] << (8 * k);
     }
-    let slot = mix5(len, a, b, c, d) & (size - 1);
-    let code = 0;
-    while (slotCodes[slot] !== 0) {
-      const k = slot * 5;
-      if (keys[k] === len && keys[k + 1] === a && keys[k + 2] === b && keys[k + 3] === c && keys[k + 4] === d) { code = slotCodes[slot]; break; }
-      slot = (slot + 1) & (size - 1);
-    }
-    if (code === 0) {
-      code = values.length;
-      values.push(decoder.decode(data.subarray(s, s + len)));
-      key[0] = len; key[1] = a; key[2] = b; key[3] = c; key[4] = d;
-      put5(keys, slotCodes, size, key, 0, code);
-      if (values.length * 2 > size) {
-        const oldKeys = keys; const oldCodes = slotCodes;
-        size *= 2;
-        keys = new Int32Array(size * 5);
-        slotCodes = new Int32Array(size);
-        for (let k = 0; k < oldCodes.length; k++) if (oldCodes[k] !== 0) put5(keys, slotCodes, size, oldKeys, k * 5, oldCodes[k]);
-      }
-    }
-    codes[i] = code;
+    const code = table.find(len, a, b, c, d);
+    codes[i] = code !== 0 ? code : table.add(len, a, b, c, d, decoder.decode(data.subarray(s, s + len)));
   }
-  return { codes, values };
+  return { codes, values: table.values };
 }
 
 /**
  * Codes for Utf8View values that are all inline (≤ 12 bytes, the usual tag): a view's four words
- * (length and bytes, zero-padded) are the value, so rows are hashed and compared as integers.
+ * (length and bytes, zero-padded) are the value.
  */
 function inlineViewCodes(col: ColumnData, n: number, w: Int32Array, views: Uint8Array): ColumnCodes {
   const codes = new Int32Array(n);
-  const values: (string | null)[] = [null];
-  let size = 64;
-  let keys = new Int32Array(size * 4);
-  let slotCodes = new Int32Array(size);
+  const table = new FiveIntCodes();
   const bits = col.validity?.bitmap;
   const bitOff = col.validity?.offset ?? 0;
   for (let i = 0; i < n; i++) {
     if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
     const a = w[i * 4]; const b = w[i * 4 + 1]; const c = w[i * 4 + 2]; const d = w[i * 4 + 3];
-    let slot = mix4(a, b, c, d) & (size - 1);
-    let code = 0;
-    while (slotCodes[slot] !== 0) {
-      const k = slot * 4;
-      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) { code = slotCodes[slot]; break; }
-      slot = (slot + 1) & (size - 1);
-    }
-    if (code === 0) {
-      code = values.length;
-      values.push(decoder.decode(views.subarray(i * 16 + 4, i * 16 + 4 + a)));
-      put4(keys, slotCodes, size, w, i * 4, code);
-      if (values.length * 2 > size) {
-        const oldKeys = keys; const oldCodes = slotCodes;
-        size *= 2;
-        keys = new Int32Array(size * 4);
-        slotCodes = new Int32Array(size);
-        for (let k = 0; k < oldCodes.length; k++) if (oldCodes[k] !== 0) put4(keys, slotCodes, size, oldKeys, k * 4, oldCodes[k]);
-      }
-    }
-    codes[i] = code;
+    const code = table.find(a, b, c, d, 0);
+    codes[i] = code !== 0 ? code : table.add(a, b, c, d, 0, decoder.decode(views.subarray(i * 16 + 4, i * 16 + 4 + a)));
   }
-  return { codes, values };
+  return { codes, values: table.values };
 }
 
 /** Where row i's bytes are. */
