@@ -219,6 +219,7 @@ export class PartialAggregates {
   private seen = new Int32Array(0);
   private bPos = new Int32Array(0);
   private scratch = { times: new Float64Array(0), groupOf: new Int32Array(0), touched: new Int32Array(0), perm: new Int32Array(0), start: new Int32Array(1) };
+  private wide = new Float64Array(0);
   private batchNo = 0;
   private groups = 0;
   private readonly index = new Map<number, number>();
@@ -442,8 +443,16 @@ export class PartialAggregates {
     // Float64Array (the usual field) is read as it is; other number arrays are widened first, so
     // that the loops' element loads stay monomorphic.
     const a = v.values;
-    addFloats(F, W, slot.at, a instanceof Float64Array ? a : new Float64Array(a), valid, slot.kind === 'float4', n, times, groupOf, bg);
+    addFloats(F, W, slot.at, a instanceof Float64Array ? a : this.widened(a, n), valid, slot.kind === 'float4', n, times, groupOf, bg);
     return null;
+  }
+
+  /** A field's first n numbers as float64, in an array kept for the next field and batch. */
+  private widened(a: ArrayLike<number>, n: number): Float64Array {
+    if (this.wide.length < n) this.wide = new Float64Array(n);
+    const w = this.wide.subarray(0, n);
+    for (let i = 0; i < n; i++) w[i] = a[i];
+    return w;
   }
 
   /**
