@@ -5,6 +5,10 @@
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01T00:00:00Z). */
 export const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;
 
+/** The same offset as two int32 halves, for encoders that move 64-bit values as halves. */
+export const PG_OFFSET_HI = Number(PG_EPOCH_OFFSET_US / 2n ** 32n);
+export const PG_OFFSET_LO = Number(PG_EPOCH_OFFSET_US % 2n ** 32n);
+
 export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
 export function copyHeader(): Buffer {

@@ -1,18 +1,17 @@
-// Encodes column batches straight into PostgreSQL binary COPY tuples.
+// Encodes column batches straight into PostgreSQL binary COPY tuples. The layouts ingest sees are
+// written row by row by code compiled per layout (row-encoder.ts); the rest here.
 //
-// Rows are written column by column: first every row's size is summed (so each output buffer
+// Here rows are written column by column: first every row's size is summed (so each output buffer
 // is allocated once, at its exact size), then each column is written into all rows with a
 // per-row cursor. Each loop handles one value layout, which keeps it monomorphic and fast.
 // 64-bit values (time, int8) are moved as two int32 halves; no BigInt arithmetic per row.
 import { AppError } from '../errors/index.ts';
 import type { ColumnBatch, ColumnData, ColumnValues, Validity } from '../domain/types.ts';
-import { PG_EPOCH_OFFSET_US, fixedWidth } from './binary-format.ts';
+import { PG_OFFSET_HI, PG_OFFSET_LO, fixedWidth } from './binary-format.ts';
 import { copyBytes, viewWords } from './text-bytes.ts';
 import { rowEncoderFor } from './row-encoder.ts';
 
 const TWO32 = 4294967296;
-const PG_OFFSET_HI = Number(PG_EPOCH_OFFSET_US / 2n ** 32n);
-const PG_OFFSET_LO = Number(PG_EPOCH_OFFSET_US % 2n ** 32n);
 
 const utf8 = new TextEncoder();
 

@@ -6,11 +6,8 @@
 // path is used. The generated code is built from this file's templates and column positions only,
 // never from user data.
 import type { ColumnBatch, ColumnData } from '../domain/types.ts';
-import { PG_EPOCH_OFFSET_US } from './binary-format.ts';
+import { PG_OFFSET_HI, PG_OFFSET_LO } from './binary-format.ts';
 import { copyBytes, viewWords } from './text-bytes.ts';
-
-const PG_OFFSET_HI = Number(PG_EPOCH_OFFSET_US / 2n ** 32n);
-const PG_OFFSET_LO = Number(PG_EPOCH_OFFSET_US % 2n ** 32n);
 
 type Encode = (batch: ColumnBatch, ingestId: bigint, start: number, end: number, alloc: (bytes: number) => Buffer) => Buffer;
 

@@ -135,8 +135,8 @@ export async function startBenchServer(databaseUrl: string, env: Record<string, 
       return m ? Number(m[1]) * 1024 : 0;
     },
     async cpuSeconds() {
-      const f = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1].split(' ');
-      return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+      const stat = procStat(await readFile(`/proc/${child.pid}/stat`, 'utf8'));
+      return stat ? (stat.utime + stat.stime) / 100 : 0; // clock ticks (USER_HZ 100)
     },
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
@@ -243,16 +243,21 @@ export async function rawCopy(url: string, table: string, columns: string[], buf
   }
 }
 
+/** A process's name and CPU clock ticks from its /proc/<pid>/stat line (the name may hold spaces and parentheses). */
+function procStat(line: string): { comm: string; utime: number; stime: number; cutime: number; cstime: number } | null {
+  const close = line.lastIndexOf(') ');
+  if (close < 0) return null;
+  const f = line.slice(close + 2).split(' ');
+  return { comm: line.slice(line.indexOf('(') + 1, close), utime: Number(f[11]), stime: Number(f[12]), cutime: Number(f[13]), cstime: Number(f[14]) };
+}
+
 /** CPU seconds (user + system) used so far by the PostgreSQL processes on this machine, exited backends included (the postmaster's children's time). */
 export async function postgresCpuSeconds(): Promise<number> {
   let ticks = 0;
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^[0-9]+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const close = stat.lastIndexOf(') ');
-    if (close < 0 || !stat.slice(stat.indexOf('(') + 1, close).startsWith('postgres')) continue;
-    const f = stat.slice(close + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    const stat = procStat(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''));
+    if (stat?.comm.startsWith('postgres')) ticks += stat.utime + stat.stime + stat.cutime + stat.cstime;
   }
   return ticks / 100;
 }
