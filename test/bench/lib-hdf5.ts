@@ -7,10 +7,9 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { root, serverArgs } from './lib.ts';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const cacheDir = path.join(os.tmpdir(), 'strata-bench-hdf5');
 
 export interface BenchServer {
@@ -42,7 +41,7 @@ export async function benchDatabase(): Promise<{ url: string | undefined; drop()
   };
 }
 
-/** Starts `node --import tsx src/main.ts` and waits for its "strata listening" log line. */
+/** Starts the server as `npm start` does and waits for its "strata listening" log line. */
 export async function startBenchServer(databaseUrl: string | undefined, nodeArgs: string[] = []): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-server-'));
   await chmod(dataDir, 0o755); // an embedded PostgreSQL runs as the postgres OS user: it must reach its data directory
@@ -53,7 +52,7 @@ export async function startBenchServer(databaseUrl: string | undefined, nodeArgs
   };
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   else delete env.DATABASE_URL;
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, serverArgs(nodeArgs), { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {

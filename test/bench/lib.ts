@@ -2,7 +2,7 @@
 // Strata server in a child process (so its memory is measured alone), streaming uploads, and
 // the raw COPY baseline.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, createReadStream } from 'node:fs';
+import { appendFileSync, createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,6 +15,17 @@ import { type Db, closeDb, createDb } from '../../src/db/pool.ts';
 import { migrate } from '../../src/db/migrate.ts';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/**
+ * `npm start`'s command line from package.json, as arguments for this Node binary, with `extra`
+ * Node options in front: a benchmark runs the server exactly as `npm start` does, heap settings included.
+ */
+export function serverArgs(extra: string[] = []): string[] {
+  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const [node, ...args] = start.split(/\s+/);
+  if (node !== 'node') throw new Error(`npm start runs ${JSON.stringify(node)}, not node: the benchmark cannot start the server as it does`);
+  return [...extra, ...args.map((a) => (a.endsWith('.ts') ? path.join(root, a) : a))];
+}
+
 export const ADMIN_KEY = 'strata_bench_admin_key_0123456789';
 
 export interface BenchDb {
@@ -94,13 +105,13 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Starts Strata (npm start's entry point) in a child process on a free port. */
+/** Starts Strata as `npm start` does, in a child process on a free port. */
 export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-data-'));
   // BENCH_SERVER_NODE_ARGS adds Node options for the server alone, e.g. "--cpu-prof"; BENCH_SERVER_LOG
   // names a file to append its standard output to (its log, and what e.g. "--trace-gc" prints).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(root, 'src/main.ts')], {
+  const child: ChildProcess = spawn(process.execPath, serverArgs(nodeArgs), {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', STRATA_ADMIN_KEY: ADMIN_KEY, STRATA_DATA_DIR: dataDir, STRATA_JOBS: 'off', STRATA_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
