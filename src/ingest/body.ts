@@ -1,17 +1,15 @@
 // One upload's bytes on their way in: counted against the body limit, hashed (SHA-256 of the
 // body exactly as received), optionally copied to a spool file (the original, kept in the
-// archive once the ingest commits), and inflated when Content-Encoding says so, with a cap on
+// archive once the ingest commits; written around the page cache unless the decoder reads it
+// back, see direct-file.ts), and inflated when Content-Encoding says so, with a cap on
 // the inflated size. Reading is pull-based: nothing is read faster than the decoder consumes.
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { once } from 'node:events';
 import zlib from 'node:zlib';
 import { AppError, isAppError } from '../errors/index.ts';
-
-const SPOOL_WINDOW = 1 << 20;
+import { DirectFileWriter } from './direct-file.ts';
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 
@@ -30,6 +28,12 @@ export interface BodyOptions {
   encoding: ContentEncoding;
   /** Directory for the spooled original; null to not keep it. */
   spoolDir: string | null;
+  /** The decoder reads the spooled original back (an Arrow file or HDF5 body, not inflated): keep it in the page cache. */
+  spoolReadBack?: boolean;
+}
+
+function spoolFailure(err: unknown): never {
+  throw new AppError(500, 'internal', `cannot keep the upload's original in the spool directory: ${(err as Error).message}`, { cause: err });
 }
 
 export class IngestBody {
@@ -37,8 +41,7 @@ export class IngestBody {
   inflated = 0;
   private readonly hash = createHash('sha256');
   private digest: string | null = null;
-  private spool: WriteStream | null = null;
-  private spoolError: Error | null = null;
+  private spool: DirectFileWriter | null = null;
   readonly spoolPath: string | null;
   private consumed = false;
 
@@ -58,12 +61,7 @@ export class IngestBody {
   private async *raw(): AsyncGenerator<Uint8Array> {
     if (this.spoolPath) {
       await mkdir(path.dirname(this.spoolPath), { recursive: true });
-      // Up to SPOOL_WINDOW bytes may wait for the disk: the body is not held up by every write's
-      // round trip, and the spool writes in large pieces.
-      this.spool = createWriteStream(this.spoolPath, { flags: 'wx', highWaterMark: SPOOL_WINDOW });
-      // Errors (a full disk, or writes completing after discard()) are kept, never thrown
-      // from an event nobody listens to.
-      this.spool.on('error', (err) => { this.spoolError ??= err; });
+      this.spool = await DirectFileWriter.create(this.spoolPath, this.opts.spoolReadBack ?? false);
     }
     try {
       for await (const chunk of this.source) {
@@ -74,10 +72,7 @@ export class IngestBody {
             { detail: { limit: this.opts.maxBodyBytes } });
         }
         this.hash.update(chunk);
-        if (this.spoolError) {
-          throw new AppError(500, 'internal', `cannot keep the upload's original in the spool directory: ${this.spoolError.message}`);
-        }
-        if (this.spool && !this.spool.write(chunk)) await once(this.spool, 'drain');
+        if (this.spool) await this.spool.write(chunk).catch(spoolFailure);
         yield chunk;
       }
     } catch (err) {
@@ -85,10 +80,7 @@ export class IngestBody {
       throw new AppError(400, 'client_disconnected',
         `the upload ended early after ${this.received} bytes: the client closed the connection`, { cause: err });
     }
-    if (this.spool) {
-      const s = this.spool;
-      await new Promise<void>((resolve, reject) => s.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    }
+    if (this.spool) await this.spool.end().catch(spoolFailure);
     this.digest = this.hash.digest('hex');
   }
 
@@ -154,7 +146,7 @@ export class IngestBody {
 
   /** Removes the spooled copy (after it has been archived or the ingest failed). */
   async discard(): Promise<void> {
-    this.spool?.destroy();
+    await this.spool?.destroy();
     if (this.spoolPath) await rm(this.spoolPath, { force: true });
   }
 }

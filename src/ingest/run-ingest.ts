@@ -99,6 +99,8 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     body = new IngestBody(input.body, {
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
+      // Arrow files and HDF5 are read back from the spooled original when it needs no inflating.
+      spoolReadBack: format !== 'arrow-stream' && encoding === 'identity',
     });
     decoder = await openDecoder(format, body, {
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
