@@ -14,12 +14,14 @@ export class BufferPool {
    * @param size capacity of each pooled buffer; larger requests get a one-off buffer
    * @param keep how many released buffers to hold for reuse; the rest are left to the GC
    */
-  constructor(readonly size: number, readonly keep: number) {}
+  constructor(readonly size: number, readonly keep: number,
+    /** Makes a pooled buffer of `size` bytes (e.g. from page-aligned memory). */
+    private readonly allocate: (size: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n)) {}
 
   /** A buffer of exactly `bytes` bytes, uninitialised. */
   take(bytes: number): Buffer {
     if (bytes > this.size) return Buffer.allocUnsafe(bytes);
-    const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+    const whole = this.free.pop() ?? this.allocate(this.size);
     this.lent.add(whole.buffer);
     return whole.subarray(0, bytes);
   }

@@ -6,6 +6,7 @@
 // fills. Where the file system refuses O_DIRECT, the same writes go through the page cache.
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
+import { BufferPool } from '../copy/buffer-pool.ts';
 
 const SLOT_BYTES = 1 << 20;
 const SLOTS = 4;
@@ -15,16 +16,12 @@ const WASM_PAGE = 65_536;
 
 // WebAssembly memories are page-aligned, which O_DIRECT needs and Buffers do not promise.
 // (Node's types leave WebAssembly.Memory to the DOM library, which this project does not load.)
-interface Staging { readonly buffer: ArrayBuffer }
-const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => Staging } }).WebAssembly;
+const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 // Staging memories are kept for the next upload (a few: enough for concurrent uploads).
-const idle: Staging[] = [];
-const KEEP_IDLE = 8;
-
-function takeStaging(): Staging {
-  const pages = (SLOT_BYTES * SLOTS) / WASM_PAGE;
-  return idle.pop() ?? new Memory({ initial: pages, maximum: pages });
-}
+const staging = new BufferPool(SLOT_BYTES * SLOTS, 8, (bytes) => {
+  const pages = bytes / WASM_PAGE;
+  return Buffer.from(new Memory({ initial: pages, maximum: pages }).buffer);
+});
 
 function isEinval(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === 'EINVAL';
@@ -39,10 +36,11 @@ export class DirectFileWriter {
   size = 0;
   private failure: Error | null = null;
   private closed = false;
+  private fallingBack: Promise<void> | null = null;
+  private readonly memory = staging.take(SLOT_BYTES * SLOTS);
 
-  private constructor(private fh: FileHandle, private direct: boolean, private readonly path: string,
-    private staging: Staging | null) {
-    this.slots = Array.from({ length: SLOTS }, (_, i) => Buffer.from(staging!.buffer, i * SLOT_BYTES, SLOT_BYTES));
+  private constructor(private fh: FileHandle, private direct: boolean, private readonly path: string) {
+    this.slots = Array.from({ length: SLOTS }, (_, i) => this.memory.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES));
   }
 
   /**
@@ -61,7 +59,7 @@ export class DirectFileWriter {
     }
     const direct = fh !== null;
     fh ??= await open(path, flags, 0o600);
-    return new DirectFileWriter(fh, direct, path, takeStaging());
+    return new DirectFileWriter(fh, direct, path);
   }
 
   /** Whether writes bypass the page cache (false where the file system refused O_DIRECT). */
@@ -117,8 +115,6 @@ export class DirectFileWriter {
     if (written !== buf.byteLength) throw new Error(`short write to ${this.path}: ${written} of ${buf.byteLength} bytes (disk full?)`);
   }
 
-  private fallingBack: Promise<void> | null = null;
-
   private fallBack(): Promise<void> {
     this.fallingBack ??= (async () => {
       const buffered = await open(this.path, constants.O_WRONLY);
@@ -138,15 +134,15 @@ export class DirectFileWriter {
   async end(): Promise<void> {
     this.check();
     try {
-      if (this.fill > 0) {
-        // The last piece goes out whole blocks long (zero-padded); the file is then cut to size.
-        const padded = this.direct ? Math.ceil(this.fill / BLOCK) * BLOCK : this.fill;
+      // The last piece goes out whole blocks long (zero-padded); the file is then cut to size.
+      const padded = this.direct ? Math.ceil(this.fill / BLOCK) * BLOCK : this.fill;
+      if (padded > 0) {
         this.slots[this.slot].fill(0, this.fill, padded);
         this.startWrite(this.slot, padded, this.size - this.fill);
       }
       await this.settle();
       if (this.failure) throw this.failure;
-      if (this.size % BLOCK !== 0) await this.fh.truncate(this.size); // cuts the zero padding
+      if (padded > this.fill) await this.fh.truncate(this.size);
     } finally {
       await this.close();
     }
@@ -162,8 +158,7 @@ export class DirectFileWriter {
   private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.staging && idle.length < KEEP_IDLE) idle.push(this.staging);
-    this.staging = null;
+    staging.release(this.memory);
     await this.fh.close();
   }
 }

@@ -14,7 +14,7 @@ import {
 import { archiveOriginal } from '../provenance/archive.ts';
 import { IngestBody, parseContentEncoding } from './body.ts';
 import { formatOf } from './formats.ts';
-import { openDecoder } from './decoders/index.ts';
+import { openDecoder, readsSpoolBack } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
 import { RowWriter } from './write-rows.ts';
@@ -99,8 +99,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     body = new IngestBody(input.body, {
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
-      // Arrow files and HDF5 are read back from the spooled original when it needs no inflating.
-      spoolReadBack: format !== 'arrow-stream' && encoding === 'identity',
+      spoolReadBack: readsSpoolBack(format, encoding === 'identity'),
     });
     decoder = await openDecoder(format, body, {
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,

@@ -21,6 +21,14 @@ export interface DecoderOptions {
   streamSettings: Record<string, unknown>;
 }
 
+/**
+ * Whether the decoder reads the body back from the archive spool (a file format whose body needs
+ * no inflating, see spoolToFile), so the spool should stay in the page cache.
+ */
+export function readsSpoolBack(format: IngestFormat, identityEncoding: boolean): boolean {
+  return identityEncoding && format !== 'arrow-stream';
+}
+
 export type DecoderOpener = (body: IngestBody, opts: DecoderOptions) => Promise<Decoder>;
 
 const openers: Partial<Record<IngestFormat, DecoderOpener>> = {
