@@ -14,7 +14,7 @@ import { keyRoutes } from './routes/keys.ts';
 import { ingestRecordRoutes } from './routes/ingests.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { streamProvenanceRoutes } from './routes/stream-provenance.ts';
-import { refuseUnstorableParams } from './params-guard.ts';
+import { refuseUnknownParams, refuseUnstorableParams } from './params-guard.ts';
 import { AppError } from '../errors/index.ts';
 import { openApiDocument } from './openapi.ts';
 
@@ -41,6 +41,8 @@ export function createApp(deps: AppDeps): Hono {
     deps.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
     deps.log.debug({ req: id, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
   });
+
+  app.use('*', refuseUnknownParams());
 
   app.onError((err, c) => {
     const appErr = asAppError(err);

@@ -45,6 +45,8 @@ export interface IngestInput {
   filename?: string;
   provenanceHeader?: string;
   params?: Record<string, string | undefined>;
+  /** A refusal found before the upload began (an undeclared parameter): recorded like any other. */
+  refusal?: AppError;
   receivedAt?: Date;
 }
 
@@ -71,6 +73,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
   let body: IngestBody | null = null;
   let decoder: Decoder | null = null;
   try {
+    if (input.refusal) throw input.refusal;
     assertStreamName(input.streamName);
     assertFilename(input.filename);
     const format = formatOf(input.contentType);

@@ -4,6 +4,7 @@ import type { AppDeps } from '../deps.ts';
 import { currentKey, need } from '../auth.ts';
 import { dispositionFilename, requestBody, utf8Header } from '../body-source.ts';
 import { AppError, isAppError } from '../../errors/index.ts';
+import { paramRefusal } from '../params-guard.ts';
 import { fullRecord } from './ingests.ts';
 import { type IngestDeps, runIngest } from '../../ingest/run-ingest.ts';
 
@@ -44,6 +45,7 @@ export function ingestRoutes(deps: AppDeps): Hono {
         filename,
         provenanceHeader: provenance,
         params: q,
+        refusal: paramRefusal(c),
       });
       const m = deps.metrics;
       if (!outcome.duplicate) {
