@@ -54,7 +54,7 @@ export function ingestRoutes(deps: AppDeps): Hono {
         m.ingestBytes.inc({ format: outcome.ingest.format }, outcome.ingest.bytes);
       }
       deps.log.info({ ingest: outcome.ingest.id, stream, rows: outcome.ingest.rows, bytes: outcome.ingest.bytes, duplicate: outcome.duplicate }, 'ingest');
-      return c.json({ ingest: await fullRecord(deps, outcome.ingest), duplicate: outcome.duplicate }, outcome.status,
+      return c.json({ ingest: await fullRecord(deps, outcome.ingest), duplicate: outcome.duplicate, ...(outcome.matched ? { matched: outcome.matched } : {}) }, outcome.status,
         { location: `/v1/ingests/${outcome.ingest.id}` });
     } catch (err) {
       if (isAppError(err)) deps.metrics.ingests.inc({ format: 'unknown', status: 'rejected' });
