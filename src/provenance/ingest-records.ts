@@ -307,3 +307,13 @@ export async function listIngests(q: Queryable, f: IngestFilter): Promise<Ingest
     params);
   return rows.map(toIngestRecord);
 }
+
+/** Every live stream with the commit time of its latest ingest (null: none yet), for the metrics. */
+export async function latestCommitPerStream(q: Queryable): Promise<{ stream: string; at: Date | null }[]> {
+  const { rows } = await q.query<{ stream: string; at: Date | null }>(
+    `SELECT s.name AS stream,
+            (SELECT i.committed_at FROM strata.ingests i
+              WHERE i.stream_id = s.id AND i.committed_at IS NOT NULL ORDER BY i.received_at DESC LIMIT 1) AS at
+       FROM strata.streams s WHERE s.deleted_at IS NULL`);
+  return rows;
+}
