@@ -52,6 +52,10 @@ export const errorCodes = {
   decoder_crashed: 'the decoder worker died while reading the file',
   database_unavailable: 'PostgreSQL is not reachable',
   internal: 'an unexpected server error',
+  // request shape (continued)
+  unknown_parameter: 'the request has a query parameter this endpoint does not take',
+  idempotency_key_reused: 'the Idempotency-Key was used before with a different body',
+  legal_hold: 'a legal hold covers the stream',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -8,7 +8,7 @@ import { AppError, fromPgError, isAppError } from '../errors/index.ts';
 import { type Stream, addColumns, createStream, getStream, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
 import {
-  type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
+  type DuplicateMatch, type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
   recordRejectedIngest,
 } from '../provenance/ingest-records.ts';
 import { archiveOriginal } from '../provenance/archive.ts';
@@ -45,13 +45,36 @@ export interface IngestInput {
   filename?: string;
   provenanceHeader?: string;
   params?: Record<string, string | undefined>;
+  /** A refusal found before the upload began (an undeclared parameter): recorded like any other. */
+  refusal?: AppError;
   receivedAt?: Date;
 }
 
 export interface IngestOutcome {
   status: 200 | 201;
   duplicate: boolean;
+  /** For a duplicate: what matched the earlier ingest. */
+  matched?: DuplicateMatch;
   ingest: IngestRecord;
+}
+
+type Duplicate = NonNullable<Awaited<ReturnType<typeof findDuplicate>>>;
+
+/**
+ * An earlier ingest this upload repeats (200 with the original), or a refusal: an
+ * Idempotency-Key reused with a body whose bytes and content both differ from its ingest's is a
+ * 422, as Stripe's API answers — never a silent drop of the new data.
+ */
+function asDuplicate(dup: Duplicate, facts: IngestFacts): IngestOutcome {
+  const original = dup.ingest;
+  if (dup.matched === 'idempotency_key' && original.sha256 !== facts.sha256
+      && (original.content_sha256 === null || original.content_sha256 !== facts.contentSha256)) {
+    throw new AppError(422, 'idempotency_key_reused',
+      `Idempotency-Key ${JSON.stringify(facts.idempotencyKey)} was used for ingest ${original.id} of a different body ` +
+      `(its SHA-256 ${original.sha256}, this body's ${facts.sha256}); nothing of this upload was stored: send a new upload with a new key`,
+      { detail: { original_ingest_id: original.id } });
+  }
+  return { status: 200, duplicate: true, matched: dup.matched, ingest: original };
 }
 
 function initialFacts(input: IngestInput, deps: IngestDeps): IngestFacts {
@@ -59,7 +82,7 @@ function initialFacts(input: IngestInput, deps: IngestDeps): IngestFacts {
     id: 0n, streamId: null, streamName: input.streamName.slice(0, 1024), keyId: input.actor.keyId,
     instrument: input.actor.role === 'instrument' ? input.actor.name : null,
     receivedAt: input.receivedAt ?? new Date(), format: 'unknown', contentType: input.contentType?.slice(0, 256) ?? null,
-    contentEncoding: input.contentEncoding?.slice(0, 64) ?? null, bytes: 0, inflatedBytes: null, sha256: null, rows: 0,
+    contentEncoding: input.contentEncoding?.slice(0, 64) ?? null, bytes: 0, inflatedBytes: null, sha256: null, contentSha256: null, rows: 0,
     timeMin: null, timeMax: null, subMicrosecondCount: 0, filename: input.filename ?? null,
     idempotencyKey: input.idempotencyKey ?? null, clientProvenance: null, fileMetadata: null, mapping: null,
     versions: deps.versions, warnings: [], chunks: [], archivePath: null,
@@ -71,6 +94,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
   let body: IngestBody | null = null;
   let decoder: Decoder | null = null;
   try {
+    if (input.refusal) throw input.refusal;
     assertStreamName(input.streamName);
     assertFilename(input.filename);
     const format = formatOf(input.contentType);
@@ -86,9 +110,14 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     let stream = await getStream(deps.db.pool, input.streamName);
     if (stream) {
       facts.streamId = stream.id;
-      if (input.idempotencyKey) {
-        const dup = await findDuplicate(deps.db.pool, stream.id, { idempotencyKey: input.idempotencyKey });
-        if (dup) return { status: 200, duplicate: true, ingest: dup };
+      const prior = input.idempotencyKey ? await findDuplicate(deps.db.pool, stream.id, { idempotencyKey: input.idempotencyKey }) : null;
+      if (prior) {
+        // A retry: the body is only read and hashed (nothing decoded or written) to check that it
+        // is the one the key was first used with.
+        body = new IngestBody(input.body, { maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding, spoolDir: null });
+        for await (const _ of body.chunks()) { /* hash it */ }
+        Object.assign(facts, { bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, contentSha256: body.contentSha256 });
+        return asDuplicate(prior, facts);
       }
     } else if (!input.create) {
       throw new AppError(404, 'stream_not_found',
@@ -125,6 +154,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       facts.bytes = body.received;
       facts.inflatedBytes = body.inflated;
       facts.sha256 = body.sha256;
+      facts.contentSha256 = body.contentSha256;
     }
     if (decoder) facts.subMicrosecondCount = decoder.subMicrosecondCount;
     if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
@@ -181,16 +211,19 @@ async function writeAndCommit(
     facts.rows = await writer.finish();
     await body.drain();
     Object.assign(facts, {
-      bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, timeMin: writer.minTime,
+      bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, contentSha256: body.contentSha256, timeMin: writer.minTime,
       timeMax: writer.maxTime, subMicrosecondCount: decoder.subMicrosecondCount, chunks: [...writer.chunks].sort(),
     });
     if (facts.subMicrosecondCount > 0) {
       facts.warnings.push(`${facts.subMicrosecondCount} timestamps had sub-microsecond parts; they were truncated to the microsecond`);
     }
-    const dup = await findDuplicate(client, stream.id, { sha256: facts.sha256, idempotencyKey: facts.idempotencyKey });
+    // The content hash is known only now that the whole body has been read: a duplicate found
+    // here rolls back the rows already copied.
+    const by = { sha256: facts.sha256, contentSha256: facts.contentSha256, idempotencyKey: facts.idempotencyKey };
+    const dup = await findDuplicate(client, stream.id, by);
     if (dup) {
       await client.query('ROLLBACK');
-      return { status: 200, duplicate: true, ingest: dup };
+      return asDuplicate(dup, facts);
     }
     for (const o of observers) await o.beforeCommit?.(client);
     if (deps.archiveDir && body.spoolPath && facts.sha256) {
@@ -201,11 +234,11 @@ async function writeAndCommit(
       await client.query('COMMIT');
     } catch (err) {
       if ((err as { code?: string }).code !== '23505') throw err;
-      // A concurrent upload of the same body (or idempotency key) committed first.
+      // A concurrent upload of the same body or content (or idempotency key) committed first.
       await client.query('ROLLBACK');
-      const original = await findDuplicate(deps.db.pool, stream.id, { sha256: facts.sha256, idempotencyKey: facts.idempotencyKey });
+      const original = await findDuplicate(deps.db.pool, stream.id, by);
       if (!original) throw err;
-      return { status: 200, duplicate: true, ingest: original };
+      return asDuplicate(original, facts);
     }
     return { status: 201, duplicate: false, ingest: (await getIngest(deps.db.pool, facts.id)) as IngestRecord };
   } catch (err) {

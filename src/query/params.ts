@@ -11,6 +11,11 @@ export function parseTimeParam(name: string, value: string | undefined): bigint 
   if (/^-?\d+$/.test(value)) {
     throw new AppError(400, 'invalid_request', `${name}=${value}: give an RFC 3339 instant such as 2024-03-01T00:00:00Z`);
   }
+  if (/^[+-]?\d{4,6}-\d{2}-\d{2}$/.test(value.trim())) {
+    // A date alone does not say whose midnight it means (UTC, the query's tz, the lab's).
+    throw new AppError(400, 'invalid_request',
+      `${name}=${value}: a date alone is ambiguous; give an instant with a zone, e.g. ${value.trim()}T00:00:00Z or ${value.trim()}T00:00:00+01:00`);
+  }
   const parsed = parseInstant(value);
   if (!parsed) throw new AppError(400, 'invalid_request', `${name}=${JSON.stringify(value)} is not an RFC 3339 instant with a time zone (e.g. 2024-03-01T00:00:00Z)`);
   return parsed.us;

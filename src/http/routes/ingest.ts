@@ -4,7 +4,9 @@ import type { AppDeps } from '../deps.ts';
 import { currentKey, need } from '../auth.ts';
 import { dispositionFilename, requestBody, utf8Header } from '../body-source.ts';
 import { AppError, isAppError } from '../../errors/index.ts';
+import { paramRefusal } from '../params-guard.ts';
 import { fullRecord } from './ingests.ts';
+import { getStream } from '../../streams/catalog.ts';
 import { type IngestDeps, runIngest } from '../../ingest/run-ingest.ts';
 
 export function ingestDeps(deps: AppDeps): IngestDeps {
@@ -44,18 +46,29 @@ export function ingestRoutes(deps: AppDeps): Hono {
         filename,
         provenanceHeader: provenance,
         params: q,
+        refusal: paramRefusal(c),
       });
       const m = deps.metrics;
       if (!outcome.duplicate) {
-        m.ingests.inc({ format: outcome.ingest.format, status: 'committed' });
-        m.ingestRows.inc({ format: outcome.ingest.format }, outcome.ingest.rows);
-        m.ingestBytes.inc({ format: outcome.ingest.format }, outcome.ingest.bytes);
+        const i = outcome.ingest;
+        m.ingests.inc({ format: i.format, status: 'committed' });
+        m.ingestRows.inc({ format: i.format }, i.rows);
+        m.ingestBytes.inc({ format: i.format }, i.bytes);
+        m.streamIngests.inc({ stream: i.stream });
+        m.streamRows.inc({ stream: i.stream }, i.rows);
+        m.streamBytes.inc({ stream: i.stream }, i.bytes);
+        m.streamLastIngest.set({ stream: i.stream }, Date.parse(i.committed_at ?? i.received_at) / 1000);
       }
       deps.log.info({ ingest: outcome.ingest.id, stream, rows: outcome.ingest.rows, bytes: outcome.ingest.bytes, duplicate: outcome.duplicate }, 'ingest');
-      return c.json({ ingest: await fullRecord(deps, outcome.ingest), duplicate: outcome.duplicate }, outcome.status,
+      return c.json({ ingest: await fullRecord(deps, outcome.ingest), duplicate: outcome.duplicate, ...(outcome.matched ? { matched: outcome.matched } : {}) }, outcome.status,
         { location: `/v1/ingests/${outcome.ingest.id}` });
     } catch (err) {
-      if (isAppError(err)) deps.metrics.ingests.inc({ format: 'unknown', status: 'rejected' });
+      if (isAppError(err)) {
+        deps.metrics.ingests.inc({ format: 'unknown', status: 'rejected' });
+        // Labelled only with streams that exist, so that refused uploads cannot mint label values.
+        const known = err.status < 500 && await getStream(deps.db.pool, stream).then((s) => s !== null, () => false);
+        deps.metrics.streamRejections.inc({ stream: known ? stream : '', code: err.code });
+      }
       throw err;
     }
   });
