@@ -47,7 +47,7 @@ async function lostAndDirty(q: Queryable, streamId: number, from: bigint | null,
         AND (c.level = 'raw' OR l.level IS NOT NULL)
         AND ((c.state = 'dropped' AND coalesce(c.row_count, 1) > 0
               -- chunks of an earlier level of the same name, removed with it, are not this level's
-              AND (c.level = 'raw' OR c.dropped_at >= l.created_at))
+              AND (c.level = 'raw' OR c.created_at >= l.created_at))
           OR (c.state = 'active' AND NOT EXISTS (
                 SELECT 1 FROM pg_inherits i
                  WHERE i.inhrelid = to_regclass(format('%I.%I', $4::text, c.table_name)) AND NOT i.inhdetachpending)))
