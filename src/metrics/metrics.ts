@@ -12,6 +12,8 @@ export interface Metrics {
   rejections: Counter<'code'>;
   jobRuns: Counter<'job' | 'outcome'>;
   jobHealthy: Gauge<'job'>;
+  uploadsActive: Gauge;
+  embeddedPostgresRestarts: Counter<'outcome'>;
 }
 
 export function createMetrics(withDefaults = true): Metrics {
@@ -30,5 +32,10 @@ export function createMetrics(withDefaults = true): Metrics {
     rejections: new Counter({ name: 'strata_rejected_requests_total', help: 'Rejected requests by error code', labelNames: ['code'], registers: [registry] }),
     jobRuns: new Counter({ name: 'strata_job_runs_total', help: 'Maintenance job runs by outcome', labelNames: ['job', 'outcome'], registers: [registry] }),
     jobHealthy: new Gauge({ name: 'strata_job_healthy', help: '1 when the job ran recently and is not failing', labelNames: ['job'], registers: [registry] }),
+    uploadsActive: new Gauge({ name: 'strata_uploads_active', help: 'Uploads being received now (bounded by STRATA_MAX_CONCURRENT_UPLOADS)', registers: [registry] }),
+    embeddedPostgresRestarts: new Counter({
+      name: 'strata_embedded_postgres_restarts_total', help: 'Restarts of the embedded PostgreSQL after it died, by outcome (restarted, failed)',
+      labelNames: ['outcome'], registers: [registry],
+    }),
   };
 }
