@@ -9,8 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, lstat, mkdir, readdir, readlink, realpath, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { cp, lstat, mkdir, readFile, readdir, readlink, realpath, rename, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -78,9 +77,10 @@ async function packageBinaries(): Promise<Binaries> {
   return (await import(PACKAGE)) as Binaries;
 }
 
-function packageVersion(): string {
+/** The binaries' package version (from the package.json beside them), naming the staged copy. */
+async function packageVersion(nativeDir: string): Promise<string> {
   try {
-    return (createRequire(import.meta.url)(`${PACKAGE}/package.json`) as { version: string }).version;
+    return (JSON.parse(await readFile(path.join(nativeDir, '..', 'package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }
@@ -100,7 +100,7 @@ async function reachableBinaries(found: Binaries, ids: OsIds, stagingDir: string
   if (await canEnter(path.dirname(found.initdb), ids)) return found;
   // bin/, lib/ and share/ go together: the binaries find their libraries at $ORIGIN/../lib.
   const nativeDir = await realpath(path.dirname(path.dirname(found.initdb)));
-  const target = path.join(stagingDir, `postgresql-${packageVersion()}-${os.platform()}-${os.arch()}`);
+  const target = path.join(stagingDir, `postgresql-${await packageVersion(nativeDir)}-${os.platform()}-${os.arch()}`);
   const staged: Binaries = {
     pg_ctl: path.join(target, 'bin', 'pg_ctl'), initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres'),
   };
