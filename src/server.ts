@@ -106,7 +106,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const jobs = backgrounds.map((f) => f(deps));
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+    const s = serve({
+      fetch: app.fetch, port: config.port, hostname: config.host,
+      // Node checks the headers timeout on this interval (30 s by default), so a short timeout needs a short interval.
+      serverOptions: { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.headersTimeoutMs / 4))) },
+    }, () => resolve(s as Server));
   });
   // Uploads of many GB may take longer than Node's 5-minute default; a stalled body is ended by
   // STRATA_BODY_IDLE_TIMEOUT instead. Headers must arrive within STRATA_HEADERS_TIMEOUT.
