@@ -47,6 +47,14 @@ export interface ServerOptions {
 
 /** Connections of the main pool: authentication, queries, the catalog, jobs. Uploads have their own. */
 const MAIN_POOL_SIZE = 20;
+/**
+ * Connections of the uploads' pool: one per upload for its transaction, and a quarter more (at
+ * least 2) for the brief second connection an upload takes now and then (new chunks, a duplicate check).
+ */
+export function uploadPoolSize(maxUploads: number): number {
+  return maxUploads + Math.max(2, Math.ceil(maxUploads / 4));
+}
+
 /** How often refusals that could not be recorded while the database was away are tried again. */
 const UNRECORDED_RETRY_MS = 15_000;
 
@@ -61,8 +69,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   }
   const onConnectionLost = (err: Error): void => log.warn({ err: err.message }, 'a PostgreSQL connection was lost; its work fails with database_unavailable');
   const db: Db = createDb(url, { max: MAIN_POOL_SIZE, onConnectionLost });
-  // Each upload holds one connection for its transaction and briefly a second (new chunks, its record).
-  const uploadDb: Db = createDb(url, { max: 2 * config.maxConcurrentUploads, name: 'strata-upload', onConnectionLost });
+  const uploadDb: Db = createDb(url, { max: uploadPoolSize(config.maxConcurrentUploads), name: 'strata-upload', onConnectionLost });
   try {
     const { rows } = await db.pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
     if (Number(rows[0].v) < 140000) {

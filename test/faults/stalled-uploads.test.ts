@@ -4,6 +4,7 @@
 // rejected, nothing stored); meanwhile the stream list and queries answer promptly, because uploads
 // draw on connections of their own.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uploadPoolSize } from '../../src/server.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
@@ -76,7 +77,7 @@ describe('30 stalled uploads', () => {
     expect(streams.seconds).toBeLessThan(5);
     expect(query.seconds).toBeLessThan(5);
     const sessions = await uploadSessions();
-    expect(sessions.active + sessions.idleInTx).toBeLessThanOrEqual(2 * SLOTS);
+    expect(sessions.active + sessions.idleInTx).toBeLessThanOrEqual(uploadPoolSize(SLOTS));
 
     const stalled = uploads.filter((u) => !u.answered);
     expect(stalled).toHaveLength(SLOTS);
