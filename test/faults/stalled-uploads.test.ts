@@ -75,9 +75,11 @@ describe('30 stalled uploads', () => {
     expect(streams.answer.status).toBe(200);
     expect(query.answer.status).toBe(200);
     expect(ready.status).toBe(200);
-    // "Promptly" on a loaded two-core machine: well inside a client's timeout, not seconds of queueing.
-    expect(streams.seconds).toBeLessThan(5);
-    expect(query.seconds).toBeLessThan(5);
+    // Promptly: a request that had to wait for a connection held by an upload would wait for the
+    // pool's 30 s connect timeout and then fail; on a loaded two-core machine an answer may still
+    // take a few seconds of CPU.
+    expect(streams.seconds).toBeLessThan(10);
+    expect(query.seconds).toBeLessThan(10);
     const sessions = await uploadSessions();
     expect(sessions.active + sessions.idleInTx).toBeLessThanOrEqual(uploadPoolSize(SLOTS));
 
