@@ -9,7 +9,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
   type Answer, type StrataProcess, ARROW_STREAM, arrowBody, ingestRecord, manualUpload, removeDir, request, spoolFiles,
-  startStrata, tempDir,
+  startStrata, tempDir, SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
 const STALLED = 30;
@@ -24,7 +24,7 @@ beforeAll(async () => {
   strata = await startStrata({
     DATABASE_URL: db.url, STRATA_DATA_DIR: dataDir, STRATA_BODY_IDLE_TIMEOUT: '8s', STRATA_HEADERS_TIMEOUT: '3s', STRATA_MAX_CONCURRENT_UPLOADS: String(SLOTS),
   });
-});
+}, SPAWNED_TIMEOUT_MS);
 
 afterAll(async () => {
   await strata?.stop();
@@ -108,7 +108,7 @@ describe('30 stalled uploads', () => {
     // And a new upload is taken at once.
     const after = await request(strata.url, '/v1/streams/rig/ingest', { method: 'POST', body: arrowBody(2, 1000), contentType: ARROW_STREAM });
     expect(after.status).toBe(201);
-  });
+  }, SPAWNED_TIMEOUT_MS);
 
   it('a client that sends its headers slowly is cut off by the headers timeout', async () => {
     const { Socket } = await import('node:net');
@@ -126,5 +126,5 @@ describe('30 stalled uploads', () => {
     ]);
     sock.destroy();
     expect(closed).toMatch(/^HTTP\/1\.1 408|^$/);
-  }, 60_000);
+  }, SPAWNED_TIMEOUT_MS);
 });
