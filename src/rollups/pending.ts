@@ -4,7 +4,7 @@
 // upload has its rows in columns in memory anyway; it sums them per bucket of the stream's finest
 // level and tag set (count, sum, min, max, first and last with their times, count of true: the
 // parts of a level row, layout.ts) and adds those rows, one per bucket and tag set, to the
-// stream's pending table in its own transaction. When the watermark passes them, the refresh
+// stream's pending table (pending-table.ts) in its own transaction. When the watermark passes them, the refresh
 // builds the level's buckets from the pending rows, as a coarser level is built from a finer one,
 // and deletes them.
 //
@@ -22,74 +22,18 @@
 //    raw chunk there is: what is stored by then is built from raw rows, what comes after from
 //    pending rows.
 // Streams with text or timestamp fields keep no pending rows; their levels are built from raw rows.
-import type { PoolClient, Queryable } from '../db/pool.ts';
-import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
+import type { PoolClient } from '../db/pool.ts';
+import { ident } from '../db/sql.ts';
 import { CopyStream } from '../copy/copy-stream.ts';
 import { TupleWriter } from '../copy/tuple-writer.ts';
 import { floorDiv } from '../domain/interval.ts';
-import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
 import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
-import { registerRetractionObserver } from '../ingest/observers.ts';
 import type { Stream } from '../streams/catalog.ts';
-import { type RollupField, levelColumnsDdl, partsOf, rollupFields, tagColumns } from './layout.ts';
+import type { Invalidation } from './invalidation-log.ts';
+import { type RollupField, partsOf, rollupFields, tagColumns } from './layout.ts';
 import type { Level } from './levels.ts';
-import { type Invalidation, type TagValues, tagSetCodes } from './invalidate.ts';
-
-export function pendingTableName(stream: Pick<Stream, 'tableName'>): string {
-  return `${stream.tableName.slice(0, 36)}_pend`;
-}
-
-export const pendingTable = (stream: Pick<Stream, 'tableName'>): string => qualified(DATA_SCHEMA, pendingTableName(stream));
-
-/** The finest level as the pending rows' source for a refresh, read like a level table. */
-export function pendingSource(stream: Pick<Stream, 'tableName'>, finest: Level): Level {
-  return { ...finest, name: 'pending', tableName: pendingTableName(stream), watermarkUs: null, pendingFromUs: null };
-}
-
-/** Whether partial aggregates can be made for every field of the stream while uploading. */
-export function pendingSupported(stream: Pick<Stream, 'columns'>): boolean {
-  return rollupFields(stream).every((f) => f.column.type !== 'text' && f.column.type !== 'timestamptz');
-}
-
-/** Creates the stream's pending table, or adds the columns of fields added since. */
-export async function ensurePendingTable(tx: Queryable, stream: Stream): Promise<void> {
-  const table = pendingTable(stream);
-  const cols = levelColumnsDdl(stream).map(([n, t]) => `${ident(n)} ${t}`);
-  await tx.query(`CREATE TABLE IF NOT EXISTS ${table} (ingest_id bigint NOT NULL, ${cols.join(', ')})`);
-  await tx.query(`ALTER TABLE ${table} ${cols.map((c) => `ADD COLUMN IF NOT EXISTS ${c}`).join(', ')}`);
-  await tx.query(`CREATE INDEX IF NOT EXISTS ${ident(`${pendingTableName(stream)}_time`)} ON ${table} ("time")`);
-}
-
-async function pendingTableExists(q: Queryable, stream: Stream): Promise<boolean> {
-  const { rows } = await q.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [pendingTable(stream)]);
-  return rows[0].t !== null;
-}
-
-/**
- * Starts the pending rows over for the stream's levels as they now are (`levels`, finest first,
- * their rows locked FOR UPDATE by the caller): deletes what there is, and lets the finest level
- * take pending rows from past the last raw chunk on (from the start, for a stream without rows).
- */
-export async function restartPending(tx: PoolClient, stream: Stream, levels: readonly Level[]): Promise<void> {
-  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)}`);
-  await tx.query('UPDATE strata.rollup_levels SET pending_from = NULL WHERE stream_id = $1 AND pending_from IS NOT NULL', [stream.id]);
-  const finest = levels[0];
-  if (!finest || !pendingSupported(stream)) return;
-  await ensurePendingTable(tx, stream);
-  await tx.query(
-    `UPDATE strata.rollup_levels SET pending_from = coalesce(
-        (SELECT max(range_end) FROM strata.chunks WHERE stream_id = $1 AND level = 'raw' AND state = 'active'), $3::timestamptz)
-      WHERE stream_id = $1 AND level = $2`,
-    [stream.id, finest.name, pgTimestamp(SUPPORTED_MIN_US)]);
-}
-
-/** Deletes the pending rows of [from, to) (the refresh has materialised those buckets). */
-export async function deletePending(tx: Queryable, stream: Stream, from: bigint, to: bigint): Promise<void> {
-  await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE "time" >= $1::timestamptz AND "time" < $2::timestamptz`, [pgTimestamp(from), pgTimestamp(to)]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Partial aggregates of one upload
+import { pendingSupported, pendingTable } from './pending-table.ts';
+import { type TagValues, tagSetCodes } from './tag-sets.ts';
 
 /** Times are kept as doubles: exact within ±2^53 µs (about 285 years either side of 1970). */
 const SAFE_US = 2n ** 53n;
@@ -564,7 +508,3 @@ export class UploadPending {
     return start < end ? [{ level: finest.name, values: null, start, end }] : [];
   }
 }
-
-registerRetractionObserver(async (tx, { stream, ingestId }) => {
-  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE ingest_id = $1`, [ingestId.toString()]);
-});
