@@ -30,7 +30,7 @@ import { floorDiv } from '../domain/interval.ts';
 import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
 import type { Stream } from '../streams/catalog.ts';
 import type { Invalidation } from './invalidation-log.ts';
-import { type RollupField, partsOf, rollupFields, tagColumns } from './layout.ts';
+import { type RollupField, holdsNaN, partsOf, rollupFields, tagColumns } from './layout.ts';
 import type { Level } from './levels.ts';
 import { pendingSupported, pendingTable } from './pending-table.ts';
 import { type TagValues, tagSetCodes } from './tag-sets.ts';
@@ -49,21 +49,18 @@ type SlotKind = 'float8' | 'float4' | 'int8' | 'bool';
 
 /**
  * Where a field's parts sit in a group's numbers: float8 and float4 (also int2, int4): n, sum,
- * min, max, first time, first, last time, last; bool: n, true; int8: n, first time, last time
- * (sum, min, max, first and last are bigints, in the group's bigint slots).
+ * min, max, first time, first, last time, last — over the values other than NaN — then the count
+ * of NaN and the times of the earliest and latest NaN; bool: n, true; int8: n, first time, last
+ * time (sum, min, max, first and last are bigints, in the group's bigint slots).
  */
 interface Slot { field: RollupField; kind: SlotKind; at: number; bigAt: number }
 
-const WIDTH: Record<SlotKind, number> = { float8: 8, float4: 8, int8: 3, bool: 2 };
-
+const WIDTH: Record<SlotKind, number> = { float8: 11, float4: 11, int8: 3, bool: 2 };
 
 const bitAt = (bitmap: Uint8Array, i: number): number => (bitmap[i >> 3] >> (i & 7)) & 1;
 
-/** PostgreSQL's order of float8: NaN after every number. */
-const less = (a: number, b: number): boolean => a < b || (b !== b && a === a);
-
-/** A new group's float parts: nothing yet (min NaN and max −∞ give way to any value, in PostgreSQL's order). */
-const FLOAT_START = [0, 0, NaN, -Infinity, Infinity, NaN, -Infinity, NaN];
+/** A new group's float parts: nothing yet (each start gives way to the first value or time). */
+const FLOAT_START = [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, Infinity, -Infinity];
 
 /** What one batch holds of each group it touches: its rows, and its earliest and latest row. */
 interface BatchGroups {
@@ -81,9 +78,31 @@ interface BatchGroups {
 }
 
 /**
- * Adds a float column's values to the parts of their groups (n, sum, min, max, first time, first,
- * last time, last at `at` in each group's W numbers). Without nulls and ties, first and last come
- * from each group's earliest and latest row, and n from its row count; otherwise row by row.
+ * Adds one float value x at time t to the parts at F[o…]: a NaN to the NaN count and times, any
+ * other value to n, sum, min, max, first and last (ties broken as in layout.ts).
+ */
+function addFloat(F: Float64Array, o: number, x: number, t: number, f4: boolean): void {
+  if (x !== x) {
+    F[o + 8]++;
+    if (t < F[o + 9]) F[o + 9] = t;
+    if (t > F[o + 10]) F[o + 10] = t;
+    return;
+  }
+  F[o]++;
+  F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
+  if (x < F[o + 2]) F[o + 2] = x;
+  if (x > F[o + 3]) F[o + 3] = x;
+  const ft = F[o + 4];
+  if (t < ft || (t === ft && x < F[o + 5])) { F[o + 4] = t; F[o + 5] = x; }
+  const lt = F[o + 6];
+  if (t > lt || (t === lt && x > F[o + 7])) { F[o + 6] = t; F[o + 7] = x; }
+}
+
+/**
+ * Adds a float column's values to the parts of their groups (at `at` in each group's W numbers;
+ * see Slot). Without nulls and ties, a group's rows are summed in one pass, and first and last
+ * come from its earliest and latest row, n from its row count — unless NaN is among them, when
+ * the group's rows are added again one by one; otherwise row by row.
  * `f4`: the column is float4, which PostgreSQL sums in float4.
  */
 function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, valid: Validity | null, f4: boolean,
@@ -95,8 +114,8 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
       const g = bg.touched[k];
       const o = g * W + at;
       let sum = F[o + 1];
-      let lo = Infinity;
-      let hi = -Infinity;
+      let lo = F[o + 2];
+      let hi = F[o + 3];
       let nans = 0;
       const end = start[k + 1];
       for (let j = start[k]; j < end; j++) {
@@ -106,22 +125,22 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
         if (x > hi) hi = x;
         if (x !== x) nans++;
       }
+      if (nans > 0) {
+        for (let j = start[k]; j < end; j++) addFloat(F, o, f4 ? Math.fround(a[perm[j]]) : a[perm[j]], times[perm[j]], f4);
+        continue;
+      }
       F[o + 1] = sum;
-      const rows = end - start[k];
-      // PostgreSQL's order: NaN after every number (min is NaN only when every value is).
-      const min = nans === rows ? NaN : lo;
-      const max = nans > 0 ? NaN : hi;
-      if (less(min, F[o + 2])) F[o + 2] = min;
-      if (less(F[o + 3], max)) F[o + 3] = max;
-      F[o] += rows;
+      F[o + 2] = lo;
+      F[o + 3] = hi;
+      F[o] += end - start[k];
       const r0 = bg.first[g];
       const t0 = times[r0];
       const x0 = f4 ? Math.fround(a[r0]) : a[r0];
-      if (t0 < F[o + 4] || (t0 === F[o + 4] && less(x0, F[o + 5]))) { F[o + 4] = t0; F[o + 5] = x0; }
+      if (t0 < F[o + 4] || (t0 === F[o + 4] && x0 < F[o + 5])) { F[o + 4] = t0; F[o + 5] = x0; }
       const r1 = bg.last[g];
       const t1 = times[r1];
       const x1 = f4 ? Math.fround(a[r1]) : a[r1];
-      if (t1 > F[o + 6] || (t1 === F[o + 6] && less(F[o + 7], x1))) { F[o + 6] = t1; F[o + 7] = x1; }
+      if (t1 > F[o + 6] || (t1 === F[o + 6] && x1 > F[o + 7])) { F[o + 6] = t1; F[o + 7] = x1; }
     }
     return;
   }
@@ -129,20 +148,7 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
   const bitOff = valid?.offset ?? 0;
   for (let i = 0; i < n; i++) {
     if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
-    const x = f4 ? Math.fround(a[i]) : a[i];
-    const t = times[i];
-    const o = groupOf[i] * W + at;
-    F[o]++;
-    F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
-    if (x === x) {
-      const lo = F[o + 2];
-      if (x < lo || lo !== lo) F[o + 2] = x;
-      if (x > F[o + 3]) F[o + 3] = x;
-    } else F[o + 3] = x;
-    const ft = F[o + 4];
-    if (t < ft || (t === ft && less(x, F[o + 5]))) { F[o + 4] = t; F[o + 5] = x; }
-    const lt = F[o + 6];
-    if (t > lt || (t === lt && less(F[o + 7], x))) { F[o + 6] = t; F[o + 7] = x; }
+    addFloat(F, groupOf[i] * W + at, f4 ? Math.fround(a[i]) : a[i], times[i], f4);
   }
 }
 
@@ -409,7 +415,7 @@ export class PartialAggregates {
     const tags = tagColumns(this.stream);
     const names = ['ingest_id', 'time', ...tags.map((c) => c.columnName), 'rows'];
     for (const slot of this.slots) {
-      for (const part of partsOf(slot.field.kind)) {
+      for (const part of partsOf(slot.field)) {
         names.push(`${slot.field.prefix}_${part}`);
         if (part === 'first' || part === 'last') names.push(`${slot.field.prefix}_${part}_t`);
       }
@@ -440,6 +446,12 @@ export class PartialAggregates {
           w.int8(n);
           if (n === 0) for (let k = 0; k < 7; k++) w.null();
           else w.float8(F[o + 1]).float8(F[o + 2]).float8(F[o + 3]).float8(F[o + 5]).int8(F[o + 4]).float8(F[o + 7]).int8(F[o + 6]);
+          if (holdsNaN(slot.field)) {
+            const nans = F[o + 8];
+            w.int8(nans);
+            if (nans === 0) w.null().null();
+            else w.int8(F[o + 9]).int8(F[o + 10]);
+          }
         }
       }
     }
