@@ -50,12 +50,8 @@ export class IngestBody {
   private consumed = false;
 
   constructor(private readonly source: AsyncIterable<Uint8Array>, private readonly opts: BodyOptions) {
-<<<<<<< HEAD
-    this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, `body-${randomUUID()}`) : null;
-    this.inflatedHash = opts.encoding === 'identity' ? null : createHash('sha256');
-=======
     this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, spoolFileName('body', randomUUID())) : null;
->>>>>>> faults
+    this.inflatedHash = opts.encoding === 'identity' ? null : createHash('sha256');
   }
 
   /** SHA-256 (hex) of the received bytes; available once the body has been read to the end. */
