@@ -60,7 +60,7 @@ const queryParams: ParamSpec[] = [
   { name: 'fields', description: 'comma-separated column names (default all)', schema: str() },
   { name: 'resolution', description: 'raw (default), a rollup level or interval (15s, 5m or 5min, 1h, 1d, 1w), calendar months, quarters or years (1mo, 3mo, 1y), auto or lttb; a bare M is refused', schema: str() },
   { name: 'max_points', description: 'buckets or points for auto and lttb, 2–100000 (default 1000)', schema: int(2, 100_000) },
-  { name: 'agg', description: 'comma-separated aggregates of avg, min, max, count, sum, first, last (default avg), or m4', schema: str() },
+  { name: 'agg', description: 'comma-separated aggregates of avg, min, max, count, sum, first, last, nan_count (default avg), or m4', schema: str() },
   { name: 'fill', description: 'empty buckets: none (default), null, previous, linear', schema: str({ enum: ['none', 'null', 'previous', 'linear'] }) },
   { name: 'nan', description: 'NaN in aggregates: skip (default, as numpy\'s nan-functions) or propagate (IEEE semantics)', schema: str({ enum: ['skip', 'propagate'] }) },
   { name: 'tz', description: 'IANA time zone: day, week and calendar buckets start at local midnight', schema: str() },

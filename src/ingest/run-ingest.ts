@@ -18,6 +18,7 @@ import { openDecoder, readsSpoolBack } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
 import { RowWriter } from './write-rows.ts';
+import { FieldStats } from './field-stats.ts';
 import { readAhead } from './read-ahead.ts';
 import { parseProvenance } from './provenance-header.ts';
 import { observersFor } from './observers.ts';
@@ -84,7 +85,7 @@ function initialFacts(input: IngestInput, deps: IngestDeps): IngestFacts {
     instrument: input.actor.role === 'instrument' ? input.actor.name : null,
     receivedAt: input.receivedAt ?? new Date(), format: 'unknown', contentType: input.contentType?.slice(0, 256) ?? null,
     contentEncoding: input.contentEncoding?.slice(0, 64) ?? null, bytes: 0, inflatedBytes: null, sha256: null, contentSha256: null, rows: 0,
-    timeMin: null, timeMax: null, subMicrosecondCount: 0, filename: input.filename ?? null,
+    timeMin: null, timeMax: null, subMicrosecondCount: 0, fieldStats: null, filename: input.filename ?? null,
     idempotencyKey: input.idempotencyKey ?? null, clientProvenance: null, fileMetadata: null, mapping: null,
     versions: deps.versions, warnings: [], chunks: [], archivePath: null,
   };
@@ -164,6 +165,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     if (decoder) facts.subMicrosecondCount = decoder.subMicrosecondCount;
     if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
     facts.rows = 0;
+    facts.fieldStats = null;
     if (facts.id !== 0n) {
       const reason = { code: appErr.code, message: appErr.message, status: appErr.status };
       await recordRejectedIngest(deps.db, facts, reason, actor).catch(async (e: unknown) => {
@@ -219,6 +221,7 @@ async function writeAndCommit(
   }
   const writer = new RowWriter(deps.db, client, stream, facts.id, deps.limits);
   const observers = observersFor(stream, facts.id);
+  const stats = new FieldStats();
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
@@ -226,6 +229,7 @@ async function writeAndCommit(
     for (let next = first; !next.done; next = await batches.next()) {
       const batch = next.value;
       await writer.write(batch);
+      stats.add(batch);
       for (const o of observers) o.onBatch?.(batch);
       batch.release?.();
     }
@@ -234,6 +238,7 @@ async function writeAndCommit(
     Object.assign(facts, {
       bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, contentSha256: body.contentSha256, timeMin: writer.minTime,
       timeMax: writer.maxTime, subMicrosecondCount: decoder.subMicrosecondCount, chunks: [...writer.chunks].sort(),
+      fieldStats: stats.toJSON(),
     });
     if (facts.subMicrosecondCount > 0) {
       facts.warnings.push(`${facts.subMicrosecondCount} timestamps had sub-microsecond parts; they were truncated to the microsecond`);
