@@ -58,7 +58,7 @@ const queryParams: ParamSpec[] = [
   { name: 'from', description: 'start, inclusive (required for resolutions other than raw)', schema: instant('start') },
   { name: 'to', description: 'end, exclusive (aggregates: default now)', schema: instant('end') },
   { name: 'fields', description: 'comma-separated column names (default all)', schema: str() },
-  { name: 'resolution', description: 'raw (default), a rollup level or interval (15s, 5m, 1h, 1d, 1w), auto or lttb', schema: str() },
+  { name: 'resolution', description: 'raw (default), a rollup level or interval (15s, 5m or 5min, 1h, 1d, 1w), calendar months, quarters or years (1mo, 3mo, 1y), auto or lttb; a bare M is refused', schema: str() },
   { name: 'max_points', description: 'buckets or points for auto and lttb, 2–100000 (default 1000)', schema: int(2, 100_000) },
   { name: 'agg', description: 'comma-separated aggregates of avg, min, max, count, sum, first, last, nan_count (default avg), or m4', schema: str() },
   { name: 'fill', description: 'empty buckets: none (default), null, previous, linear', schema: str({ enum: ['none', 'null', 'previous', 'linear'] }) },
@@ -103,7 +103,7 @@ export const operations: readonly Operation[] = [
     ok: { status: 201, description: 'stored (200 with "duplicate": true when the upload was stored before)', content: json('IngestResult'), headers: ['Location'] } },
   { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV or Arrow', permission: 'query',
     query: queryParams, tagParams: 'only rows with this tag value (values of one tag are OR-ed)', requestHeaders: ['Accept'],
-    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By'],
+    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By', 'Strata-Gaps', 'Strata-Coarsened'],
       content: { 'application/json': 'QueryResult', 'text/csv; charset=utf-8': str(), 'application/vnd.apache.arrow.stream': str({ contentMediaType: 'application/vnd.apache.arrow.stream' }) } } },
   { method: 'get', path: '/v1/streams/{stream}/provenance', summary: 'The ingests whose rows hold a reading or a bucket', permission: 'provenance:read',
     query: [
