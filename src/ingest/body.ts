@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { AppError, isAppError } from '../errors/index.ts';
 import { DirectFileWriter } from './direct-file.ts';
+import { spoolFileName } from './upload-claims.ts';
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 
@@ -49,7 +50,7 @@ export class IngestBody {
   private consumed = false;
 
   constructor(private readonly source: AsyncIterable<Uint8Array>, private readonly opts: BodyOptions) {
-    this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, `body-${randomUUID()}`) : null;
+    this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, spoolFileName('body', randomUUID())) : null;
     this.inflatedHash = opts.encoding === 'identity' ? null : createHash('sha256');
   }
 

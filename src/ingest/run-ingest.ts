@@ -1,10 +1,10 @@
 // One upload end to end: checks, decoder, schema binding (creating or extending the stream),
 // then rows, ingest record and audit entry in one transaction. Any failure rolls everything
 // back and leaves a rejected ingest record naming the reason.
-import type { Db } from '../db/pool.ts';
+import type { Db, PoolClient } from '../db/pool.ts';
 import type { Limits } from '../config/index.ts';
 import type { Actor } from '../audit/log.ts';
-import { AppError, fromPgError, isAppError } from '../errors/index.ts';
+import { AppError, fromPgError, isAppError, isConnectionError } from '../errors/index.ts';
 import { type Stream, addColumns, createStream, getStream, getStreamById, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
 import {
@@ -21,6 +21,7 @@ import { RowWriter } from './write-rows.ts';
 import { readAhead } from './read-ahead.ts';
 import { parseProvenance } from './provenance-header.ts';
 import { observersFor } from './observers.ts';
+import { UploadClaim } from './upload-claims.ts';
 
 export const DEFAULT_CHUNK_INTERVAL_US = 86_400_000_000n;
 
@@ -93,6 +94,8 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
   const facts = initialFacts(input, deps);
   let body: IngestBody | null = null;
   let decoder: Decoder | null = null;
+  let claim: UploadClaim | null = null;
+  const actor = { keyId: input.actor.keyId, role: input.actor.role };
   try {
     if (input.refusal) throw input.refusal;
     assertStreamName(input.streamName);
@@ -125,6 +128,8 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     }
 
     facts.id = await nextIngestId(deps.db);
+    // Should this process die during the upload, the claim lets the next start record it (interrupted).
+    claim = await UploadClaim.write(deps.spoolDir, facts, actor);
     body = new IngestBody(input.body, {
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
@@ -160,15 +165,19 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
     facts.rows = 0;
     if (facts.id !== 0n) {
-      await recordRejectedIngest(deps.db, facts, { code: appErr.code, message: appErr.message, status: appErr.status },
-        { keyId: input.actor.keyId, role: input.actor.role }).catch(() => undefined);
+      const reason = { code: appErr.code, message: appErr.message, status: appErr.status };
+      await recordRejectedIngest(deps.db, facts, reason, actor).catch(async (e: unknown) => {
+        // PostgreSQL is unreachable: the record is written when it answers again (upload-claims.ts).
+        if (claim && isConnectionError(e)) await claim.keepUnrecorded(deps.spoolDir, facts, reason).catch(() => undefined);
+      });
     }
     throw new AppError(appErr.status, appErr.code, appErr.message, {
-      cause: appErr.cause ?? err, detail: { ...(appErr.detail ?? {}), ingest_id: facts.id === 0n ? null : facts.id.toString() },
+      cause: appErr.cause ?? err, retryAfter: appErr.retryAfter, detail: { ...(appErr.detail ?? {}), ingest_id: facts.id === 0n ? null : facts.id.toString() },
     });
   } finally {
     await decoder?.close().catch(() => undefined);
     await body?.discard().catch(() => undefined);
+    await claim?.remove().catch(() => undefined);
   }
 }
 
@@ -203,14 +212,26 @@ async function writeAndCommit(
   deps: IngestDeps, input: IngestInput, facts: IngestFacts, stream: Stream, binding: Binding,
   decoder: Decoder, body: IngestBody, timeColumn: string,
 ): Promise<IngestOutcome> {
-  const client = await deps.db.pool.connect();
+  const batches = readAhead(decoder.batches(timeColumn, binding.bound));
+  // No database connection is held while the body streams in up to its first batch: a client
+  // that stalls before then holds an upload slot (until STRATA_BODY_IDLE_TIMEOUT), never a connection.
+  const first = await batches.next();
+  let client: PoolClient;
+  try {
+    client = await deps.db.pool.connect();
+  } catch (err) {
+    if (!first.done) first.value.release?.();
+    void batches.return(undefined).catch(() => undefined);
+    throw err;
+  }
   const writer = new RowWriter(deps.db, client, stream, facts.id, deps.limits);
   const observers = observersFor(stream, facts.id);
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     for (const o of observers) await o.beforeRows?.(client);
-    for await (const batch of readAhead(decoder.batches(timeColumn, binding.bound))) {
+    for (let next = first; !next.done; next = await batches.next()) {
+      const batch = next.value;
       await writer.write(batch);
       for (const o of observers) o.onBatch?.(batch);
       batch.release?.();
@@ -249,10 +270,10 @@ async function writeAndCommit(
     }
     return { status: 201, duplicate: false, ingest: (await getIngest(deps.db.pool, facts.id)) as IngestRecord };
   } catch (err) {
+    void batches.return(undefined).catch(() => undefined);
     await writer.abort(isAppError(err) ? err.message : 'ingest failed');
     await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
-    const code = (err as { code?: string }).code ?? '';
-    if (code.startsWith('08') || code === '57P01' || !isAppError(err) && /Connection terminated|ECONNRESET/i.test(String(err))) broken = err as Error;
+    if (isConnectionError(err)) broken = err as Error;
     throw err;
   } finally {
     client.release(broken);

@@ -22,6 +22,8 @@ export interface Metrics {
   streamRejections: Counter<'stream' | 'code'>;
   /** Set at each commit, and from the database at each scrape (so it survives restarts and covers every replica). */
   streamLastIngest: Gauge<'stream'>;
+  uploadsActive: Gauge;
+  embeddedPostgresRestarts: Counter<'outcome'>;
 }
 
 export function createMetrics(withDefaults = true): Metrics {
@@ -51,6 +53,11 @@ export function createMetrics(withDefaults = true): Metrics {
     streamLastIngest: new Gauge({
       name: 'strata_stream_last_ingest_timestamp_seconds', help: 'Unix time of the stream\'s latest committed ingest',
       labelNames: ['stream'], registers: [registry],
+    }),
+    uploadsActive: new Gauge({ name: 'strata_uploads_active', help: 'Uploads being received now (bounded by STRATA_MAX_CONCURRENT_UPLOADS)', registers: [registry] }),
+    embeddedPostgresRestarts: new Counter({
+      name: 'strata_embedded_postgres_restarts_total', help: 'Restarts of the embedded PostgreSQL after it died, by outcome (restarted, failed)',
+      labelNames: ['outcome'], registers: [registry],
     }),
   };
 }

@@ -3,27 +3,14 @@
 import type { Db, PoolClient, Queryable } from '../db/pool.ts';
 import { withTransaction } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
-import type { ColumnRole, ColumnType, StreamColumn } from '../domain/types.ts';
+import type { ColumnRole, ColumnType, Stream, StreamColumn } from '../domain/types.ts';
 import { type Actor, appendAudit } from '../audit/log.ts';
 import { AppError } from '../errors/index.ts';
 import { safeIdentifier } from './identifiers.ts';
 import { formatInterval } from '../domain/interval.ts';
 import { columnsAddedHooksList, settingHandler, settingHandlers } from './settings.ts';
 
-export interface Stream {
-  id: number;
-  name: string;
-  description: string | null;
-  labels: Record<string, unknown>;
-  tableName: string;
-  timeColumn: string | null;
-  chunkIntervalUs: bigint;
-  columns: StreamColumn[];
-  /** Feature settings by key (see settings.ts), normalised. */
-  settings: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { Stream } from '../domain/types.ts';
 
 export interface NewColumn {
   name: string;

@@ -1,5 +1,5 @@
 // POST /v1/streams/{stream}/ingest — the body is the file.
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
 import { currentKey, need } from '../auth.ts';
 import { dispositionFilename, requestBody, utf8Header } from '../body-source.ts';
@@ -8,10 +8,13 @@ import { paramRefusal } from '../params-guard.ts';
 import { fullRecord } from './ingests.ts';
 import { getStream } from '../../streams/catalog.ts';
 import { type IngestDeps, runIngest } from '../../ingest/run-ingest.ts';
+import { UploadSlots } from '../upload-slots.ts';
 
 export function ingestDeps(deps: AppDeps): IngestDeps {
   return {
-    db: deps.db,
+    // Uploads have connections of their own (server.ts), so that they never take the ones
+    // authentication, queries and jobs need.
+    db: deps.uploadDb ?? deps.db,
     limits: deps.config.limits,
     spoolDir: deps.config.spoolDir,
     archiveDir: deps.config.archiveDir,
@@ -22,9 +25,27 @@ export function ingestDeps(deps: AppDeps): IngestDeps {
 export function ingestRoutes(deps: AppDeps): Hono {
   const app = new Hono();
   const ideps = ingestDeps(deps);
+  const slots = new UploadSlots(deps.config.maxConcurrentUploads);
+  deps.metrics.uploadsActive.set(0);
   app.post('/:stream/ingest', need('ingest', { stream: (c) => c.req.param('stream') }), async (c) => {
+    let giveBack: () => void;
+    try {
+      giveBack = slots.take();
+    } catch (err) {
+      deps.metrics.rejections.inc({ code: 'too_many_uploads' });
+      throw err;
+    }
+    deps.metrics.uploadsActive.set(slots.active);
+    try {
+      return await receive(c);
+    } finally {
+      giveBack();
+      deps.metrics.uploadsActive.set(slots.active);
+    }
+  });
+  const receive = async (c: Context): Promise<Response> => {
     const key = currentKey(c);
-    const stream = c.req.param('stream');
+    const stream = c.req.param('stream') as string;
     const provenance = utf8Header(c, 'strata-provenance');
     if (provenance === null) throw new AppError(400, 'invalid_provenance', 'the Strata-Provenance header is not valid UTF-8');
     const disposition = utf8Header(c, 'content-disposition');
@@ -38,7 +59,7 @@ export function ingestRoutes(deps: AppDeps): Hono {
         streamName: stream,
         contentType: format,
         contentEncoding: c.req.header('content-encoding'),
-        body: requestBody(c),
+        body: requestBody(c, { idleTimeoutMs: deps.config.bodyIdleTimeoutMs }),
         actor: { keyId: key.id, role: key.role, name: key.name },
         timeColumn: q.time_column,
         create,
@@ -71,6 +92,6 @@ export function ingestRoutes(deps: AppDeps): Hono {
       }
       throw err;
     }
-  });
+  };
   return app;
 }
