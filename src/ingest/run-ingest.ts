@@ -5,7 +5,7 @@ import type { Db, PoolClient } from '../db/pool.ts';
 import type { Limits } from '../config/index.ts';
 import type { Actor } from '../audit/log.ts';
 import { AppError, fromPgError, isAppError, isConnectionError } from '../errors/index.ts';
-import { type Stream, addColumns, createStream, getStream, setTimeColumn } from '../streams/catalog.ts';
+import { type Stream, addColumns, createStream, getStream, getStreamById, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
 import {
   type DuplicateMatch, type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
@@ -155,7 +155,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
 
     return await writeAndCommit(deps, input, facts, stream, binding, decoder, body, timeColumn);
   } catch (err) {
-    const appErr = isAppError(err) ? err : fromPgError(err, 'store the upload');
+    const appErr = isAppError(err) ? err : await deletedMeanwhile(deps, facts, err) ?? fromPgError(err, 'store the upload');
     if (body) {
       facts.bytes = body.received;
       facts.inflatedBytes = body.inflated;
@@ -181,6 +181,13 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     await body?.discard().catch(() => undefined);
     await claim?.remove().catch(() => undefined);
   }
+}
+
+/** The stream's table is gone because an admin deleted the stream while this upload ran. */
+async function deletedMeanwhile(deps: IngestDeps, facts: IngestFacts, err: unknown): Promise<AppError | null> {
+  if ((err as { code?: string }).code !== '42P01' || facts.streamId === null) return null;
+  if (await getStreamById(deps.db.pool, facts.streamId).catch(() => true)) return null;
+  return new AppError(409, 'conflict', `stream ${JSON.stringify(facts.streamName)} was deleted while this upload was written; nothing of it was stored`, { cause: err });
 }
 
 /** Creates the stream from the upload's schema, or adds the upload's new columns to it. */
