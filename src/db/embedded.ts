@@ -21,6 +21,10 @@ export interface EmbeddedServer {
   /** True when a PostgreSQL already running on this data directory was reused (not started here). */
   reused: boolean;
   stop(): Promise<void>;
+  /** The running postmaster's process id (from postmaster.pid), or null when there is none. */
+  postmasterPid(): Promise<number | null>;
+  /** Starts the server again after it died, on the same port and data directory. */
+  restart(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -67,22 +71,11 @@ export async function startEmbedded(options: LayoutOptions & {
   let port: number;
   if (running.code === 0) {
     // Left running by a server that was killed: reuse it.
-    const pid = await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8');
-    port = Number(pid.split('\n')[3]);
+    port = (await postmasterFile(pgDir)).port;
     options.log?.(`embedded PostgreSQL already running on port ${port}; reusing it`);
   } else {
     port = options.port ?? await freePort();
-    const logFile = path.join(pgDir, 'server.log');
-    const opts = [
-      `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,
-      '-c max_wal_size=4GB', '-c checkpoint_timeout=15min', '-c shared_buffers=256MB',
-      '-c max_connections=200',
-    ].join(' ');
-    const started = await run(bin.pg_ctl, ['start', '-w', '-t', '120', '-D', pgDir, '-l', logFile, '-o', opts], ids);
-    if (started.code !== 0) {
-      const tail = existsSync(logFile) ? (await readFile(logFile, 'utf8')).split('\n').slice(-15).join('\n') : '';
-      throw new Error(`cannot start embedded PostgreSQL: ${started.out.trim()}\n${tail}`);
-    }
+    await startPostmaster(bin, pgDir, port, socketDir, ids);
   }
   const tcp = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   const socketUrl = socketDir !== null && existsSync(path.join(socketDir, `.s.PGSQL.${port}`))
@@ -97,5 +90,32 @@ export async function startEmbedded(options: LayoutOptions & {
     async stop() {
       await run(bin.pg_ctl, ['stop', '-w', '-D', pgDir, '-m', 'fast'], ids);
     },
+    async postmasterPid() {
+      return (await postmasterFile(pgDir).catch(() => null))?.pid ?? null;
+    },
+    async restart() {
+      // On the same port: every connection string Strata holds names it.
+      await startPostmaster(bin, pgDir, port, socketDir, ids);
+    },
   };
+}
+
+/** The pid and port postmaster.pid records (its first and fourth lines). */
+async function postmasterFile(pgDir: string): Promise<{ pid: number; port: number }> {
+  const lines = (await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8')).split('\n');
+  return { pid: Number(lines[0]), port: Number(lines[3]) };
+}
+
+async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: { uid?: number; gid?: number }): Promise<void> {
+  const logFile = path.join(pgDir, 'server.log');
+  const opts = [
+    `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,
+    '-c max_wal_size=4GB', '-c checkpoint_timeout=15min', '-c shared_buffers=256MB',
+    '-c max_connections=200',
+  ].join(' ');
+  const started = await run(bin.pg_ctl, ['start', '-w', '-t', '120', '-D', pgDir, '-l', logFile, '-o', opts], ids);
+  if (started.code !== 0) {
+    const tail = existsSync(logFile) ? (await readFile(logFile, 'utf8')).split('\n').slice(-15).join('\n') : '';
+    throw new Error(`cannot start embedded PostgreSQL: ${started.out.trim()}\n${tail}`);
+  }
 }
