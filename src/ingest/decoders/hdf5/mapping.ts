@@ -18,11 +18,25 @@ export interface TimeSpec {
   scale?: number;
 }
 
+/** Which values of a column were stored as NULL, and by which rule (reported, ignored on input). */
+export interface NullWhen {
+  /** _FillValue, missing_value, valid_range, valid_min, valid_max, mapping null_values. */
+  from: string[];
+  /** Exact values ("NaN" for NaN). */
+  values?: (number | string)[];
+  /** Raw values below this or above that. */
+  below?: number;
+  above?: number;
+}
+
 export interface ColumnSpec {
   source: string;
   name?: string;
   unit?: string | null;
   time?: TimeSpec;
+  /** Values stored as NULL in this column (numbers, "NaN", or text for tags). */
+  null_values?: (number | string)[];
+  null_when?: NullWhen;
 }
 
 export interface Mapping {
@@ -33,6 +47,8 @@ export interface Mapping {
   time?: TimeSpec;
   fields?: (string | ColumnSpec)[];
   tags?: (string | ColumnSpec)[];
+  /** Values stored as NULL in every field and tag (a column's own null_values are added). */
+  null_values?: (number | string)[];
 }
 
 /** A mapping with every choice made: what the ingest record shows. */

@@ -7,10 +7,11 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
-import { ancestors, checkNames, packingOf, type Unmapped } from './plan-table.ts';
+import { ancestors, checkNames, type Unmapped } from './plan-table.ts';
+import { nullRules } from './missing.ts';
 import {
   type ColumnRead, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
-  isDimensionHelper, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  isDimensionHelper, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { type TimeEncoding, parseSinceUnits } from './time.ts';
 import { type ValueKind, valueKindOf } from './values.ts';
@@ -128,11 +129,11 @@ export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrig
 
   const reads: ColumnRead[] = vars.map((v) => {
     const kind = kindOrThrow(valueKindOf(v.d.meta), `variable ${v.d.path} (${describeType(v.d.meta)})`);
-    return columnRead(v.spec, v.d.name, 'field', kind, describeType(v.d.meta), unitAttr(ins, v.d.path), packingOf(ins, v.d.path, kind), `variable ${v.d.path}`);
+    return columnRead(v.spec, v.d.name, 'field', kind, describeType(v.d.meta), unitAttr(ins, v.d.path), nullRules(ins, v.d.path, kind, mappingNulls(m, v.spec)), `variable ${v.d.path}`);
   });
   const sv = station.variable;
   const tagName = sv ? (station.spec?.name ?? sv.name) : null;
-  if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null });
+  if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null, nullWhen: null });
   checkNames(reads, t.name);
   for (const d of [t.time, ...vars.map((v) => v.d)]) { checkFilters(d); checkChunk(d, limits); }
   const chunkRows = Math.max(t.time.meta.chunks?.[0] ?? 1, ...vars.map((v) => v.d.meta.chunks?.[v.stationDim ? 1 : 0] ?? 1));
@@ -152,7 +153,7 @@ export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrig
     segments,
     mapping: {
       origin, layout: 'cf_timeseries', group, time: reportTime(t.time.name, t.name, t.enc),
-      fields: vars.map((v, i) => ({ source: v.d.name, name: reads[i].out.name, unit: reads[i].out.unit })),
+      fields: vars.map((v, i) => reportColumn({ source: v.d.name }, reads[i])),
       tags: sv && tagName !== null ? [{ source: sv.name, name: tagName, unit: null }] : [],
     },
     provenancePaths: [...ancestors(group), t.time.path, ...(sv ? [sv.path] : []), ...vars.map((v) => v.d.path)],

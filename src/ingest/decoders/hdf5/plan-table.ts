@@ -8,29 +8,13 @@ import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
 import {
   type ColumnRead, type ReadPlan, type SegmentColumn, TIME_NAMES, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
-  isDimensionHelper, isStringKind, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  isDimensionHelper, isStringKind, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { type TimeEncoding, parseSinceUnits } from './time.ts';
-import { type Packing, type ValueKind, valueKindOf } from './values.ts';
+import { type ValueKind, valueKindOf } from './values.ts';
+import { nullRules } from './missing.ts';
 
 export interface Unmapped { path: string; shape: number[]; type: string; reason: string }
-
-/** CF-style packing attributes on a numeric dataset (also honoured outside CF files). */
-export function packingOf(ins: Inspector, path: string, kind: ValueKind): Packing | null {
-  if (kind.kind !== 'float' && kind.kind !== 'int' && kind.kind !== 'int64') return null;
-  const attrs = ins.attrs(path);
-  const fills: number[] = [];
-  for (const name of ['_FillValue', 'missing_value']) {
-    const v = attrs[name];
-    if (typeof v === 'number') fills.push(v);
-    else if (typeof v === 'bigint') fills.push(Number(v));
-    else if (ArrayBuffer.isView(v)) for (const x of Array.from(v as unknown as ArrayLike<number | bigint>)) fills.push(Number(x));
-  }
-  const scale = ins.numberAttr(path, 'scale_factor');
-  const offset = ins.numberAttr(path, 'add_offset');
-  if (fills.length === 0 && scale === null && offset === null) return null;
-  return { fills, scale, offset };
-}
 
 function isTimeCandidate(ins: Inspector, d: DatasetInfo): boolean {
   if (d.shape.length !== 1) return false;
@@ -138,7 +122,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     }
     checkSeries(d, n, time.path);
     const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
-    const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), packingOf(ins, d.path, kind), `dataset ${d.path}`);
+    const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path}`);
     reads.push(read);
     columns.push({ from: 'dataset', info: d, read, stationRow: null });
   }
@@ -158,17 +142,13 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     segments: [segment],
     mapping: {
       origin, layout: 'flat_group', group, time: reportTime(rel(time.path), timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },
     provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
     warnings: [],
     unmapped,
   };
-}
-
-function report(spec: ColumnSpec, read: ColumnRead): ColumnSpec {
-  return { source: spec.source, name: read.out.name, unit: read.out.unit };
 }
 
 function memberUnits(ins: Inspector, path: string, member: string): string | null {
@@ -212,7 +192,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     const member = members.find((x) => x.name === spec.source);
     if (!member || member === tm) throw mappingError(`compound dataset ${path} has no member ${JSON.stringify(spec.source)} to use as a ${role}; members: ${others.map((x) => x.name).join(', ')}`);
     const kind = kindOrThrow(valueKindOf(member), `member ${JSON.stringify(member.name)} of ${path} (${describeType(member)})`);
-    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), null, `member ${member.name} of ${path}`);
+    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
     reads.push(read);
     columns.push({ from: 'member', member, read });
   }
@@ -230,8 +210,8 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     segments: [segment],
     mapping: {
       origin, layout: 'compound', dataset: path, time: reportTime(tm.name, timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },
     provenancePaths: [...ancestors(path)],
     warnings: [],

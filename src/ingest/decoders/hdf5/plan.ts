@@ -7,7 +7,7 @@ import type { CompoundMember } from 'h5wasm/node';
 import { AppError } from '../../../errors/index.ts';
 import { formatMicros } from '../../../domain/time.ts';
 import type { DatasetInfo, Inspector } from './inspect.ts';
-import type { ColumnSpec, Mapping, ResolvedMapping } from './mapping.ts';
+import type { ColumnSpec, Mapping, NullWhen, ResolvedMapping } from './mapping.ts';
 import type { OpenLimits, WireSourceColumn } from './protocol.ts';
 import { type TimeEncoding, type TimeUnit, parseEpoch, parseSinceUnits, parseTimeUnit } from './time.ts';
 import { type KindOrReason, type Packing, type ValueKind, columnTypeOf, valueBytes } from './values.ts';
@@ -16,6 +16,8 @@ export interface ColumnRead {
   out: WireSourceColumn;
   kind: ValueKind;
   packing: Packing | null;
+  /** Which values become NULL and why (missing.ts), as reported. */
+  nullWhen: NullWhen | null;
 }
 
 export type SegmentColumn =
@@ -75,7 +77,8 @@ export function isStringKind(k: ValueKind): boolean {
 
 /** Builds a column for a source: its stream name, type, role and unit. */
 export function columnRead(spec: ColumnSpec, defaultName: string, role: 'tag' | 'field', kind: ValueKind,
-  sourceType: string, unit: string | null, packing: Packing | null, what: string): ColumnRead {
+  sourceType: string, unit: string | null, rules: { packing: Packing | null; report: NullWhen | null }, what: string): ColumnRead {
+  const packing = rules.packing;
   if (role === 'tag' && !(isStringKind(kind) || kind.kind === 'label')) {
     throw mappingError(`${what} (${sourceType}) cannot be a tag: tags hold text (strings or enum labels); list it under fields`);
   }
@@ -84,8 +87,20 @@ export function columnRead(spec: ColumnSpec, defaultName: string, role: 'tag' | 
       name: spec.name ?? defaultName, sourceType, type: columnTypeOf(kind, packing !== null && (packing.scale !== null || packing.offset !== null)),
       role, unit: role === 'tag' ? null : (spec.unit !== undefined ? spec.unit : unit),
     },
-    kind, packing,
+    kind, packing, nullWhen: rules.report,
   };
+}
+
+/** A column as the resolved mapping reports it. */
+export function reportColumn(spec: ColumnSpec, read: ColumnRead): ColumnSpec {
+  const c: ColumnSpec = { source: spec.source, name: read.out.name, unit: read.out.unit };
+  if (read.nullWhen) c.null_when = read.nullWhen;
+  return c;
+}
+
+/** The mapping's null values for one column: its own and the mapping-wide ones. */
+export function mappingNulls(m: Mapping, spec: ColumnSpec): (number | string)[] {
+  return [...(m.null_values ?? []), ...(spec.null_values ?? [])];
 }
 
 /** The explicit list, or null when the mapping leaves the choice to the rules. */

@@ -60,10 +60,11 @@ function memberBytes(raw: Uint8Array, rowSize: number, m: CompoundMember, n: num
 }
 
 function toColumn(k: ValueKind, packing: Packing | null, raw: Raw | readonly (string | null)[], n: number): WireColumn {
-  if (Array.isArray(raw)) return stringColumn(raw as string[]);
+  const texts = packing?.texts ?? [];
+  if (Array.isArray(raw)) return stringColumn(raw as string[], texts);
   switch (k.kind) {
-    case 'fixed-string': return fixedStringColumn(raw as Uint8Array, n, k.size, k.strpad);
-    case 'label': return labelColumn(raw as NumericArray, k.labels);
+    case 'fixed-string': return fixedStringColumn(raw as Uint8Array, n, k.size, k.strpad, texts);
+    case 'label': return labelColumn(raw as NumericArray, k.labels, texts);
     case 'int64': return bigintColumn(raw as BigInt64Array | BigUint64Array, packing);
     default: return numberColumn(raw as NumericArray, packing);
   }
