@@ -52,6 +52,10 @@ export const errorCodes = {
   decoder_crashed: 'the decoder worker died while reading the file',
   database_unavailable: 'PostgreSQL is not reachable',
   internal: 'an unexpected server error',
+  // ingest: time and layouts of HDF5 / netCDF producers
+  time_unit_unknown: 'epoch numbers without a unit fit no plausible window in s, ms, µs or ns; give ?time_unit=',
+  unsupported_calendar: 'a CF time coordinate uses a calendar other than standard, gregorian or proleptic_gregorian',
+  pickled_only: 'a pandas HDF5 layout carries its column names or values only as pickled Python objects',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -4,9 +4,9 @@
 // Validated by schemas/hdf5-mapping.schema.json.
 import { AppError } from '../../../errors/index.ts';
 import { validate } from '../../../validation/json-schemas.ts';
-import type { TimeUnit } from './time.ts';
+import type { TimeInference, TimeUnit } from './time.ts';
 
-export type Layout = 'flat_group' | 'compound' | 'nxlog' | 'cf_timeseries';
+export type Layout = 'flat_group' | 'compound' | 'nxlog' | 'cf_timeseries' | 'pandas_fixed';
 export type MappingOrigin = 'auto' | 'request' | 'stream';
 
 export interface TimeSpec {
@@ -57,7 +57,7 @@ export interface ResolvedMapping {
   layout: Layout;
   group?: string;
   dataset?: string;
-  time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'>;
+  time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'> & { inferred?: TimeInference };
   fields: ColumnSpec[];
   tags: ColumnSpec[];
 }

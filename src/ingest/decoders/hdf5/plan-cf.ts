@@ -7,16 +7,14 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
-import { ancestors, checkNames, type Unmapped } from './plan-table.ts';
+import type { Unmapped } from './plan-table.ts';
 import { nullRules } from './missing.ts';
 import {
-  type ColumnRead, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
-  isDimensionHelper, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  type ColumnRead, ancestors, checkNames, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
+  checkCalendar, isDimensionHelper, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { type TimeEncoding, parseSinceUnits } from './time.ts';
 import { type ValueKind, valueKindOf } from './values.ts';
-
-const CALENDARS = ['standard', 'gregorian', 'proleptic_gregorian'];
 
 function scales(ins: Inspector, d: DatasetInfo, dim: number): string[] {
   try {
@@ -72,10 +70,7 @@ interface Station { variable: DatasetInfo | null; spec: ColumnSpec | null; ids: 
 function cfTime(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): CfTime {
   const time = findTime(ins, all, group, m.time?.source);
   if (time.shape.length !== 1) throw new AppError(422, 'unsupported_shape', `time coordinate ${time.path} has shape [${time.shape.join(', ')}]; Strata reads a 1-D time coordinate`);
-  const calendar = ins.stringAttr(time.path, 'calendar');
-  if (calendar && !CALENDARS.includes(calendar.toLowerCase())) {
-    throw mappingError(`time coordinate ${time.path} uses calendar ${JSON.stringify(calendar)}; Strata reads ${CALENDARS.join(', ')}`);
-  }
+  checkCalendar(ins, time.path);
   const kind = kindOrThrow(valueKindOf(time.meta), `time coordinate ${time.path}`);
   const enc = timeEncoding(kind, m.time, ins.stringAttr(time.path, 'units'), `time coordinate ${time.path}`);
   return { time, n: time.shape[0], kind, enc, name: m.time?.name ?? m.time?.source ?? time.name };

@@ -6,10 +6,9 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
-import { ancestors } from './plan-table.ts';
 import { nullRules } from './missing.ts';
 import {
-  type ColumnRead, type ReadPlan, type Segment, checkChunk, checkFilters, checkTotal, columnRead, describeTime, kindOrThrow,
+  type ColumnRead, ancestors, type ReadPlan, type Segment, checkChunk, checkFilters, checkTotal, columnRead, describeTime, kindOrThrow,
   listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { valueKindOf } from './values.ts';
