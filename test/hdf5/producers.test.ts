@@ -137,3 +137,17 @@ describe("a mapping's null_values", () => {
     await checkField(t, stream, 'temp', { ...e.temp, nans: 0, nulls: e.temp.nans ?? 0, count: e.temp.count - (e.temp.nans ?? 0) });
   });
 });
+
+describe("h5py's LZF on variable-length strings (written without filter parameters)", () => {
+  it('is read by Strata\'s own LZF filter: every row and tag, including chunks written late', async () => {
+    const file = 'lzf_vlen_late.h5';
+    const e = expected[file];
+    const stream = streamName(file);
+    const p = await post(t, stream, hdf5(file));
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    await checkTime(t, stream, e.rows, e.time);
+    const first = e.first_written_row as number;
+    const late = Object.fromEntries(Array.from({ length: e.rows - first }, (_, i) => [`late-${i}`, 1]));
+    await checkTagCounts(t, stream, 'run', { '': first, ...late });
+  });
+});
