@@ -76,6 +76,7 @@ const ingestParams: ParamSpec[] = [
   { name: 'mapping', description: 'HDF5/netCDF4 mapping, URL-encoded JSON (components/schemas/hdf5-mapping)', schema: str() },
   { name: 'skip_rows', description: 'CSV: lines before the header row to skip', schema: { type: 'integer', minimum: 0 } },
   { name: 'tz', description: 'CSV: IANA zone of timestamps written without one', schema: str() },
+  { name: 'time_unit', description: 'unit of epoch numbers whose file does not declare one: s, ms, us, ns (also min, h, d)', schema: str({ maxLength: 16 }) },
 ];
 
 const stream: ValueSchema = str({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });

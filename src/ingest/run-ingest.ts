@@ -140,6 +140,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
       identityEncoding: encoding === 'identity', params: input.params ?? {},
       maxInflatedBytes: deps.limits.maxInflatedBytes, streamSettings: stream?.settings ?? {},
+      timeWindow: deps.limits.timeWindow,
     });
     facts.fileMetadata = decoder.schema.metadata;
     facts.warnings.push(...decoder.schema.warnings);

@@ -6,6 +6,7 @@ import type { IngestFormat } from '../formats.ts';
 import { spoolToFile } from '../spool.ts';
 import { ArrowDecoder } from './arrow.ts';
 import type { Decoder } from './decoder.ts';
+import type { TimeWindow } from './epoch-units.ts';
 
 export interface DecoderOptions {
   maxBatchBytes: number;
@@ -19,6 +20,8 @@ export interface DecoderOptions {
   maxInflatedBytes: number;
   /** The target stream's feature settings (e.g. its stored HDF5 mapping); empty for a new stream. */
   streamSettings: Record<string, unknown>;
+  /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW); the default when absent. */
+  timeWindow?: TimeWindow;
 }
 
 /**
