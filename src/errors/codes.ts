@@ -52,6 +52,14 @@ export const errorCodes = {
   decoder_crashed: 'the decoder worker died while reading the file',
   database_unavailable: 'PostgreSQL is not reachable',
   internal: 'an unexpected server error',
+  // ingest: Parquet, CSV and constant tags
+  content_type_mismatch: 'the body’s first bytes say it is another format than its Content-Type',
+  malformed_parquet: 'the body is not a readable Parquet file (corrupt, truncated or not Parquet)',
+  row_group_too_large: 'a Parquet row group exceeds the batch size limit',
+  malformed_csv: 'the CSV or TSV text cannot be parsed (ragged row, bad quoting, not UTF-8)',
+  invalid_value: 'a CSV value does not fit its column’s type',
+  tag_clash: 'a constant tag given with ?tag.<name>= has the name of a column in the file',
+  invalid_tag: 'a constant tag’s name or value is not acceptable',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;
