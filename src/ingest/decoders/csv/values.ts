@@ -19,8 +19,15 @@ const FALSE_WORDS = new Set(['false', 'False', 'FALSE']);
 
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/** The bytes as a string, one char per byte (the fields parsed as text here are ASCII). */
+function latin1(b: Uint8Array, s: number, e: number): string {
+  return latin1Slice.call(b, s, e);
+}
+
 function word(b: Uint8Array, s: number, e: number): string {
-  return e - s > 12 ? '' : Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
+  return e - s > 12 ? '' : latin1(b, s, e);
 }
 
 export function isNullField(b: Uint8Array, s: number, e: number): boolean {
@@ -107,9 +114,8 @@ export function parseFloatField(b: Uint8Array, s: number, e: number, comma: bool
       const v = d.exp >= 0 ? d.mant * POW10[d.exp] : d.mant / POW10[-d.exp];
       return d.neg ? -v : v;
     }
-    let text = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
-    if (comma) text = text.replace(',', '.');
-    return Number(text);
+    const text = latin1(b, s, e);
+    return Number(comma ? text.replace(',', '.') : text);
   }
   const w = word(b, s, e);
   if (NAN_WORDS.has(w)) return NaN;
@@ -131,7 +137,7 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
 function parseBigInt(b: Uint8Array, s: number, e: number): bigint | undefined {
-  const v = BigInt(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+  const v = BigInt(latin1(b, s, e));
   return v < INT64_MIN || v > INT64_MAX ? undefined : v;
 }
 
@@ -272,7 +278,7 @@ export function epochToMicros(b: Uint8Array, s: number, e: number, unit: 's' | '
     }
   }
   if (!any || p !== e) {
-    const x = Number(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'));
+    const x = Number(latin1(b, s, e));
     if (!Number.isFinite(x)) return undefined;
     const us = x * (shift >= 0 ? POW10[shift] : 1 / POW10[-shift]);
     return { us: Math.floor(us), subMicro: us !== Math.floor(us) };
