@@ -47,6 +47,18 @@ export interface Config {
    * this machine (STRATA_JOB_NICE, 0–19; 0 runs them at the priority of everything else).
    */
   jobNice: number;
+  /**
+   * An upload whose client sends no body bytes for this long ends with 408 body_timeout
+   * (STRATA_BODY_IDLE_TIMEOUT).
+   */
+  bodyIdleTimeoutMs: number;
+  /** Time a client has to send its request headers (STRATA_HEADERS_TIMEOUT); slow-header clients are cut off. */
+  headersTimeoutMs: number;
+  /**
+   * Uploads received at once (STRATA_MAX_CONCURRENT_UPLOADS); more get 503 too_many_uploads. Uploads
+   * draw on a pool of their own, twice this size, so that authentication, queries and jobs keep theirs.
+   */
+  maxConcurrentUploads: number;
   limits: Limits;
 }
 
@@ -104,6 +116,12 @@ function duration(name: string, raw: string, allowZero: boolean): number {
   return Number(us / 1000n);
 }
 
+function durationSetting(env: Env, name: string, fallbackMs: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallbackMs;
+  return duration(name, raw, false);
+}
+
 function interval(env: Env, name: string, fallback: bigint): bigint {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -155,6 +173,9 @@ export function loadConfig(env: Env = process.env): Config {
     rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
     retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
+    bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
+    headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
+    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 8, 1, 1000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),

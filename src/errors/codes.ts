@@ -41,6 +41,8 @@ export const errorCodes = {
   invalid_provenance: 'the Strata-Provenance header is not valid JSON of the expected shape',
   too_many_columns: 'the upload has more columns than a stream may hold',
   client_disconnected: 'the client closed the connection before the body was complete',
+  body_timeout: 'the client sent no body bytes for longer than the body idle timeout',
+  interrupted: 'the server stopped (killed or crashed) while it received the upload; nothing of it was stored',
   // provenance
   original_missing: 'the archived original of an ingest is missing; it cannot be served',
   original_mismatch: 'the archived original no longer matches its recorded SHA-256; it is not served',
@@ -51,7 +53,12 @@ export const errorCodes = {
   // server side
   decoder_crashed: 'the decoder worker died while reading the file',
   database_unavailable: 'PostgreSQL is not reachable',
+  too_many_uploads: 'the server is receiving as many uploads as it allows at once; retry after Retry-After seconds',
   internal: 'an unexpected server error',
+  // request shape (continued)
+  unknown_parameter: 'the request has a query parameter this endpoint does not take',
+  idempotency_key_reused: 'the Idempotency-Key was used before with a different body',
+  legal_hold: 'a legal hold covers the stream',
   // ingest: Parquet, CSV and constant tags
   content_type_mismatch: 'the body’s first bytes say it is another format than its Content-Type',
   malformed_parquet: 'the body is not a readable Parquet file (corrupt, truncated or not Parquet)',

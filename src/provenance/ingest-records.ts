@@ -22,6 +22,8 @@ export interface IngestFacts {
   bytes: number;
   inflatedBytes: number | null;
   sha256: string | null;
+  /** SHA-256 of the body after its Content-Encoding is undone. */
+  contentSha256: string | null;
   rows: number;
   timeMin: bigint | null;
   timeMax: bigint | null;
@@ -53,6 +55,7 @@ export interface IngestRecord {
   bytes: number;
   inflated_bytes: number | null;
   sha256: string | null;
+  content_sha256: string | null;
   rows: number;
   time_min: string | null;
   time_max: string | null;
@@ -91,7 +94,7 @@ export const INGEST_COLUMNS = `i.*,
 export function toIngestRecord(r: IngestRow): IngestRecord {
   const { time_min_us, time_max_us } = r;
   const known = new Set(['id', 'stream_id', 'stream_name', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
-    'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
+    'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'content_sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
     'time_max_us', 'sub_microsecond_count', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
     'versions', 'warnings', 'chunks', 'archive_path', 'status', 'error_code', 'error_message',
     'retracted_at', 'retracted_by', 'retraction_reason', 'rows_retracted']);
@@ -112,6 +115,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     bytes: Number(r.bytes),
     inflated_bytes: r.inflated_bytes === null ? null : Number(r.inflated_bytes),
     sha256: r.sha256,
+    content_sha256: (r.content_sha256 as string | null | undefined) ?? null,
     rows: Number(r.rows),
     time_min: time_min_us === null ? null : formatMicros(BigInt(time_min_us)),
     time_max: time_max_us === null ? null : formatMicros(BigInt(time_max_us)),
@@ -146,7 +150,7 @@ function params(f: IngestFacts, status: IngestStatus, error: { code: string; mes
     f.fileMetadata === undefined ? null : JSON.stringify(f.fileMetadata),
     f.mapping === undefined ? null : JSON.stringify(f.mapping),
     JSON.stringify(f.versions), JSON.stringify(f.warnings), f.chunks, f.archivePath, status,
-    error?.code ?? null, error?.message ?? null,
+    error?.code ?? null, error?.message ?? null, f.contentSha256,
   ];
 }
 
@@ -154,9 +158,9 @@ const INSERT = `INSERT INTO strata.ingests (
     id, stream_id, stream_name, key_id, instrument, received_at, format, content_type, content_encoding,
     bytes, inflated_bytes, sha256, rows, time_min, time_max, sub_microsecond_count, filename, idempotency_key,
     client_provenance, file_metadata, mapping, versions, warnings, chunks, archive_path, status, error_code, error_message,
-    committed_at)
+    committed_at, content_sha256)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END)`;
+    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29)`;
 
 function auditDetails(f: IngestFacts): Record<string, unknown> {
   return {
@@ -238,15 +242,28 @@ export async function getIngest(q: Queryable, id: string | bigint): Promise<Inge
   return rows[0] ? toIngestRecord(rows[0]) : null;
 }
 
-/** The committed ingest of this stream with this idempotency key or body hash, if any. */
-export async function findDuplicate(q: Queryable, streamId: number, by: { idempotencyKey?: string | null; sha256?: string | null }): Promise<IngestRecord | null> {
-  const { rows } = await q.query<IngestRow>(
-    `SELECT ${INGEST_COLUMNS} FROM strata.ingests i
+/** What made an upload a duplicate of an earlier ingest. */
+export type DuplicateMatch = 'idempotency_key' | 'body_sha256' | 'content_sha256';
+
+/**
+ * The committed ingest of this stream with this idempotency key, body hash or content hash, if
+ * any: the one with the key first (a reused key must be checked against its own ingest), then by
+ * body, then by content.
+ */
+export async function findDuplicate(
+  q: Queryable, streamId: number, by: { idempotencyKey?: string | null; sha256?: string | null; contentSha256?: string | null },
+): Promise<{ ingest: IngestRecord; matched: DuplicateMatch } | null> {
+  const { rows } = await q.query<IngestRow & { matched: DuplicateMatch }>(
+    `SELECT ${INGEST_COLUMNS},
+            CASE WHEN i.idempotency_key = $2 THEN 'idempotency_key' WHEN i.sha256 = $3 THEN 'body_sha256' ELSE 'content_sha256' END AS matched
+       FROM strata.ingests i
       WHERE stream_id = $1 AND status = 'committed'
-        AND ((idempotency_key = $2 AND $2 IS NOT NULL) OR (sha256 = $3 AND $3 IS NOT NULL))
-      ORDER BY id LIMIT 1`,
-    [streamId, by.idempotencyKey ?? null, by.sha256 ?? null]);
-  return rows[0] ? toIngestRecord(rows[0]) : null;
+        AND (idempotency_key = $2 OR sha256 = $3 OR content_sha256 = $4)
+      ORDER BY (idempotency_key = $2) IS TRUE DESC, (sha256 = $3) IS TRUE DESC, id LIMIT 1`,
+    [streamId, by.idempotencyKey ?? null, by.sha256 ?? null, by.contentSha256 ?? null]);
+  if (!rows[0]) return null;
+  const { matched, ...row } = rows[0];
+  return { ingest: toIngestRecord(row as IngestRow), matched };
 }
 
 export async function nextIngestId(db: Db): Promise<bigint> {
@@ -289,4 +306,14 @@ export async function listIngests(q: Queryable, f: IngestFilter): Promise<Ingest
     `SELECT ${INGEST_COLUMNS} FROM strata.ingests i ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT $${params.length}`,
     params);
   return rows.map(toIngestRecord);
+}
+
+/** Every live stream with the commit time of its latest ingest (null: none yet), for the metrics. */
+export async function latestCommitPerStream(q: Queryable): Promise<{ stream: string; at: Date | null }[]> {
+  const { rows } = await q.query<{ stream: string; at: Date | null }>(
+    `SELECT s.name AS stream,
+            (SELECT i.committed_at FROM strata.ingests i
+              WHERE i.stream_id = s.id AND i.committed_at IS NOT NULL ORDER BY i.received_at DESC LIMIT 1) AS at
+       FROM strata.streams s WHERE s.deleted_at IS NULL`);
+  return rows;
 }

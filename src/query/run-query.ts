@@ -3,6 +3,9 @@
 import type { Db } from '../db/pool.ts';
 import { AppError } from '../errors/index.ts';
 import { requireStream, type Stream } from '../streams/catalog.ts';
+import { FAR_PAST, intersect } from '../domain/ranges.ts';
+import { MAX_TIMESTAMP_US } from '../domain/time.ts';
+import { coverageOf, describeGaps, rangesHeader } from './coverage.ts';
 import { parseFormat, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
 import { rawColumns, rawPages } from './raw.ts';
 import { type Cell, type ResultColumn, formatterFor } from './result-formats.ts';
@@ -54,9 +57,15 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
   const limit = limitText === undefined ? null : Number(limitText);
   if (limit !== null && (!Number.isInteger(limit) || limit < 1)) throw new AppError(400, 'invalid_request', 'limit must be a positive integer');
   const raw = { stream, from, to, columns: selectColumns(stream, one(req.query, 'fields')), tags: tagFilters(stream, req.query), limit };
+  // Raw rows retention dropped are declared, not silently left out (aggregated resolutions may still answer there).
+  const { rawLost } = await coverageOf(db.pool, stream.id, [], from, to);
+  const gaps = intersect(rawLost, [{ start: from ?? FAR_PAST, end: to ?? MAX_TIMESTAMP_US }]).map((g) => ({ ...g, heldBy: [] }));
   return {
     format,
-    plan: { columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw' } },
+    plan: {
+      columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
+      ...(gaps.length > 0 ? { headers: { 'strata-gaps': rangesHeader(gaps) } } : {}),
+    },
   };
 }
 

@@ -94,7 +94,7 @@ export async function refresh(t: TestApp, stream?: string): Promise<RunRecord> {
   return run;
 }
 
-export type QueryBody = { columns: { name: string; type: string }[]; rows: unknown[][]; served: { source: string; ranges: { from: string; to: string }[] }[] } & Record<string, unknown>;
+export type QueryBody = { columns: { name: string; type: string }[]; rows: unknown[][]; served: { source: string; coarsened?: boolean; ranges: { from: string; to: string }[] }[] } & Record<string, unknown>;
 
 export async function query(t: TestApp, stream: string, params: Record<string, string>): Promise<QueryBody> {
   const res = await t.request(`/v1/streams/${stream}/query?${new URLSearchParams(params)}`);
@@ -107,6 +107,7 @@ export async function query(t: TestApp, stream: string, params: Record<string, s
 export type RefBuckets =
   | { kind: 'fixed'; widthUs: bigint }
   | { kind: 'local-day'; tz: string }
+  | { kind: 'local'; unit: 'month' | 'quarter' | 'year'; tz: string }
   | { kind: 'auto'; levelUs: bigint; widthUs: bigint; n: number };
 
 export interface RefSpec {
@@ -164,6 +165,7 @@ export async function reference(t: TestApp, stream: string, spec: RefSpec): Prom
   let bucket: string;
   if (b.kind === 'fixed') bucket = `(floor(${us('"time"')}::numeric / ${b.widthUs}) * ${b.widthUs})::bigint`;
   else if (b.kind === 'local-day') bucket = us(`(date_trunc('day', "time" AT TIME ZONE '${b.tz}') AT TIME ZONE '${b.tz}')`);
+  else if (b.kind === 'local') bucket = us(`(date_trunc('${b.unit}', "time" AT TIME ZONE '${b.tz}') AT TIME ZONE '${b.tz}')`);
   else {
     const tb = `(floor(${us('"time"')}::numeric / ${b.levelUs}) * ${b.levelUs})`;
     const k = `least(greatest(floor((${tb} - ${spec.from}) / ${b.widthUs}), 0), ${b.n - 1})`;

@@ -62,10 +62,14 @@ describe('the ingest record', () => {
     const first = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: a });
     expect(first.status).toBe(201);
     const id = ((await first.json()) as { ingest: { id: string } }).ingest.id;
-    // a retry with the same key returns the original, even if the body differs
-    const retry = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: b });
+    // a retry with the same key and body returns the original
+    const retry = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: a });
     expect(retry.status).toBe(200);
-    expect(((await retry.json()) as { ingest: { id: string } }).ingest.id).toBe(id);
+    expect(await retry.json()).toMatchObject({ duplicate: true, matched: 'idempotency_key', ingest: { id } });
+    // the same key with another body is refused, naming the original: the new data is never dropped silently
+    const reused = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: b });
+    expect(reused.status).toBe(422);
+    expect(await reused.json()).toMatchObject({ code: 'idempotency_key_reused', original_ingest_id: id });
     expect(await storedRowCount(t.db, 'idem')).toBe(50);
   });
 
