@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type LayoutOptions, embeddedLayout, run } from './embedded-layout.ts';
+import { type Binaries, type LayoutOptions, embeddedLayout, run } from './embedded-layout.ts';
 import { initCluster } from './initdb.ts';
 
 export interface EmbeddedServer {

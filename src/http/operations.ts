@@ -76,7 +76,7 @@ const ingestParams: ParamSpec[] = [
   { name: 'mapping', description: 'HDF5/netCDF4 mapping, URL-encoded JSON (components/schemas/hdf5-mapping)', schema: str() },
   { name: 'skip_rows', description: 'CSV: lines before the header row to skip', schema: { type: 'integer', minimum: 0 } },
   { name: 'tz', description: 'CSV: IANA zone of timestamps written without one', schema: str() },
-  { name: 'time_unit', description: 'unit of epoch numbers whose file does not declare one: s, ms, us, ns (also min, h, d)', schema: str({ maxLength: 16 }) },
+  { name: 'time_unit', description: 'unit of epoch numbers whose file does not declare one (HDF5, netCDF4, CSV): s, ms, us, ns (also min, h, d)', schema: str({ maxLength: 16 }) },
 ];
 
 const stream: ValueSchema = str({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
@@ -102,7 +102,7 @@ export const operations: readonly Operation[] = [
     permission: 'streams:write', ok: { status: 200, description: 'what was deleted', content: json('StreamDeleted') } },
   { method: 'post', path: '/v1/streams/{stream}/rename', summary: 'Rename a stream; keys scoped to it follow the new name', permission: 'streams:write',
     body: 'stream-rename', ok: { status: 200, description: 'the stream under its new name', content: json('Stream'), headers: ['Location'] } },
-  { method: 'post', path: '/v1/streams/{stream}/ingest', summary: 'Upload a file (Arrow IPC stream or file, HDF5, netCDF4)', permission: 'ingest',
+  { method: 'post', path: '/v1/streams/{stream}/ingest', summary: 'Upload a file (Arrow IPC stream or file, HDF5, netCDF4, Parquet, CSV, TSV)', permission: 'ingest',
     query: ingestParams, tagParams: 'a constant tag added to every row of the upload', recordsRefusals: true,
     requestHeaders: ['Content-Encoding', 'Idempotency-Key', 'Strata-Provenance', 'Content-Disposition'], fileBody: true,
     ok: { status: 201, description: 'stored (200 with "duplicate": true when the upload was stored before)', content: json('IngestResult'), headers: ['Location'] } },

@@ -14,6 +14,8 @@ import {
 import { archiveOriginal } from '../provenance/archive.ts';
 import { IngestBody, parseContentEncoding } from './body.ts';
 import { formatOf } from './formats.ts';
+import { checkDeclaredFormat } from './sniff.ts';
+import { constantTagsOf, withConstantTags } from './constant-tags.ts';
 import { openDecoder, readsSpoolBack } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
@@ -135,17 +137,22 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
       spoolReadBack: readsSpoolBack(format, encoding === 'identity'),
+      checkHead: (head) => checkDeclaredFormat(format, head),
     });
+    const constantTags = constantTagsOf(input.params ?? {});
+    if (Object.keys(constantTags).length > 0) facts.mapping = { constant_tags: constantTags };
     decoder = await openDecoder(format, body, {
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
       identityEncoding: encoding === 'identity', params: input.params ?? {},
       maxInflatedBytes: deps.limits.maxInflatedBytes, streamSettings: stream?.settings ?? {},
       timeWindow: deps.limits.timeWindow,
+      streamColumns: stream?.columns ?? [], streamTimeColumn: stream?.timeColumn ?? null,
     });
+    decoder = withConstantTags(decoder, constantTags);
     facts.fileMetadata = decoder.schema.metadata;
     facts.warnings.push(...decoder.schema.warnings);
     const mapping = (decoder as Decoder & { mappingUsed?: unknown }).mappingUsed;
-    if (mapping !== undefined) facts.mapping = mapping;
+    if (mapping !== undefined) facts.mapping = facts.mapping ? { ...(mapping as object), ...facts.mapping } : mapping;
     const decoderVersions = (decoder as Decoder & { versions?: Record<string, string> }).versions;
     if (decoderVersions) facts.versions = { ...facts.versions, ...decoderVersions };
 

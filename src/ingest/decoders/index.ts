@@ -3,6 +3,7 @@
 import { AppError } from '../../errors/index.ts';
 import type { IngestBody } from '../body.ts';
 import type { IngestFormat } from '../formats.ts';
+import type { StreamColumn } from '../../domain/types.ts';
 import { spoolToFile } from '../spool.ts';
 import { ArrowDecoder } from './arrow.ts';
 import type { Decoder } from './decoder.ts';
@@ -22,6 +23,9 @@ export interface DecoderOptions {
   streamSettings: Record<string, unknown>;
   /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW); the default when absent. */
   timeWindow?: TimeWindow;
+  /** The target stream's columns and time column (CSV reads known columns as the stream's types); empty for a new stream. */
+  streamColumns?: readonly StreamColumn[];
+  streamTimeColumn?: string | null;
 }
 
 /**
