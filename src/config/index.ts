@@ -59,7 +59,7 @@ export interface Config {
   headersTimeoutMs: number;
   /**
    * Uploads received at once (STRATA_MAX_CONCURRENT_UPLOADS); more get 503 too_many_uploads. Uploads
-   * draw on a pool of their own, twice this size, so that authentication, queries and jobs keep theirs.
+   * draw on a pool of their own (uploadPoolSize), so that authentication, queries and jobs keep theirs.
    */
   maxConcurrentUploads: number;
   limits: Limits;
@@ -187,7 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
     bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
     headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
-    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 8, 1, 1000),
+    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),
