@@ -5,7 +5,7 @@ import type { Db, PoolClient } from '../db/pool.ts';
 import type { Limits } from '../config/index.ts';
 import type { Actor } from '../audit/log.ts';
 import { AppError, fromPgError, isAppError, isConnectionError } from '../errors/index.ts';
-import { type Stream, addColumns, createStream, getStream, setTimeColumn } from '../streams/catalog.ts';
+import { type Stream, addColumns, createStream, getStream, getStreamById, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
 import {
   type DuplicateMatch, type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
@@ -14,6 +14,8 @@ import {
 import { archiveOriginal } from '../provenance/archive.ts';
 import { IngestBody, parseContentEncoding } from './body.ts';
 import { formatOf } from './formats.ts';
+import { checkDeclaredFormat } from './sniff.ts';
+import { constantTagsOf, withConstantTags } from './constant-tags.ts';
 import { openDecoder, readsSpoolBack } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
@@ -135,16 +137,22 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
       spoolReadBack: readsSpoolBack(format, encoding === 'identity'),
+      checkHead: (head) => checkDeclaredFormat(format, head),
     });
+    const constantTags = constantTagsOf(input.params ?? {});
+    if (Object.keys(constantTags).length > 0) facts.mapping = { constant_tags: constantTags };
     decoder = await openDecoder(format, body, {
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
       identityEncoding: encoding === 'identity', params: input.params ?? {},
       maxInflatedBytes: deps.limits.maxInflatedBytes, streamSettings: stream?.settings ?? {},
+      timeWindow: deps.limits.timeWindow,
+      streamColumns: stream?.columns ?? [], streamTimeColumn: stream?.timeColumn ?? null,
     });
+    decoder = withConstantTags(decoder, constantTags);
     facts.fileMetadata = decoder.schema.metadata;
     facts.warnings.push(...decoder.schema.warnings);
     const mapping = (decoder as Decoder & { mappingUsed?: unknown }).mappingUsed;
-    if (mapping !== undefined) facts.mapping = mapping;
+    if (mapping !== undefined) facts.mapping = facts.mapping ? { ...(mapping as object), ...facts.mapping } : mapping;
     const decoderVersions = (decoder as Decoder & { versions?: Record<string, string> }).versions;
     if (decoderVersions) facts.versions = { ...facts.versions, ...decoderVersions };
 
@@ -155,7 +163,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
 
     return await writeAndCommit(deps, input, facts, stream, binding, decoder, body, timeColumn);
   } catch (err) {
-    const appErr = isAppError(err) ? err : fromPgError(err, 'store the upload');
+    const appErr = isAppError(err) ? err : await deletedMeanwhile(deps, facts, err) ?? fromPgError(err, 'store the upload');
     if (body) {
       facts.bytes = body.received;
       facts.inflatedBytes = body.inflated;
@@ -181,6 +189,13 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     await body?.discard().catch(() => undefined);
     await claim?.remove().catch(() => undefined);
   }
+}
+
+/** The stream's table is gone because an admin deleted the stream while this upload ran. */
+async function deletedMeanwhile(deps: IngestDeps, facts: IngestFacts, err: unknown): Promise<AppError | null> {
+  if ((err as { code?: string }).code !== '42P01' || facts.streamId === null) return null;
+  if (await getStreamById(deps.db.pool, facts.streamId).catch(() => true)) return null;
+  return new AppError(409, 'conflict', `stream ${JSON.stringify(facts.streamName)} was deleted while this upload was written; nothing of it was stored`, { cause: err });
 }
 
 /** Creates the stream from the upload's schema, or adds the upload's new columns to it. */

@@ -44,8 +44,11 @@ export interface IngestFacts {
 /** The record as the API shows it. */
 export interface IngestRecord {
   id: string;
+  /** The stream's name when the upload came (as recorded; a later rename does not change it). */
   stream: string;
   stream_id: number | null;
+  /** The stream's name now; null when the stream was deleted (or never existed). */
+  stream_current: string | null;
   status: IngestStatus;
   key_id: number | null;
   instrument: string | null;
@@ -92,12 +95,13 @@ interface IngestRow {
 }
 
 export const INGEST_COLUMNS = `i.*,
+  (SELECT s.name FROM strata.streams s WHERE s.id = i.stream_id AND s.deleted_at IS NULL) AS stream_current,
   (extract(epoch FROM i.time_min) * 1000000)::bigint::text AS time_min_us,
   (extract(epoch FROM i.time_max) * 1000000)::bigint::text AS time_max_us`;
 
 export function toIngestRecord(r: IngestRow): IngestRecord {
   const { time_min_us, time_max_us } = r;
-  const known = new Set(['id', 'stream_id', 'stream_name', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
+  const known = new Set(['id', 'stream_id', 'stream_name', 'stream_current', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
     'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'content_sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
     'time_max_us', 'sub_microsecond_count', 'field_stats', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
     'versions', 'warnings', 'chunks', 'archive_path', 'status', 'error_code', 'error_message',
@@ -108,6 +112,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     id: r.id,
     stream: r.stream_name,
     stream_id: r.stream_id === null ? null : Number(r.stream_id),
+    stream_current: (r.stream_current as string | null | undefined) ?? null,
     status: r.status,
     key_id: r.key_id === null ? null : Number(r.key_id),
     instrument: r.instrument,
@@ -277,7 +282,9 @@ export async function nextIngestId(db: Db): Promise<bigint> {
 }
 
 export interface IngestFilter {
+  /** The stream's current name (its ingests from before a rename included). */
   stream?: string;
+  streamId?: number;
   from?: bigint | null;
   to?: bigint | null;
   status?: IngestStatus;
@@ -296,12 +303,17 @@ export interface IngestFilter {
 export async function listIngests(q: Queryable, f: IngestFilter): Promise<IngestRecord[]> {
   const params: unknown[] = [];
   const where: string[] = [];
-  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replace('?', `$${params.length}`)); };
-  if (f.stream) add('stream_name = ?', f.stream);
+  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replaceAll('?', `$${params.length}`)); };
+  // A stream's ingests by its id (so from before a rename too); ingests refused before their stream
+  // existed have no id, and are found by the name they asked for.
+  const byName = (names: string): string =>
+    `(i.stream_id IN (SELECT id FROM strata.streams WHERE name = ${names} AND deleted_at IS NULL) OR (i.stream_id IS NULL AND i.stream_name = ${names}))`;
+  if (f.stream) add(byName('?'), f.stream);
+  if (f.streamId !== undefined) add('i.stream_id = ?', f.streamId);
   if (f.status) add('status = ?', f.status);
   if (f.instrument) add('instrument = ?', f.instrument);
   if (f.keyId !== undefined) add('key_id = ?', f.keyId);
-  if (f.streams) add('stream_name = ANY(?::text[])', f.streams);
+  if (f.streams) add(byName('ANY(?::text[])'), f.streams);
   if (f.from != null) add('time_max >= ?::timestamptz', pgTimestamp(f.from));
   if (f.to != null) add('time_min < ?::timestamptz', pgTimestamp(f.to));
   if (f.after !== undefined) add('id > ?', f.after.toString());

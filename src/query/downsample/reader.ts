@@ -118,7 +118,8 @@ async function* once(rows: Cell[][]): AsyncGenerator<Cell[][]> {
 function declared(plan: Plan): { meta: Record<string, unknown>; headers: Record<string, string> } {
   const coarsened = coarsenedRanges(plan.parts);
   const headers: Record<string, string> = {
-    'strata-served-by': [...new Set(plan.parts.map((p) => `${p.source?.name ?? 'raw'}${p.coarsened ? ' (coarsened)' : ''}`))].join(', '),
+    // "none" when nothing holds any of the range any more (it is all gaps).
+    'strata-served-by': [...new Set(plan.parts.map((p) => `${p.source?.name ?? 'raw'}${p.coarsened ? ' (coarsened)' : ''}`))].join(', ') || 'none',
   };
   if (plan.gaps.length > 0) headers['strata-gaps'] = rangesHeader(plan.gaps);
   if (coarsened.length > 0) headers['strata-coarsened'] = rangesHeader(coarsened);
