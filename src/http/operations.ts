@@ -58,9 +58,9 @@ const queryParams: ParamSpec[] = [
   { name: 'from', description: 'start, inclusive (required for resolutions other than raw)', schema: instant('start') },
   { name: 'to', description: 'end, exclusive (aggregates: default now)', schema: instant('end') },
   { name: 'fields', description: 'comma-separated column names (default all)', schema: str() },
-  { name: 'resolution', description: 'raw (default), a rollup level or interval (15s, 5m, 1h, 1d, 1w), auto or lttb', schema: str() },
+  { name: 'resolution', description: 'raw (default), a rollup level or interval (15s, 5m or 5min, 1h, 1d, 1w), calendar months, quarters or years (1mo, 3mo, 1y), auto or lttb; a bare M is refused', schema: str() },
   { name: 'max_points', description: 'buckets or points for auto and lttb, 2–100000 (default 1000)', schema: int(2, 100_000) },
-  { name: 'agg', description: 'comma-separated aggregates of avg, min, max, count, sum, first, last (default avg), or m4', schema: str() },
+  { name: 'agg', description: 'comma-separated aggregates of avg, min, max, count, sum, first, last, nan_count (default avg), or m4', schema: str() },
   { name: 'fill', description: 'empty buckets: none (default), null, previous, linear', schema: str({ enum: ['none', 'null', 'previous', 'linear'] }) },
   { name: 'nan', description: 'NaN in aggregates: skip (default, as numpy\'s nan-functions) or propagate (IEEE semantics)', schema: str({ enum: ['skip', 'propagate'] }) },
   { name: 'tz', description: 'IANA time zone: day, week and calendar buckets start at local midnight', schema: str() },
@@ -76,6 +76,7 @@ const ingestParams: ParamSpec[] = [
   { name: 'mapping', description: 'HDF5/netCDF4 mapping, URL-encoded JSON (components/schemas/hdf5-mapping)', schema: str() },
   { name: 'skip_rows', description: 'CSV: lines before the header row to skip', schema: { type: 'integer', minimum: 0 } },
   { name: 'tz', description: 'CSV: IANA zone of timestamps written without one', schema: str() },
+  { name: 'time_unit', description: 'unit of epoch numbers whose file does not declare one (HDF5, netCDF4, CSV): s, ms, us, ns (also min, h, d)', schema: str({ maxLength: 16 }) },
 ];
 
 const stream: ValueSchema = str({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' });
@@ -101,13 +102,13 @@ export const operations: readonly Operation[] = [
     permission: 'streams:write', ok: { status: 200, description: 'what was deleted', content: json('StreamDeleted') } },
   { method: 'post', path: '/v1/streams/{stream}/rename', summary: 'Rename a stream; keys scoped to it follow the new name', permission: 'streams:write',
     body: 'stream-rename', ok: { status: 200, description: 'the stream under its new name', content: json('Stream'), headers: ['Location'] } },
-  { method: 'post', path: '/v1/streams/{stream}/ingest', summary: 'Upload a file (Arrow IPC stream or file, HDF5, netCDF4)', permission: 'ingest',
+  { method: 'post', path: '/v1/streams/{stream}/ingest', summary: 'Upload a file (Arrow IPC stream or file, HDF5, netCDF4, Parquet, CSV, TSV)', permission: 'ingest',
     query: ingestParams, tagParams: 'a constant tag added to every row of the upload', recordsRefusals: true,
     requestHeaders: ['Content-Encoding', 'Idempotency-Key', 'Strata-Provenance', 'Content-Disposition'], fileBody: true,
     ok: { status: 201, description: 'stored (200 with "duplicate": true when the upload was stored before)', content: json('IngestResult'), headers: ['Location'] } },
   { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV or Arrow', permission: 'query',
     query: queryParams, tagParams: 'only rows with this tag value (values of one tag are OR-ed)', requestHeaders: ['Accept'],
-    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By'],
+    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By', 'Strata-Gaps', 'Strata-Coarsened'],
       content: { 'application/json': 'QueryResult', 'text/csv; charset=utf-8': str(), 'application/vnd.apache.arrow.stream': str({ contentMediaType: 'application/vnd.apache.arrow.stream' }) } } },
   { method: 'get', path: '/v1/streams/{stream}/provenance', summary: 'The ingests whose rows hold a reading or a bucket', permission: 'provenance:read',
     query: [

@@ -28,6 +28,8 @@ export interface IngestFacts {
   timeMin: bigint | null;
   timeMax: bigint | null;
   subMicrosecondCount: number;
+  /** Per column, how many NULL (and, for float columns, NaN) the upload held; null when rejected. */
+  fieldStats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotencyKey: string | null;
   clientProvenance: unknown;
@@ -63,6 +65,7 @@ export interface IngestRecord {
   time_min: string | null;
   time_max: string | null;
   sub_microsecond_count: number;
+  field_stats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotency_key: string | null;
   provenance: unknown;
@@ -82,7 +85,8 @@ interface IngestRow {
   id: string; stream_id: string | null; stream_name: string; key_id: string | null; instrument: string | null;
   received_at: Date; committed_at: Date | null; format: string; content_type: string | null; content_encoding: string | null;
   bytes: string; inflated_bytes: string | null; sha256: string | null; rows: string;
-  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string; filename: string | null;
+  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string;
+  field_stats: Record<string, { nan?: number; null: number }> | null; filename: string | null;
   idempotency_key: string | null; client_provenance: unknown; file_metadata: unknown; mapping: unknown;
   versions: unknown; warnings: unknown; chunks: string[]; archive_path: string | null; status: IngestStatus;
   error_code: string | null; error_message: string | null;
@@ -99,7 +103,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
   const { time_min_us, time_max_us } = r;
   const known = new Set(['id', 'stream_id', 'stream_name', 'stream_current', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
     'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'content_sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
-    'time_max_us', 'sub_microsecond_count', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
+    'time_max_us', 'sub_microsecond_count', 'field_stats', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
     'versions', 'warnings', 'chunks', 'archive_path', 'status', 'error_code', 'error_message',
     'retracted_at', 'retracted_by', 'retraction_reason', 'rows_retracted']);
   const extra: Record<string, unknown> = {};
@@ -125,6 +129,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     time_min: time_min_us === null ? null : formatMicros(BigInt(time_min_us)),
     time_max: time_max_us === null ? null : formatMicros(BigInt(time_max_us)),
     sub_microsecond_count: Number(r.sub_microsecond_count),
+    field_stats: r.field_stats ?? null,
     filename: r.filename,
     idempotency_key: r.idempotency_key,
     provenance: r.client_provenance,
@@ -155,7 +160,7 @@ function params(f: IngestFacts, status: IngestStatus, error: { code: string; mes
     f.fileMetadata === undefined ? null : JSON.stringify(f.fileMetadata),
     f.mapping === undefined ? null : JSON.stringify(f.mapping),
     JSON.stringify(f.versions), JSON.stringify(f.warnings), f.chunks, f.archivePath, status,
-    error?.code ?? null, error?.message ?? null, f.contentSha256,
+    error?.code ?? null, error?.message ?? null, f.contentSha256, f.fieldStats === null ? null : JSON.stringify(f.fieldStats),
   ];
 }
 
@@ -163,9 +168,9 @@ const INSERT = `INSERT INTO strata.ingests (
     id, stream_id, stream_name, key_id, instrument, received_at, format, content_type, content_encoding,
     bytes, inflated_bytes, sha256, rows, time_min, time_max, sub_microsecond_count, filename, idempotency_key,
     client_provenance, file_metadata, mapping, versions, warnings, chunks, archive_path, status, error_code, error_message,
-    committed_at, content_sha256)
+    committed_at, content_sha256, field_stats)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29)`;
+    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29, $30)`;
 
 function auditDetails(f: IngestFacts): Record<string, unknown> {
   return {
