@@ -30,9 +30,24 @@ export interface StreamDeletion {
   audit_seq: number;
 }
 
+/** Uploads into the stream, or a job working on it, held its tables past the lock timeout. */
+async function unlessBusy<T>(name: string, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if ((err as { code?: string }).code !== '55P03') throw err;
+    throw new AppError(503, 'conflict',
+      `cannot ${what} stream ${JSON.stringify(name)} now: uploads or a job held it for longer than ${LOCK_TIMEOUT}; retry the request`, { cause: err });
+  }
+}
+
+const LOCK_TIMEOUT = '30s';
+
 async function lockLiveStream(tx: PoolClient, name: string): Promise<Stream> {
-  await tx.query("SET LOCAL lock_timeout = '30s'");
-  const { rows } = await tx.query<{ id: string }>('SELECT id FROM strata.streams WHERE name = $1 AND deleted_at IS NULL FOR UPDATE', [name]);
+  await tx.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
+  // NO KEY: an upload committing meanwhile checks its ingest record's reference to this row (FOR
+  // KEY SHARE), which FOR UPDATE would block while this waits for the upload: a deadlock.
+  const { rows } = await tx.query<{ id: string }>('SELECT id FROM strata.streams WHERE name = $1 AND deleted_at IS NULL FOR NO KEY UPDATE', [name]);
   const stream = rows[0] ? await getStreamById(tx, Number(rows[0].id)) : null;
   if (!stream) throw new AppError(404, 'not_found', `stream ${JSON.stringify(name)} does not exist`);
   return stream;
@@ -60,9 +75,12 @@ async function otherTablesOf(tx: PoolClient, stream: Stream): Promise<string[]> 
 }
 
 export async function deleteStream(db: Db, name: string, actor: Actor): Promise<StreamDeletion> {
-  return withTransaction(db, async (tx) => {
+  return unlessBusy(name, 'delete', () => withTransaction(db, async (tx) => {
     const stream = await lockLiveStream(tx, name);
     await refuseUnderHold(tx, stream);
+    // Uploads in progress finish first (their rows then go with the table); taken before the
+    // rollup state, which an upload reads just before it commits.
+    await tx.query(`LOCK TABLE ${qualified(DATA_SCHEMA, stream.tableName)} IN ACCESS EXCLUSIVE MODE`);
     const before = streamJson(stream);
     for (const h of settingHandlers()) {
       const previous = (stream.settings[h.key] ?? null) as never;
@@ -83,12 +101,12 @@ export async function deleteStream(db: Db, name: string, actor: Actor): Promise<
     };
     const entry = await appendAudit(tx, actor, 'stream.delete', `stream:${stream.name}`, { ...result, before, after: null });
     return { ...result, audit_seq: Number(entry.seq) };
-  });
+  }));
 }
 
 export async function renameStream(db: Db, name: string, newName: string, actor: Actor): Promise<Stream> {
   assertStreamName(newName);
-  return withTransaction(db, async (tx) => {
+  return unlessBusy(name, 'rename', () => withTransaction(db, async (tx) => {
     const stream = await lockLiveStream(tx, name);
     if (newName === name) throw new AppError(400, 'invalid_body', `stream ${JSON.stringify(name)} already has that name`);
     // Serialised with a first upload creating a stream of the new name.
@@ -105,5 +123,5 @@ export async function renameStream(db: Db, name: string, newName: string, actor:
       keys: keys.rows.map((k) => Number(k.id)), holds: holds.rows.map((h) => Number(h.id)),
     });
     return (await getStreamById(tx, stream.id)) as Stream;
-  });
+  }));
 }

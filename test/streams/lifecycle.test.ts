@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { committed, json, upload } from '../helpers/uploads.ts';
-import { T0 } from '../helpers/polars.ts';
+import { T0, arrowStream, loggerFrame, times } from '../helpers/polars.ts';
+import { ARROW_STREAM } from '../helpers/fixtures.ts';
 
 let t: TestApp;
 beforeAll(async () => { t = await createTestApp(); });
@@ -81,6 +82,45 @@ describe('DELETE /v1/streams/{stream}', () => {
     expect(now.body.ingests.map((i) => i.id)).toEqual([again.id]);
     const q = await t.request('/v1/streams/del-me/query?format=csv');
     expect((await q.text()).trim().split('\n')).toHaveLength(6);
+  });
+
+  it('waits for an upload in progress, which commits first; its rows go with the stream, its record stays', async () => {
+    await committed(t, 'del-busy', { n: 3 });
+    const { rows: [{ table_name: table }] } = await t.db.pool.query<{ table_name: string }>(`SELECT table_name FROM strata.streams WHERE name = 'del-busy'`);
+    // Rows in the chunk the stream has (a new chunk would be made on another connection, which a
+    // waiting delete's lock request would hold up until that connection's lock timeout).
+    const body = arrowStream([0, 1, 2, 3].map((i) => loggerFrame({ time: times(T0 + BigInt(i) * 10_000_000n, 2000, 1000n) })));
+    // Three whole batches first: one is read ahead, so the first goes into the COPY at once.
+    const cut = Math.floor(body.length * 0.85);
+    let release: () => void = () => undefined;
+    const rest = new Promise<void>((resolve) => { release = resolve; });
+    const slow = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(body.subarray(0, cut));
+        await rest;
+        controller.enqueue(body.subarray(cut));
+        controller.close();
+      },
+    });
+    const uploading = t.request('/v1/streams/del-busy/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM }, body: slow, duplex: 'half' } as RequestInit);
+    // The upload's COPY holds the stream's table.
+    for (let i = 0; i < 400; i++) {
+      const held = await t.db.pool.query(
+        `SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = $1 AND l.granted AND l.mode = 'RowExclusiveLock'`, [table]);
+      if (held.rowCount) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const deleting = t.request('/v1/streams/del-busy', { method: 'DELETE' });
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    const up = await uploading;
+    expect(up.status, await up.clone().text()).toBe(201);
+    const { ingest } = await up.json() as { ingest: { id: string } };
+    const del = await deleting;
+    expect(del.status).toBe(200);
+    expect(await del.json()).toMatchObject({ ingests: 2, rows: 8003 });
+    expect((await get<{ status: string; stream_current: string | null }>(`/v1/ingests/${ingest.id}`)).body).toMatchObject({ status: 'committed', stream_current: null });
+    expect(await relations(table)).toEqual([]);
   });
 
   it('answers 404 for a stream that does not exist, and removes the stream\'s metric series', async () => {
