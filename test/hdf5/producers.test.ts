@@ -105,7 +105,8 @@ describe('?time_unit=', () => {
     const p = await post(t, stream, hdf5(file), { query: q.query });
     expect(p.status, JSON.stringify(p.body)).toBe(201);
     const m = (p.body.ingest as { mapping: MappingReport }).mapping;
-    expect(m.time).toMatchObject({ unit: 's', inferred: { unit_from: 'request', epoch_from: 'unix' } });
+    expect(m.time).toMatchObject({ unit: 's', inferred: { unit_from: 'request', epoch_from: 'unix', outside_window: true } });
+    expect((p.body.ingest as { warnings: string[] }).warnings.join('\n')).toMatch(/fall outside 1970-01-02 … 2200-01-01/);
     await checkTime(t, stream, expected[file].rows, q.time);
   });
 

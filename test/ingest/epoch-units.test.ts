@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.ts';
 import {
-  chooseEpochUnit, describeWindow, fittingUnits, inferEpochUnit, isTimeLikeName, looksRelative, parseEpochUnit, parseTimeWindow, unitFromName,
+  DEFAULT_TIME_WINDOW, chooseEpochUnit, describeWindow, fittingUnits, inferEpochUnit, isTimeLikeName, looksRelative, parseEpochUnit, parseTimeWindow, unitFromName,
 } from '../../src/ingest/decoders/epoch-units.ts';
 
 const at = (iso: string): number => Date.parse(iso);
@@ -63,5 +64,14 @@ describe('time names', () => {
     expect(chooseEpochUnit('time', { min: 1, max: 2 }, null)).toBeNull();
     expect(parseEpochUnit('µs')).toBe('us');
     expect(parseEpochUnit('fortnights')).toBeNull();
+  });
+});
+
+describe('STRATA_TIME_WINDOW', () => {
+  it('defaults to 1970-01-02 … 2200-01-01, takes two dates, and stops the server on anything else', () => {
+    expect(loadConfig({}).limits.timeWindow).toEqual(DEFAULT_TIME_WINDOW);
+    expect(loadConfig({ STRATA_TIME_WINDOW: '2000-01-01/2100-01-01' }).limits.timeWindow)
+      .toEqual({ fromUs: 946_684_800_000_000n, toUs: 4_102_444_800_000_000n });
+    expect(() => loadConfig({ STRATA_TIME_WINDOW: 'next week' })).toThrow(/STRATA_TIME_WINDOW/);
   });
 });

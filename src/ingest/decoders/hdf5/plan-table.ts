@@ -196,7 +196,9 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
   const timeKind = kindOrThrow(valueKindOf(tm), what);
   const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : memberUnits(ins, path, tm.name);
   const enc = timeEncoding(timeKind, m.time, units, what, { infer: { name: tm.name, start: findStart(ins, path), requested: limits.time.unit } });
-  const timeName = m.time?.name ?? tm.name;
+  // pandas' index member is "index": the stream calls it time (unless a column already is).
+  const pandasTime = isPandasIndex(ins, path, tm.name) && !members.some((x) => x.name === 'time');
+  const timeName = m.time?.name ?? (pandasTime ? 'time' : tm.name);
   const others = members.filter((x) => x !== tm);
   const chosen = chooseSources(m, others, (x) => x.name, (x) => { const k = valueKindOf(x); return k.kind !== 'unsupported' && isStringKind(k); });
   const columns: SegmentColumn[] = [];

@@ -11,7 +11,8 @@
 import { AppError } from '../../../errors/index.ts';
 import { formatMicros } from '../../../domain/time.ts';
 import {
-  DEFAULT_TIME_WINDOW, type TimeWindow, type ValueRange, describeWindow, fittingUnits, looksRelative, unitFromName,
+  DEFAULT_TIME_WINDOW, EPOCH_UNITS, type EpochUnit, type TimeWindow, type ValueRange, describeWindow, fitsWindow, fittingUnits, looksRelative,
+  unitFromName,
 } from '../epoch-units.ts';
 import type { Inspector } from './inspect.ts';
 import { type PendingTime, type TimeEncoding, type TimeUnit, parseEpoch } from './time.ts';
@@ -60,6 +61,12 @@ export function resolvePending(enc: TimeEncoding, range: ValueRange | null, wind
     enc.unit = fixed.unit;
     enc.epochUs = 0n;
     enc.inferred = { unit_from: fixed.from, epoch_from: 'unix' };
+    const epochUnit = (EPOCH_UNITS as readonly string[]).includes(fixed.unit) ? fixed.unit as EpochUnit : null;
+    if (range && epochUnit && !fitsWindow(range, epochUnit, window)) {
+      enc.inferred.values = { min: show(range.min), max: show(range.max) };
+      enc.inferred.window = describeWindow(window);
+      enc.inferred.outside_window = true;
+    }
   } else if (range === null) {
     enc.unit = 's';
     enc.epochUs = 0n;
@@ -95,6 +102,9 @@ export function inferenceWarning(enc: TimeEncoding, what: string): string | null
   }
   if (i.unit_from === 'magnitude') {
     return `${what} declares no unit: read as Unix-epoch ${unit}, inferred from its values ${i.values?.min} … ${i.values?.max}${i.also_fits ? ` (also plausible as ${i.also_fits.join(', ')}; give ?time_unit= to choose)` : ''}`;
+  }
+  if (i.outside_window) {
+    return `${what} has no "since" units: read as Unix-epoch ${unit} (${i.unit_from}), but its values ${i.values?.min} … ${i.values?.max} fall outside ${i.window}; if they count from a start, add a start attribute (start, start_time or t0) or give a mapping's time.epoch`;
   }
   if (i.unit_from === 'name') return `${what} declares no unit: read as Unix-epoch ${unit}, as its name says`;
   return null;

@@ -98,6 +98,8 @@ export interface TimeInference {
   values?: { min: string; max: string };
   window?: string;
   also_fits?: string[];
+  /** The unit was given, but the values are no plausible instants in it (a warning says so). */
+  outside_window?: boolean;
 }
 
 export interface TimeBlock {
