@@ -47,6 +47,14 @@ export interface ServerOptions {
 
 /** Connections of the main pool: authentication, queries, the catalog, jobs. Uploads have their own. */
 const MAIN_POOL_SIZE = 20;
+/**
+ * Connections of the uploads' pool: one per upload for its transaction, and a quarter more (at
+ * least 2) for the brief second connection an upload takes now and then (new chunks, a duplicate check).
+ */
+export function uploadPoolSize(maxUploads: number): number {
+  return maxUploads + Math.max(2, Math.ceil(maxUploads / 4));
+}
+
 /** How often refusals that could not be recorded while the database was away are tried again. */
 const UNRECORDED_RETRY_MS = 15_000;
 
@@ -61,8 +69,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   }
   const onConnectionLost = (err: Error): void => log.warn({ err: err.message }, 'a PostgreSQL connection was lost; its work fails with database_unavailable');
   const db: Db = createDb(url, { max: MAIN_POOL_SIZE, onConnectionLost });
-  // Each upload holds one connection for its transaction and briefly a second (new chunks, its record).
-  const uploadDb: Db = createDb(url, { max: 2 * config.maxConcurrentUploads, name: 'strata-upload', onConnectionLost });
+  const uploadDb: Db = createDb(url, { max: uploadPoolSize(config.maxConcurrentUploads), name: 'strata-upload', onConnectionLost });
   try {
     const { rows } = await db.pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
     if (Number(rows[0].v) < 140000) {
@@ -106,7 +113,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const jobs = backgrounds.map((f) => f(deps));
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+    const s = serve({
+      fetch: app.fetch, port: config.port, hostname: config.host,
+      // Node checks the headers timeout on this interval (30 s by default), so a short timeout needs a short interval.
+      serverOptions: { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.headersTimeoutMs / 4))) },
+    }, () => resolve(s as Server));
   });
   // Uploads of many GB may take longer than Node's 5-minute default; a stalled body is ended by
   // STRATA_BODY_IDLE_TIMEOUT instead. Headers must arrive within STRATA_HEADERS_TIMEOUT.

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import { parseInterval } from '../domain/interval.ts';
+import { DEFAULT_TIME_WINDOW, type TimeWindow, parseTimeWindow } from '../ingest/decoders/epoch-units.ts';
 
 export interface Limits {
   /** Largest request body accepted, as received (compressed) bytes. */
@@ -17,6 +18,8 @@ export interface Limits {
   maxHdf5Bytes: number;
   /** Rows per COPY buffer flushed to PostgreSQL. */
   copyFlushBytes: number;
+  /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW). */
+  timeWindow?: TimeWindow;
 }
 
 export interface Config {
@@ -56,7 +59,7 @@ export interface Config {
   headersTimeoutMs: number;
   /**
    * Uploads received at once (STRATA_MAX_CONCURRENT_UPLOADS); more get 503 too_many_uploads. Uploads
-   * draw on a pool of their own, twice this size, so that authentication, queries and jobs keep theirs.
+   * draw on a pool of their own (uploadPoolSize), so that authentication, queries and jobs keep theirs.
    */
   maxConcurrentUploads: number;
   limits: Limits;
@@ -80,6 +83,7 @@ export const defaultLimits: Limits = {
   maxNewChunks: 1000,
   maxHdf5Bytes: 8 * GiB,
   copyFlushBytes: 1 * MiB,
+  timeWindow: DEFAULT_TIME_WINDOW,
 };
 
 type Env = Record<string, string | undefined>;
@@ -147,6 +151,14 @@ function jobSchedules(env: Env): Record<string, JobScheduleSettings> {
   return out;
 }
 
+function timeWindow(env: Env): TimeWindow {
+  const raw = env.STRATA_TIME_WINDOW;
+  if (raw === undefined || raw === '') return DEFAULT_TIME_WINDOW;
+  const w = parseTimeWindow(raw);
+  if (!w) throw configError('STRATA_TIME_WINDOW', raw, 'two ISO 8601 dates, earlier/later (e.g. 1970-01-02/2200-01-01)');
+  return w;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.STRATA_DATA_DIR || './.strata');
   const logLevel = (env.STRATA_LOG_LEVEL || 'info') as Config['logLevel'];
@@ -175,7 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
     bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
     headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
-    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 8, 1, 1000),
+    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),
@@ -183,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxNewChunks: int(env, 'STRATA_MAX_NEW_CHUNKS', defaultLimits.maxNewChunks, 1, 1_000_000),
       maxHdf5Bytes: bytes(env, 'STRATA_MAX_HDF5_BYTES', defaultLimits.maxHdf5Bytes),
       copyFlushBytes: bytes(env, 'STRATA_COPY_FLUSH_BYTES', defaultLimits.copyFlushBytes),
+      timeWindow: timeWindow(env),
     },
   };
 }

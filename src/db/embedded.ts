@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type Binaries, type LayoutOptions, embeddedLayout, run } from './embedded-layout.ts';
+import { type Binaries, type LayoutOptions, type OsIds, embeddedLayout, run } from './embedded-layout.ts';
 import { initCluster } from './initdb.ts';
 
 export interface EmbeddedServer {
@@ -106,7 +106,7 @@ async function postmasterFile(pgDir: string): Promise<{ pid: number; port: numbe
   return { pid: Number(lines[0]), port: Number(lines[3]) };
 }
 
-async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: { uid?: number; gid?: number }): Promise<void> {
+async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: OsIds): Promise<void> {
   const logFile = path.join(pgDir, 'server.log');
   const opts = [
     `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,

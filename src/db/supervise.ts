@@ -6,6 +6,7 @@
 // get 503 database_unavailable with Retry-After and /readyz answers 503. After `maxFailures`
 // failed starts in a row the supervisor gives up and says so through onGiveUp (main.ts exits
 // non-zero): a server that cannot start again needs an operator.
+import { existsSync, readFileSync } from 'node:fs';
 import type { EmbeddedServer } from './embedded.ts';
 
 export type SupervisorState = 'running' | 'restarting' | 'failed';
@@ -32,12 +33,17 @@ export interface Supervisor {
   stop(): Promise<void>;
 }
 
+/** Whether the postmaster with this pid runs (a pid reused by another program does not count). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return /postgres/.test(readFileSync(`/proc/${pid}/cmdline`, 'latin1'));
+  } catch {
+    return !existsSync('/proc/self'); // no /proc here: the signal test is all there is
   }
 }
 
