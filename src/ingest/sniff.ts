@@ -4,8 +4,8 @@
 import { AppError } from '../errors/index.ts';
 import { type IngestFormat, contentTypeOf } from './formats.ts';
 
-/** Bytes of the decoded body looked at. */
-export const SNIFF_BYTES = 8;
+/** Bytes of the decoded body looked at (binary signatures need 8; text needs a line or so). */
+export const SNIFF_BYTES = 512;
 
 interface Signature {
   /** What the body looks like, for messages. */
@@ -26,14 +26,20 @@ function startsWith(head: Uint8Array, bytes: readonly number[]): boolean {
 
 const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
 
-/** Text: printable ASCII, tabs and line ends, or a UTF-8 BOM or lead byte. */
-function looksLikeText(head: Uint8Array): boolean {
-  if (head.length < 4) return false;
+/**
+ * A delimited text table: printable text (ASCII, tabs, line ends, UTF-8) holding a line break and
+ * a `,` `;` or tab before it. A few words of text ("garbage") are not evidence of CSV.
+ */
+function looksLikeTable(head: Uint8Array): boolean {
+  let delimiter = false;
+  let lineBreak = false;
   for (const b of head) {
-    if (b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b < 0x7f) || b >= 0xc2 && b <= 0xf4 || b >= 0x80 && b <= 0xbf) continue;
-    return false;
+    if (b === 0x2c || b === 0x3b || b === 0x09) delimiter = true;
+    else if (b === 0x0a) { lineBreak = true; break; }
+    else if (b === 0x0d || (b >= 0x20 && b < 0x7f) || (b >= 0x80 && b <= 0xf4 && b !== 0xc0 && b !== 0xc1)) continue;
+    else return false;
   }
-  return true;
+  return delimiter && lineBreak;
 }
 
 /** The format the first bytes announce, or null when they announce none. */
@@ -46,7 +52,7 @@ export function recognise(head: Uint8Array): Signature | null {
     return { name: 'a ZIP archive (an Excel workbook is one)', format: null, advice: 'export the sheet as CSV (UTF-8) and send that with Content-Type: text/csv' };
   }
   if (startsWith(head, [0x1f, 0x8b])) return { name: 'a gzip stream', format: null, advice: 'send it with Content-Encoding: gzip' };
-  if (looksLikeText(head)) return { name: 'text (CSV or TSV)', format: 'csv' };
+  if (looksLikeTable(head)) return { name: 'text (CSV or TSV)', format: 'csv' };
   return null;
 }
 

@@ -11,9 +11,10 @@ import { type SpooledFile, spoolToFile } from '../spool.ts';
 import type { DecodedSchema, Decoder, SourceColumn } from './decoder.ts';
 import { type DecoderOptions, registerDecoder } from './index.ts';
 import { type Layout, SAMPLE_BYTES, findLayout } from './csv/layout.ts';
-import { type RecordBlock, fieldText, readRecords } from './csv/records.ts';
+import { type RecordBlock, readRecords } from './csv/records.ts';
 import { type ColumnPlan, type TimePlan, decodeBlock, inferColumns, planTime, type Inferred } from './csv/infer.ts';
 import { type EpochUnit, parseEpochUnit } from './epoch-units.ts';
+import { zoneReader } from './csv/timezone.ts';
 
 /** Rows per batch handed to the COPY writer. */
 const BATCH_ROWS = 16_384;
@@ -63,6 +64,8 @@ export class CsvDecoder implements Decoder {
   static async open(format: 'csv' | 'tsv', body: IngestBody, opts: DecoderOptions): Promise<CsvDecoder> {
     const skipRows = skipRowsOf(opts);
     const timeUnit = timeUnitOf(opts);
+    const tz = param(opts, 'tz');
+    if (tz !== undefined) zoneReader(tz); // refuses an unknown zone before the body is read
     const file = await spoolToFile(body, opts.spoolDir, opts.identityEncoding);
     const d = new CsvDecoder(format, file, opts);
     try {
@@ -118,7 +121,7 @@ export class CsvDecoder implements Decoder {
   async *batches(timeColumn: string, bound: ReadonlyMap<string, StreamColumn>): AsyncGenerator<ColumnBatch> {
     const inf = this.inferred;
     const timeIndex = inf.columns.findIndex((c) => c.name === timeColumn);
-    const timePlan: TimePlan = planTime(inf.columns[timeIndex], timeIndex, inf, { tz: param(this.opts, 'tz') ?? null, decimalComma: this.layout.decimalComma });
+    const timePlan: TimePlan = planTime(inf.columns[timeIndex], timeIndex, param(this.opts, 'tz') ?? null);
     const stats = (this.decoded.metadata.csv as Record<string, unknown>);
     stats.time = timePlan.describe;
     const plans: ColumnPlan[] = [];
@@ -145,9 +148,6 @@ export class CsvDecoder implements Decoder {
     await this.file.remove();
   }
 }
-
-/** A header field's text (for the inference pass). */
-export { fieldText };
 
 registerDecoder('csv', (body, opts) => CsvDecoder.open('csv', body, opts));
 registerDecoder('tsv', (body, opts) => CsvDecoder.open('tsv', body, opts));

@@ -154,15 +154,15 @@ export interface TimePlan {
 }
 
 /** How the chosen time column is read; refuses instants without a zone when ?tz= is absent. */
-export function planTime(col: InferredColumn, index: number, _inf: Inferred, opts: { tz: string | null; decimalComma: boolean }): TimePlan {
+export function planTime(col: InferredColumn, index: number, tz: string | null): TimePlan {
   if (col.type === 'timestamptz' || (col.kinds & INSTANT) !== 0 && (col.kinds & ~INSTANT) === 0) {
-    if (col.naive && !opts.tz) {
+    if (col.naive && !tz) {
       throw new AppError(422, 'invalid_timestamp',
         `time column ${JSON.stringify(col.name)} has instants without a zone (line ${col.naive.line}: ${JSON.stringify(col.naive.value)}); write them with Z or an offset, or give the zone with ?tz= (e.g. ?tz=Europe/Berlin or ?tz=%2B01:00)`,
         { detail: { column: col.name, line: col.naive.line, value: col.naive.value } });
     }
-    return { index, iso: true, unit: null, zone: col.naive && opts.tz ? zoneReader(opts.tz) : null,
-      describe: { column: col.name, format: 'ISO 8601', ...(col.naive && opts.tz ? { tz: opts.tz } : {}) } };
+    return { index, iso: true, unit: null, zone: col.naive && tz ? zoneReader(tz) : null,
+      describe: { column: col.name, format: 'ISO 8601', ...(col.naive && tz ? { tz } : {}) } };
   }
   if (!col.unit) throw new AppError(422, 'no_time_column', `column ${JSON.stringify(col.name)} is not a time column`);
   return { index, iso: false, unit: col.unit.unit, zone: null, describe: { column: col.name, format: 'epoch', ...col.unit } };
@@ -210,26 +210,26 @@ export function decodeBlock(block: RecordBlock, from: number, time: TimePlan, pl
   let max = -Infinity;
   let minI = 0;
   let maxI = 0;
-  const tname = () => `the time column`;
+  const tname = 'the time column';
   for (let r = from; r < block.rows; r++) {
     const k = r * w + time.index;
     const s = block.starts[k];
     const e = block.ends[k];
     let us: number;
-    if (s === e || isNullField(b, s, e)) throw badValue(block, r, k, tname(), 'a time: every row needs one');
+    if (s === e || isNullField(b, s, e)) throw badValue(block, r, k, tname, 'a time: every row needs one');
     if (time.iso) {
       const t = parseIso(b, s, e);
-      if (!t) throw badValue(block, r, k, tname(), 'an ISO 8601 instant');
-      if (!t.zoned && !time.zone) throw badValue(block, r, k, tname(), 'an instant with a zone (give ?tz=)');
+      if (!t) throw badValue(block, r, k, tname, 'an ISO 8601 instant');
+      if (!t.zoned && !time.zone) throw badValue(block, r, k, tname, 'an instant with a zone (give ?tz=)');
       us = !t.zoned && time.zone ? time.zone(t.us) : t.us;
       if (t.subMicro) subMicro++;
     } else {
       const t = epochToMicros(b, s, e, time.unit as EpochUnit);
-      if (!t) throw badValue(block, r, k, tname(), `an epoch number in ${time.unit}`);
+      if (!t) throw badValue(block, r, k, tname, `an epoch number in ${time.unit}`);
       us = t.us;
       if (t.subMicro) subMicro++;
     }
-    if (!Number.isSafeInteger(us)) throw badValue(block, r, k, tname(), 'an instant Strata can store');
+    if (!Number.isSafeInteger(us)) throw badValue(block, r, k, tname, 'an instant Strata can store');
     setMicros(halves, r - from, us);
     if (us < min) { min = us; minI = r - from; }
     if (us > max) { max = us; maxI = r - from; }

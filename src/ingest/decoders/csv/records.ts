@@ -73,6 +73,7 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
       }
       if (r === BLANK) continue;
       if (width === null) {
+        if (r > scratch.starts.length) throw malformed(startLine, `the header has more than ${scratch.starts.length} fields`);
         width = r;
         block = newBlock(buf, width, maxRows);
         block.starts.set(scratch.starts.subarray(0, r));

@@ -31,7 +31,10 @@ function word(b: Uint8Array, s: number, e: number): string {
 }
 
 export function isNullField(b: Uint8Array, s: number, e: number): boolean {
-  return s === e || (e - s <= 4 && NULL_WORDS.has(word(b, s, e)));
+  if (s === e) return true;
+  const c = b[s];
+  // Every null word starts with N, n or #: numbers never build a string here.
+  return e - s <= 4 && (c === 0x4e || c === 0x6e || c === 0x23) && NULL_WORDS.has(word(b, s, e));
 }
 
 /** A decimal's shape: sign, digits, optional fraction and exponent. Null when it is not one. */
