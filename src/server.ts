@@ -86,7 +86,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     const recovered = await recoverSpool(config.spoolDir, db);
     if (recovered.files > 0 || recovered.recorded.length > 0) {
-      log.warn({ files: recovered.files, bytes: recovered.bytes, ingests: recovered.recorded },
+      log.warn({ files: recovered.files, bytes: recovered.bytes, ingests: recovered.recorded, unrecordable: recovered.failed },
         'spool: removed files left by a stopped server; its unfinished uploads are recorded as rejected (interrupted)');
     }
   } catch (err) {

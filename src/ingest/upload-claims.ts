@@ -129,6 +129,8 @@ export interface SpoolRecovery {
   bytes: number;
   /** Ingest ids recorded as rejected: interrupted, or refused while the database was unreachable. */
   recorded: string[];
+  /** Claims whose record could not be written for a reason that will not pass (they are removed): why. */
+  failed: string[];
 }
 
 async function recordClaim(db: Db, claim: ClaimFile, fallback: ClaimFile['reason']): Promise<string | null> {
@@ -161,7 +163,9 @@ async function settleClaim(db: Db, file: string, fallback: ClaimFile['reason'], 
     return true;
   } catch (err) {
     if (isConnectionError(err)) return false;
-    throw err;
+    // A start must not fail on one claim it cannot record: that is reported, and the claim goes.
+    out.failed.push(`${path.basename(file)}: ${(err as Error).message}`);
+    return true;
   }
 }
 
@@ -181,7 +185,7 @@ const INTERRUPTED = {
  * removes their spool files, and records refusals that could not be recorded earlier.
  */
 export async function recoverSpool(root: string, db: Db): Promise<SpoolRecovery> {
-  const out: SpoolRecovery = { files: 0, bytes: 0, recorded: [] };
+  const out: SpoolRecovery = { files: 0, bytes: 0, recorded: [], failed: [] };
   const names = await readdir(root).catch(() => [] as string[]);
   // Claims first: a claim is removed only once its record is written.
   names.sort((a, b) => Number(b.startsWith('claim.')) - Number(a.startsWith('claim.')));
@@ -202,7 +206,7 @@ export async function recoverSpool(root: string, db: Db): Promise<SpoolRecovery>
 }
 
 /** Writes the records of refusals that happened while the database was unreachable. */
-export async function recordUnrecorded(root: string, db: Db, out: SpoolRecovery = { files: 0, bytes: 0, recorded: [] }): Promise<SpoolRecovery> {
+export async function recordUnrecorded(root: string, db: Db, out: SpoolRecovery = { files: 0, bytes: 0, recorded: [], failed: [] }): Promise<SpoolRecovery> {
   const dir = path.join(root, UNRECORDED);
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const file = path.join(dir, name);
