@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import { parseInterval } from '../domain/interval.ts';
+import { DEFAULT_TIME_WINDOW, type TimeWindow, parseTimeWindow } from '../ingest/decoders/epoch-units.ts';
 
 export interface Limits {
   /** Largest request body accepted, as received (compressed) bytes. */
@@ -17,6 +18,8 @@ export interface Limits {
   maxHdf5Bytes: number;
   /** Rows per COPY buffer flushed to PostgreSQL. */
   copyFlushBytes: number;
+  /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW). */
+  timeWindow?: TimeWindow;
 }
 
 export interface Config {
@@ -80,6 +83,7 @@ export const defaultLimits: Limits = {
   maxNewChunks: 1000,
   maxHdf5Bytes: 8 * GiB,
   copyFlushBytes: 1 * MiB,
+  timeWindow: DEFAULT_TIME_WINDOW,
 };
 
 type Env = Record<string, string | undefined>;
@@ -147,6 +151,14 @@ function jobSchedules(env: Env): Record<string, JobScheduleSettings> {
   return out;
 }
 
+function timeWindow(env: Env): TimeWindow {
+  const raw = env.STRATA_TIME_WINDOW;
+  if (raw === undefined || raw === '') return DEFAULT_TIME_WINDOW;
+  const w = parseTimeWindow(raw);
+  if (!w) throw configError('STRATA_TIME_WINDOW', raw, 'two ISO 8601 dates, earlier/later (e.g. 1970-01-02/2200-01-01)');
+  return w;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.STRATA_DATA_DIR || './.strata');
   const logLevel = (env.STRATA_LOG_LEVEL || 'info') as Config['logLevel'];
@@ -183,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxNewChunks: int(env, 'STRATA_MAX_NEW_CHUNKS', defaultLimits.maxNewChunks, 1, 1_000_000),
       maxHdf5Bytes: bytes(env, 'STRATA_MAX_HDF5_BYTES', defaultLimits.maxHdf5Bytes),
       copyFlushBytes: bytes(env, 'STRATA_COPY_FLUSH_BYTES', defaultLimits.copyFlushBytes),
+      timeWindow: timeWindow(env),
     },
   };
 }

@@ -11,8 +11,12 @@ const UNITS: Record<string, bigint> = {
   w: 604_800_000_000n, week: 604_800_000_000n, weeks: 604_800_000_000n,
 };
 
-/** Parses an interval; returns null when it is not a positive fixed-length interval. */
+/**
+ * Parses an interval; returns null when it is not a positive fixed-length interval. A bare `M`
+ * is refused rather than read as minutes: pandas and others mean a month by it.
+ */
 export function parseInterval(text: string): bigint | null {
+  if (/^\s*\d*\s*M\s*$/.test(text)) return null;
   const parts = text.trim().toLowerCase().match(/^(\d+)\s*([a-z]+)$/);
   if (!parts) return null;
   const unit = UNITS[parts[2]];

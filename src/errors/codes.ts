@@ -59,6 +59,18 @@ export const errorCodes = {
   unknown_parameter: 'the request has a query parameter this endpoint does not take',
   idempotency_key_reused: 'the Idempotency-Key was used before with a different body',
   legal_hold: 'a legal hold covers the stream',
+  // ingest: time and layouts of HDF5 / netCDF producers
+  time_unit_unknown: 'epoch numbers without a unit fit no plausible window in s, ms, µs or ns; give ?time_unit=',
+  unsupported_calendar: 'a CF time coordinate uses a calendar other than standard, gregorian or proleptic_gregorian',
+  pickled_only: 'a pandas HDF5 layout carries its column names or values only as pickled Python objects',
+  // ingest: Parquet, CSV and constant tags
+  content_type_mismatch: 'the body’s first bytes say it is another format than its Content-Type',
+  malformed_parquet: 'the body is not a readable Parquet file (corrupt, truncated or not Parquet)',
+  row_group_too_large: 'a Parquet row group exceeds the batch size limit',
+  malformed_csv: 'the CSV or TSV text cannot be parsed (ragged row, bad quoting, not UTF-8)',
+  invalid_value: 'a CSV value does not fit its column’s type',
+  tag_clash: 'a constant tag given with ?tag.<name>= has the name of a column in the file',
+  invalid_tag: 'a constant tag’s name or value is not acceptable',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

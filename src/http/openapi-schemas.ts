@@ -72,7 +72,7 @@ export const responseSchemas: Record<string, Schema> = {
     properties: {
       stream: { type: 'string' }, resolution: { type: 'string' },
       columns: { type: 'array', items: { type: 'object', required: ['name', 'type'], properties: { name: { type: 'string' }, type: { type: 'string' } } } },
-      rows: { type: 'array', items: { type: 'array' } }, row_count: { type: 'integer' }, served: {}, watermarks: {},
+      rows: { type: 'array', items: { type: 'array' } }, row_count: { type: 'integer' }, served: {}, gaps: { type: 'array', items: { type: 'object' } }, watermarks: {},
     },
   },
   Trace: {
@@ -123,7 +123,9 @@ export const headerSchemas: Record<string, { description: string; schema: Schema
   'Content-Disposition': { description: 'attachment; filename="…": the source filename, recorded', schema: { type: 'string' } },
   Accept: { description: 'text/csv or application/vnd.apache.arrow.stream choose the format when format= is not given', schema: { type: 'string' } },
   Location: { description: 'the resource created or named', schema: { type: 'string' } },
-  'Strata-Served-By': { description: 'which sources (rollup levels, raw) served the answer, comma-separated', schema: { type: 'string' } },
+  'Strata-Served-By': { description: 'which sources (rollup levels, raw) served the answer, comma-separated; "(coarsened)" after a level that served whole buckets where finer data is gone', schema: { type: 'string' } },
+  'Strata-Gaps': { description: 'ranges no source holds any more (retention dropped them), as start/end ISO 8601 intervals separated by ", "; sent only when there are some', schema: { type: 'string' } },
+  'Strata-Coarsened': { description: 'ranges served by a level\'s whole buckets because finer data is gone, each "<level> start/end", separated by ", "; sent only when there are some', schema: { type: 'string' } },
   'Repr-Digest': { description: 'sha-256 of the body (RFC 9530)', schema: { type: 'string' } },
   'X-Strata-Sha256': { description: 'SHA-256 (hex) of the body, as recorded at upload', schema: { type: 'string' } },
   'X-Request-Id': { description: 'the request id (given or generated); the server log names it', schema: { type: 'string' } },

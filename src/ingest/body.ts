@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { AppError, isAppError } from '../errors/index.ts';
 import { DirectFileWriter } from './direct-file.ts';
+import { SNIFF_BYTES } from './sniff.ts';
 import { spoolFileName } from './upload-claims.ts';
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
@@ -31,6 +32,8 @@ export interface BodyOptions {
   spoolDir: string | null;
   /** The decoder reads the spooled original back (an Arrow file or HDF5 body, not inflated): keep it in the page cache. */
   spoolReadBack?: boolean;
+  /** Called with the first SNIFF_BYTES of the decoded body (fewer if it is shorter), before any is yielded. */
+  checkHead?: (head: Uint8Array) => void;
 }
 
 function spoolFailure(err: unknown): never {
@@ -102,6 +105,33 @@ export class IngestBody {
   async *chunks(): AsyncGenerator<Uint8Array> {
     if (this.consumed) throw new Error('the body can be read once');
     this.consumed = true;
+    const check = this.opts.checkHead;
+    if (!check) {
+      yield* this.decoded();
+      return;
+    }
+    const held: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const chunk of this.decoded()) {
+      if (bytes >= SNIFF_BYTES) {
+        yield chunk;
+        continue;
+      }
+      held.push(chunk);
+      bytes += chunk.byteLength;
+      if (bytes >= SNIFF_BYTES) {
+        check(Buffer.concat(held).subarray(0, SNIFF_BYTES));
+        yield* held;
+        held.length = 0;
+      }
+    }
+    if (bytes < SNIFF_BYTES) {
+      check(Buffer.concat(held));
+      yield* held;
+    }
+  }
+
+  private async *decoded(): AsyncGenerator<Uint8Array> {
     if (this.opts.encoding === 'identity') {
       let first = true;
       for await (const chunk of this.raw()) {

@@ -5,7 +5,7 @@ import type { Db, PoolClient } from '../db/pool.ts';
 import type { Limits } from '../config/index.ts';
 import type { Actor } from '../audit/log.ts';
 import { AppError, fromPgError, isAppError, isConnectionError } from '../errors/index.ts';
-import { type Stream, addColumns, createStream, getStream, setTimeColumn } from '../streams/catalog.ts';
+import { type Stream, addColumns, createStream, getStream, getStreamById, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
 import {
   type DuplicateMatch, type IngestFacts, type IngestRecord, assertFilename, findDuplicate, getIngest, insertCommittedIngest, nextIngestId,
@@ -14,10 +14,13 @@ import {
 import { archiveOriginal } from '../provenance/archive.ts';
 import { IngestBody, parseContentEncoding } from './body.ts';
 import { formatOf } from './formats.ts';
+import { checkDeclaredFormat } from './sniff.ts';
+import { constantTagsOf, withConstantTags } from './constant-tags.ts';
 import { openDecoder, readsSpoolBack } from './decoders/index.ts';
 import type { Decoder } from './decoders/decoder.ts';
 import { type Binding, bindColumns, chooseTimeColumn } from './resolve-schema.ts';
 import { RowWriter } from './write-rows.ts';
+import { FieldStats } from './field-stats.ts';
 import { readAhead } from './read-ahead.ts';
 import { parseProvenance } from './provenance-header.ts';
 import { observersFor } from './observers.ts';
@@ -84,7 +87,7 @@ function initialFacts(input: IngestInput, deps: IngestDeps): IngestFacts {
     instrument: input.actor.role === 'instrument' ? input.actor.name : null,
     receivedAt: input.receivedAt ?? new Date(), format: 'unknown', contentType: input.contentType?.slice(0, 256) ?? null,
     contentEncoding: input.contentEncoding?.slice(0, 64) ?? null, bytes: 0, inflatedBytes: null, sha256: null, contentSha256: null, rows: 0,
-    timeMin: null, timeMax: null, subMicrosecondCount: 0, filename: input.filename ?? null,
+    timeMin: null, timeMax: null, subMicrosecondCount: 0, fieldStats: null, filename: input.filename ?? null,
     idempotencyKey: input.idempotencyKey ?? null, clientProvenance: null, fileMetadata: null, mapping: null,
     versions: deps.versions, warnings: [], chunks: [], archivePath: null,
   };
@@ -134,16 +137,22 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       maxBodyBytes: deps.limits.maxBodyBytes, maxInflatedBytes: deps.limits.maxInflatedBytes, encoding,
       spoolDir: deps.archiveDir ? deps.spoolDir : null,
       spoolReadBack: readsSpoolBack(format, encoding === 'identity'),
+      checkHead: (head) => checkDeclaredFormat(format, head),
     });
+    const constantTags = constantTagsOf(input.params ?? {});
+    if (Object.keys(constantTags).length > 0) facts.mapping = { constant_tags: constantTags };
     decoder = await openDecoder(format, body, {
       maxBatchBytes: deps.limits.maxBatchBytes, maxHdf5Bytes: deps.limits.maxHdf5Bytes, spoolDir: deps.spoolDir,
       identityEncoding: encoding === 'identity', params: input.params ?? {},
       maxInflatedBytes: deps.limits.maxInflatedBytes, streamSettings: stream?.settings ?? {},
+      timeWindow: deps.limits.timeWindow,
+      streamColumns: stream?.columns ?? [], streamTimeColumn: stream?.timeColumn ?? null,
     });
+    decoder = withConstantTags(decoder, constantTags);
     facts.fileMetadata = decoder.schema.metadata;
     facts.warnings.push(...decoder.schema.warnings);
     const mapping = (decoder as Decoder & { mappingUsed?: unknown }).mappingUsed;
-    if (mapping !== undefined) facts.mapping = mapping;
+    if (mapping !== undefined) facts.mapping = facts.mapping ? { ...(mapping as object), ...facts.mapping } : mapping;
     const decoderVersions = (decoder as Decoder & { versions?: Record<string, string> }).versions;
     if (decoderVersions) facts.versions = { ...facts.versions, ...decoderVersions };
 
@@ -154,7 +163,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
 
     return await writeAndCommit(deps, input, facts, stream, binding, decoder, body, timeColumn);
   } catch (err) {
-    const appErr = isAppError(err) ? err : fromPgError(err, 'store the upload');
+    const appErr = isAppError(err) ? err : await deletedMeanwhile(deps, facts, err) ?? fromPgError(err, 'store the upload');
     if (body) {
       facts.bytes = body.received;
       facts.inflatedBytes = body.inflated;
@@ -164,6 +173,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     if (decoder) facts.subMicrosecondCount = decoder.subMicrosecondCount;
     if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
     facts.rows = 0;
+    facts.fieldStats = null;
     if (facts.id !== 0n) {
       const reason = { code: appErr.code, message: appErr.message, status: appErr.status };
       await recordRejectedIngest(deps.db, facts, reason, actor).catch(async (e: unknown) => {
@@ -179,6 +189,13 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     await body?.discard().catch(() => undefined);
     await claim?.remove().catch(() => undefined);
   }
+}
+
+/** The stream's table is gone because an admin deleted the stream while this upload ran. */
+async function deletedMeanwhile(deps: IngestDeps, facts: IngestFacts, err: unknown): Promise<AppError | null> {
+  if ((err as { code?: string }).code !== '42P01' || facts.streamId === null) return null;
+  if (await getStreamById(deps.db.pool, facts.streamId).catch(() => true)) return null;
+  return new AppError(409, 'conflict', `stream ${JSON.stringify(facts.streamName)} was deleted while this upload was written; nothing of it was stored`, { cause: err });
 }
 
 /** Creates the stream from the upload's schema, or adds the upload's new columns to it. */
@@ -219,6 +236,7 @@ async function writeAndCommit(
   }
   const writer = new RowWriter(deps.db, client, stream, facts.id, deps.limits);
   const observers = observersFor(stream, facts.id);
+  const stats = new FieldStats();
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
@@ -226,6 +244,7 @@ async function writeAndCommit(
     for (let next = first; !next.done; next = await batches.next()) {
       const batch = next.value;
       await writer.write(batch);
+      stats.add(batch);
       for (const o of observers) o.onBatch?.(batch);
       batch.release?.();
     }
@@ -234,6 +253,7 @@ async function writeAndCommit(
     Object.assign(facts, {
       bytes: body.received, inflatedBytes: body.inflated, sha256: body.sha256, contentSha256: body.contentSha256, timeMin: writer.minTime,
       timeMax: writer.maxTime, subMicrosecondCount: decoder.subMicrosecondCount, chunks: [...writer.chunks].sort(),
+      fieldStats: stats.toJSON(),
     });
     if (facts.subMicrosecondCount > 0) {
       facts.warnings.push(`${facts.subMicrosecondCount} timestamps had sub-microsecond parts; they were truncated to the microsecond`);

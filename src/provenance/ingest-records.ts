@@ -28,6 +28,8 @@ export interface IngestFacts {
   timeMin: bigint | null;
   timeMax: bigint | null;
   subMicrosecondCount: number;
+  /** Per column, how many NULL (and, for float columns, NaN) the upload held; null when rejected. */
+  fieldStats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotencyKey: string | null;
   clientProvenance: unknown;
@@ -42,8 +44,11 @@ export interface IngestFacts {
 /** The record as the API shows it. */
 export interface IngestRecord {
   id: string;
+  /** The stream's name when the upload came (as recorded; a later rename does not change it). */
   stream: string;
   stream_id: number | null;
+  /** The stream's name now; null when the stream was deleted (or never existed). */
+  stream_current: string | null;
   status: IngestStatus;
   key_id: number | null;
   instrument: string | null;
@@ -60,6 +65,7 @@ export interface IngestRecord {
   time_min: string | null;
   time_max: string | null;
   sub_microsecond_count: number;
+  field_stats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotency_key: string | null;
   provenance: unknown;
@@ -79,7 +85,8 @@ interface IngestRow {
   id: string; stream_id: string | null; stream_name: string; key_id: string | null; instrument: string | null;
   received_at: Date; committed_at: Date | null; format: string; content_type: string | null; content_encoding: string | null;
   bytes: string; inflated_bytes: string | null; sha256: string | null; rows: string;
-  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string; filename: string | null;
+  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string;
+  field_stats: Record<string, { nan?: number; null: number }> | null; filename: string | null;
   idempotency_key: string | null; client_provenance: unknown; file_metadata: unknown; mapping: unknown;
   versions: unknown; warnings: unknown; chunks: string[]; archive_path: string | null; status: IngestStatus;
   error_code: string | null; error_message: string | null;
@@ -88,14 +95,15 @@ interface IngestRow {
 }
 
 export const INGEST_COLUMNS = `i.*,
+  (SELECT s.name FROM strata.streams s WHERE s.id = i.stream_id AND s.deleted_at IS NULL) AS stream_current,
   (extract(epoch FROM i.time_min) * 1000000)::bigint::text AS time_min_us,
   (extract(epoch FROM i.time_max) * 1000000)::bigint::text AS time_max_us`;
 
 export function toIngestRecord(r: IngestRow): IngestRecord {
   const { time_min_us, time_max_us } = r;
-  const known = new Set(['id', 'stream_id', 'stream_name', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
+  const known = new Set(['id', 'stream_id', 'stream_name', 'stream_current', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
     'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'content_sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
-    'time_max_us', 'sub_microsecond_count', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
+    'time_max_us', 'sub_microsecond_count', 'field_stats', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
     'versions', 'warnings', 'chunks', 'archive_path', 'status', 'error_code', 'error_message',
     'retracted_at', 'retracted_by', 'retraction_reason', 'rows_retracted']);
   const extra: Record<string, unknown> = {};
@@ -104,6 +112,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     id: r.id,
     stream: r.stream_name,
     stream_id: r.stream_id === null ? null : Number(r.stream_id),
+    stream_current: (r.stream_current as string | null | undefined) ?? null,
     status: r.status,
     key_id: r.key_id === null ? null : Number(r.key_id),
     instrument: r.instrument,
@@ -120,6 +129,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     time_min: time_min_us === null ? null : formatMicros(BigInt(time_min_us)),
     time_max: time_max_us === null ? null : formatMicros(BigInt(time_max_us)),
     sub_microsecond_count: Number(r.sub_microsecond_count),
+    field_stats: r.field_stats ?? null,
     filename: r.filename,
     idempotency_key: r.idempotency_key,
     provenance: r.client_provenance,
@@ -150,7 +160,7 @@ function params(f: IngestFacts, status: IngestStatus, error: { code: string; mes
     f.fileMetadata === undefined ? null : JSON.stringify(f.fileMetadata),
     f.mapping === undefined ? null : JSON.stringify(f.mapping),
     JSON.stringify(f.versions), JSON.stringify(f.warnings), f.chunks, f.archivePath, status,
-    error?.code ?? null, error?.message ?? null, f.contentSha256,
+    error?.code ?? null, error?.message ?? null, f.contentSha256, f.fieldStats === null ? null : JSON.stringify(f.fieldStats),
   ];
 }
 
@@ -158,9 +168,9 @@ const INSERT = `INSERT INTO strata.ingests (
     id, stream_id, stream_name, key_id, instrument, received_at, format, content_type, content_encoding,
     bytes, inflated_bytes, sha256, rows, time_min, time_max, sub_microsecond_count, filename, idempotency_key,
     client_provenance, file_metadata, mapping, versions, warnings, chunks, archive_path, status, error_code, error_message,
-    committed_at, content_sha256)
+    committed_at, content_sha256, field_stats)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29)`;
+    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29, $30)`;
 
 function auditDetails(f: IngestFacts): Record<string, unknown> {
   return {
@@ -272,7 +282,9 @@ export async function nextIngestId(db: Db): Promise<bigint> {
 }
 
 export interface IngestFilter {
+  /** The stream's current name (its ingests from before a rename included). */
   stream?: string;
+  streamId?: number;
   from?: bigint | null;
   to?: bigint | null;
   status?: IngestStatus;
@@ -291,12 +303,17 @@ export interface IngestFilter {
 export async function listIngests(q: Queryable, f: IngestFilter): Promise<IngestRecord[]> {
   const params: unknown[] = [];
   const where: string[] = [];
-  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replace('?', `$${params.length}`)); };
-  if (f.stream) add('stream_name = ?', f.stream);
+  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replaceAll('?', `$${params.length}`)); };
+  // A stream's ingests by its id (so from before a rename too); ingests refused before their stream
+  // existed have no id, and are found by the name they asked for.
+  const byName = (names: string): string =>
+    `(i.stream_id IN (SELECT id FROM strata.streams WHERE name = ${names} AND deleted_at IS NULL) OR (i.stream_id IS NULL AND i.stream_name = ${names}))`;
+  if (f.stream) add(byName('?'), f.stream);
+  if (f.streamId !== undefined) add('i.stream_id = ?', f.streamId);
   if (f.status) add('status = ?', f.status);
   if (f.instrument) add('instrument = ?', f.instrument);
   if (f.keyId !== undefined) add('key_id = ?', f.keyId);
-  if (f.streams) add('stream_name = ANY(?::text[])', f.streams);
+  if (f.streams) add(byName('ANY(?::text[])'), f.streams);
   if (f.from != null) add('time_max >= ?::timestamptz', pgTimestamp(f.from));
   if (f.to != null) add('time_min < ?::timestamptz', pgTimestamp(f.to));
   if (f.after !== undefined) add('id > ?', f.after.toString());

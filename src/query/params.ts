@@ -7,6 +7,14 @@ import type { Stream } from '../streams/catalog.ts';
 
 export type OutputFormat = 'json' | 'csv' | 'arrow';
 
+/** What NaN does to aggregates: left out (skip, the default) or IEEE semantics (propagate). */
+export type NanMode = 'skip' | 'propagate';
+
+export function parseNanMode(value: string | undefined): NanMode {
+  if (value === undefined || value === 'skip' || value === 'propagate') return value ?? 'skip';
+  throw new AppError(400, 'invalid_request', `nan=${JSON.stringify(value)}: use skip (aggregates leave NaN out, the default) or propagate (IEEE semantics: a NaN makes avg, sum, min and max NaN)`);
+}
+
 export function parseTimeParam(name: string, value: string | undefined): bigint | null {
   if (value === undefined || value === '') return null;
   if (/^-?\d+$/.test(value)) {

@@ -6,7 +6,7 @@ import { requireStream, type Stream } from '../streams/catalog.ts';
 import { FAR_PAST, intersect } from '../domain/ranges.ts';
 import { MAX_TIMESTAMP_US } from '../domain/time.ts';
 import { coverageOf, describeGaps, rangesHeader } from './coverage.ts';
-import { parseFormat, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
+import { parseFormat, parseNanMode, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
 import { rawColumns, rawPages } from './raw.ts';
 import { type Cell, type ResultColumn, formatterFor } from './result-formats.ts';
 
@@ -50,6 +50,8 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
     if (!resolutionReader) throw new AppError(400, 'invalid_request', `resolution=${JSON.stringify(resolution)}: this server serves raw rows only`);
     return { plan: await resolutionReader(db, stream, req, resolution), format };
   }
+  // Raw rows are returned as stored; nan= is checked, and says nothing to them.
+  parseNanMode(one(req.query, 'nan'));
   const from = parseTimeParam('from', one(req.query, 'from'));
   const to = parseTimeParam('to', one(req.query, 'to'));
   if (from !== null && to !== null && to <= from) throw new AppError(400, 'invalid_request', '`to` must be after `from`');

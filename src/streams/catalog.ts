@@ -142,7 +142,7 @@ function checkDuplicateNames(cols: readonly NewColumn[], streamName: string): vo
 }
 
 /** Advisory-lock space for creating a stream, keyed on hashtext(name). */
-const CREATE_LOCK_SPACE = 7_310_007;
+export const CREATE_LOCK_SPACE = 7_310_007;
 
 /**
  * Creates a stream and its partitioned table. If a stream of that name already exists (another

@@ -4,11 +4,13 @@
 // arrow-ingest` — a 20-value sample tag, 10 float64 channels, an int32 counter, a boolean flag —
 // in record batches of 65,536 rows, readings 1 ms apart, tag values taking turns row by row (the
 // hardest order for grouping); with no nulls (each field summed group by group) and with 5 %
-// nulls (row by row). Median of BENCH_RUNS (7) passes over 60 batches each.
+// nulls (row by row). Median of BENCH_RUNS (7) passes over 60 batches each. Also what counting
+// NULL and NaN per column for the ingest record (src/ingest/field-stats.ts) costs.
 import type { ColumnBatch, StreamColumn } from '../../src/domain/types.ts';
 import { encodeRows } from '../../src/copy/encoder.ts';
 import { PartialAggregates } from '../../src/rollups/pending.ts';
-import { tagSetCodes } from '../../src/rollups/invalidate.ts';
+import { tagSetCodes } from '../../src/rollups/tag-sets.ts';
+import { FieldStats } from '../../src/ingest/field-stats.ts';
 import { median } from './lib.ts';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 7));
@@ -70,7 +72,8 @@ for (const nulls of [false, true]) {
   const copy = nsPerRow(() => { for (let b = 0; b < BATCHES; b++) encodeRows(batch, 1n, 0, N); });
   const pending = nsPerRow(() => { const acc = new PartialAggregates(stream, 60_000_000n); for (let b = 0; b < BATCHES; b++) acc.add(batch); });
   const codes = nsPerRow(() => { for (let b = 0; b < BATCHES; b++) tagSetCodes(stream, batch); });
+  const stats = nsPerRow(() => { const s = new FieldStats(); for (let b = 0; b < BATCHES; b++) s.add(batch); });
   console.log(`${nulls ? '5 % nulls' : 'no nulls '}: COPY encoding ${fmt1(copy.median)} [${copy.all.map(fmt1).join(', ')}]; ` +
     `partial aggregates ${fmt1(pending.median)} [${pending.all.map(fmt1).join(', ')}] = ${(pending.median / copy.median).toFixed(2)}× the COPY encoding ` +
-    `(of which tag codes ${fmt1(codes.median)})`);
+    `(of which tag codes ${fmt1(codes.median)}); the ingest record's NULL and NaN counts ${fmt1(stats.median)}`);
 }

@@ -37,7 +37,7 @@ function facts(id: bigint): Parameters<typeof UploadClaim.write>[1] {
     id, streamId: null, streamName: 'rig', keyId: null, instrument: 'rig-7', receivedAt: new Date(), format: 'arrow-stream',
     contentType: 'application/vnd.apache.arrow.stream', contentEncoding: null, bytes: 0, inflatedBytes: null, sha256: null,
     contentSha256: null, rows: 0, timeMin: null, timeMax: null, subMicrosecondCount: 0, filename: 'run-12.arrow', idempotencyKey: null,
-    clientProvenance: { operator: 'ada' }, fileMetadata: null, mapping: null, versions: {}, warnings: [], chunks: [], archivePath: null,
+    clientProvenance: { operator: 'ada' }, fileMetadata: null, mapping: null, versions: {}, warnings: [], chunks: [], archivePath: null, fieldStats: null,
   } as Parameters<typeof UploadClaim.write>[1];
 }
 

@@ -53,10 +53,10 @@ describe('per-stream metrics', () => {
 
   it('count refusals by stream and code; streams that do not exist share one label value', async () => {
     await post('m-bad', loggerBody({ n: 2 }));
-    expect((await post('m-bad', Buffer.from('not arrow at all'))).status).toBe(400);
+    expect((await post('m-bad', loggerBody({ n: 2 }).subarray(0, 120))).status).toBe(400);
     for (let i = 0; i < 20; i++) expect((await post(`m-nope-${i}`, Buffer.from('x'), '?create=false')).status).toBe(404);
     const text = await scrape();
-    expect(value(text, 'strata_stream_rejections_total{stream="m-bad",code="malformed_arrow"}')).toBe(1);
+    expect(value(text, 'strata_stream_rejections_total{stream="m-bad",code="truncated_arrow"}')).toBe(1);
     expect(value(text, 'strata_stream_rejections_total{stream="",code="stream_not_found"}')).toBe(20);
     expect(text).not.toContain('m-nope-');
   });

@@ -15,6 +15,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { ARROW_STREAM, fixture } from '../helpers/fixtures.ts';
 import { T0, arrowStream, loggerFrame, times } from '../helpers/polars.ts';
 import { storedRowCount } from '../helpers/stored.ts';
+import { waitFor } from '../helpers/clock.ts';
 
 let t: TestApp;
 beforeAll(async () => { t = await createTestApp(); });
@@ -110,16 +111,17 @@ describe('a client that disconnects mid-upload', () => {
         setTimeout(() => { req.destroy(); resolve(); }, 300);
       });
     });
-    let rec: { status: string; error: { code: string } } | undefined;
-    for (let i = 0; i < 100 && !rec; i++) {
+    const rec = await waitFor('the rejected ingest record', async () => {
       const { rows } = await db.pool.query(`SELECT status, error_code FROM strata.ingests WHERE stream_name = 'cut'`);
-      if (rows[0]) rec = { status: rows[0].status, error: { code: rows[0].error_code } };
-      else await new Promise((r) => setTimeout(r, 100));
-    }
+      return rows[0] ? { status: rows[0].status as string, error: { code: rows[0].error_code as string } } : undefined;
+    });
     expect(rec).toEqual({ status: 'rejected', error: { code: 'client_disconnected' } });
     expect(await storedRowCount(db, 'cut')).toBe(0);
-    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'`, [db.name]);
-    expect(rows[0].n).toBe(0);
+    // The upload's transaction ends (rolled back) whether or not the record was written first.
+    await waitFor('no session left idle in a transaction', async () => {
+      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'`, [db.name]);
+      return rows[0].n === 0;
+    });
     const health = await fetch(new URL('/healthz', server.url));
     expect(health.status).toBe(200);
   });

@@ -85,6 +85,14 @@ describe('what a resolution means', () => {
     }
   });
 
+  it('a bare M is no interval anywhere: a retention policy of 6M (six months? six minutes?) is refused, so is a trace at 1M', async () => {
+    const res = await t.request('/v1/streams/cal', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ retention: { raw: '6M' } }) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { detail: string }).detail).toContain('"6M"');
+    const trace = await t.request(`/v1/streams/cal/provenance?${new URLSearchParams({ time: '2024-01-01T00:17:00Z', resolution: '1M' })}`);
+    expect(trace.status).toBe(400);
+  });
+
   it('min means minutes', async () => {
     const params = { from: '2024-01-01T00:00:00Z', to: '2024-01-02T00:00:00Z', fields: 'temp_c', agg: 'count,avg' };
     const min = await query(t, 'cal', { ...params, resolution: '90min' });

@@ -8,7 +8,7 @@ import { tableFromIPC } from 'apache-arrow';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { FakeClock, onClock } from '../helpers/clock.ts';
 import { type QueryBody, createLabStream, query, refresh } from '../helpers/rollups.ts';
-import { HOUR_US, day, iso, loadDays, runRetention } from '../retention/helpers.ts';
+import { HOUR_US, day, iso, levelTables, loadDays, registry, runRetention } from '../retention/helpers.ts';
 
 const MIN_US = 60_000_000n;
 const clock = new FakeClock(Number(day(201) / 1000n));
@@ -140,6 +140,29 @@ describe('stream lost: one 1h level kept 100 days, raw 5 days', () => {
     expect(JSON.parse(table.schema.metadata.get('strata.gaps') as string)).toEqual([{ from: iso(day(30)), to: iso(day(41)) }]);
     expect(JSON.parse(table.schema.metadata.get('strata.served') as string).map((s: Served) => s.source)).toEqual(['1h', 'raw']);
     expect(table.numRows).toBe((await query(t, 'lost', params)).rows.length);
+  });
+
+  it('says "none" served a range nothing holds any more', async () => {
+    const res = await get('lost', { ...params, from: iso(day(2)), to: iso(day(3)) });
+    expect(res.headers.get('strata-served-by')).toBe('none');
+    expect(((await res.json()) as Body).rows).toEqual([]);
+  });
+
+  it('a raw chunk being dropped (detached, not yet marked dropped) is a gap while it is away', async () => {
+    const [chunk] = (await registry(t, 'lost')).filter((c) => c.state === 'active' && c.start_us === day(198));
+    const parent = (await levelTables(t, 'lost')).raw;
+    const range = { from: iso(day(198)), to: iso(day(199)) };
+    await t.db.pool.query(`ALTER TABLE strata_data."${parent}" DETACH PARTITION strata_data."${chunk.table_name}"`);
+    try {
+      const away = await query(t, 'lost', range) as Body;
+      expect(away.gaps).toEqual([range]);
+      expect(away.rows).toEqual([]);
+    } finally {
+      await t.db.pool.query(`ALTER TABLE strata_data."${parent}" ATTACH PARTITION strata_data."${chunk.table_name}" FOR VALUES FROM ('${range.from}') TO ('${range.to}')`);
+    }
+    const back = await query(t, 'lost', range) as Body;
+    expect(back.gaps).toEqual([]);
+    expect(back.rows.length).toBe(96);
   });
 
   it('a raw query lists the raw gaps, those the level still answers too', async () => {

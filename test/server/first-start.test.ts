@@ -109,5 +109,5 @@ describe('npm run cli -- audit verify without a database', () => {
     expect(await cli.exited).toBe(2);
     expect(cli.stderr.join('')).toContain(`no Strata database in ${dataDir}`);
     expect(await readdir(parent)).toEqual([]);
-  }, 60_000);
+  });
 });

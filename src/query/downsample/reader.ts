@@ -9,29 +9,21 @@ import { ident } from '../../db/sql.ts';
 import { formatMicros, pgTimestamp } from '../../domain/time.ts';
 import type { StreamColumn } from '../../domain/types.ts';
 import { type Stream, streamTable } from '../../streams/catalog.ts';
-import { type FieldKind, type RollupField, micros, partName, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
+import { type RollupField, holdsNaN, micros, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
 import { type Level, levelTable, loadLevels } from '../../rollups/levels.ts';
-import { parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
+import { type NanMode, parseNanMode, parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
 import { type QueryPlan, type QueryRequest, one } from '../run-query.ts';
-import type { Cell, ResultColumn, ResultType } from '../result-formats.ts';
-import { FILL_MODES, type FillKind, type FillMode, fillGaps } from './fill.ts';
+import type { Cell, ResultColumn } from '../result-formats.ts';
+import { type OutputColumn, averageColumn, outputColumns, parseAggs } from './aggregates.ts';
+import { FILL_MODES, type FillMode, fillGaps } from './fill.ts';
 import { lttb } from './lttb.ts';
 import type { Range } from '../../domain/ranges.ts';
 import { type Coverage, coverageOf, describeGaps, rangesHeader } from '../coverage.ts';
 import { type Bucketing, bad, bucketing, levelPoints, param, validZone } from './bucketing.ts';
 import { type Part, type Plan, coarsenedRanges, describeParts, planParts } from './plan.ts';
 
-export const AGGS = ['avg', 'min', 'max', 'count', 'sum', 'first', 'last'] as const;
-type Agg = typeof AGGS[number];
 /** Most points LTTB reads per series. */
 const LTTB_MAX_INPUT = 500_000;
-
-/** Which aggregates a field kind answers. */
-function aggsFor(kind: FieldKind): readonly Agg[] {
-  if (kind === 'text') return ['count', 'first', 'last'];
-  if (kind === 'bool') return ['avg', 'min', 'max', 'count', 'sum'];
-  return AGGS;
-}
 
 /** Ranges a few at a time as OR-ed bounds; many as one multirange, within their hull (for the index). */
 function rangePredicate(alias: string, ranges: readonly Range[], params: unknown[]): string {
@@ -44,63 +36,6 @@ function rangePredicate(alias: string, ranges: readonly Range[], params: unknown
 
 function tagPredicate(alias: string, tags: Map<StreamColumn, string[]>, params: unknown[]): string[] {
   return [...tags].map(([col, values]) => `${alias}.${ident(col.columnName)} = ANY(${param(params, values)}::text[])`);
-}
-
-interface OutputColumn { name: string; type: ResultType; sql: string; fill: FillKind }
-
-/** The result columns for the chosen fields and aggregates, from combined parts (alias c). */
-function outputColumns(fields: readonly RollupField[], aggs: readonly (Agg | 'm4')[], explicitFields: boolean): OutputColumn[] {
-  const out: OutputColumn[] = [];
-  for (const f of fields) {
-    const c = (part: string): string => `c.${ident(partName(f, part))}`;
-    const t = f.column.type;
-    const valueCast = t === 'float8' ? '::float8' : t === 'timestamptz' ? '::bigint' : `::${t}`;
-    const pick = (part: string, index: number): string => `((${c(part)})[${index}])${f.kind === 'text' ? '' : valueCast}`;
-    const timeOf = (part: string, index: number): string => (f.kind === 'text' ? `(((${c(part)})[${index}])::numeric - 4611686018427387904)::bigint` : `((${c(part)})[${index}])::bigint`);
-    const name = (agg: string): string => `${f.column.name}_${agg}`;
-    const numeric = f.kind === 'number' || f.kind === 'int8';
-    const fillKind: FillKind = numeric && t !== 'timestamptz' ? 'number' : 'other';
-    if (aggs.includes('m4')) {
-      if (!numeric) { if (explicitFields) throw bad(`agg=m4: field ${JSON.stringify(f.column.name)} is ${t}; M4 needs numbers`); continue; }
-      out.push(
-        { name: name('first'), type: t, sql: pick('first', 2), fill: fillKind }, { name: name('first_time'), type: 'timestamptz', sql: timeOf('first', 1), fill: 'other' },
-        { name: name('last'), type: t, sql: pick('last', 2), fill: fillKind }, { name: name('last_time'), type: 'timestamptz', sql: timeOf('last', 1), fill: 'other' },
-        { name: name('min'), type: t, sql: pick('minat', 1), fill: fillKind }, { name: name('min_time'), type: 'timestamptz', sql: timeOf('minat', 2), fill: 'other' },
-        { name: name('max'), type: t, sql: pick('maxat', 1), fill: fillKind }, { name: name('max_time'), type: 'timestamptz', sql: timeOf('maxat', 2), fill: 'other' },
-      );
-      continue;
-    }
-    for (const agg of aggs as Agg[]) {
-      if (!aggsFor(f.kind).includes(agg)) {
-        if (explicitFields) throw bad(`agg=${agg}: field ${JSON.stringify(f.column.name)} is ${t}, which answers ${aggsFor(f.kind).join(', ')}`);
-        continue;
-      }
-      const n = c('n');
-      switch (agg) {
-        case 'count': out.push({ name: name(agg), type: 'int8', sql: n, fill: 'count' }); break;
-        case 'sum':
-          if (f.kind === 'bool') out.push({ name: name(agg), type: 'int8', sql: `CASE WHEN ${n} > 0 THEN ${c('true')} END`, fill: 'number' });
-          else if (t === 'timestamptz') { if (explicitFields) throw bad(`agg=sum: field ${JSON.stringify(f.column.name)} holds times, which do not add up`); }
-          else out.push({ name: name(agg), type: f.kind === 'int8' ? 'int8' : 'float8', sql: c('sum'), fill: 'number' });
-          break;
-        case 'avg':
-          if (f.kind === 'bool') out.push({ name: name(agg), type: 'float8', sql: `${c('true')}::float8 / NULLIF(${n}, 0)`, fill: 'number' });
-          else if (t === 'timestamptz') { if (explicitFields) throw bad(`agg=avg: field ${JSON.stringify(f.column.name)} holds times; use min, max, first or last`); }
-          else out.push({ name: name(agg), type: 'float8', sql: `(${c('sum')} / NULLIF(${n}, 0))::float8`, fill: 'number' });
-          break;
-        case 'min': case 'max':
-          if (f.kind === 'bool') {
-            out.push({ name: name(agg), type: 'bool', sql: agg === 'min' ? `CASE WHEN ${n} > 0 THEN ${c('true')} = ${n} END` : `CASE WHEN ${n} > 0 THEN ${c('true')} > 0 END`, fill: 'other' });
-          } else out.push({ name: name(agg), type: t, sql: `(${c(agg)})${valueCast}`, fill: fillKind });
-          break;
-        case 'first': case 'last':
-          out.push({ name: name(agg), type: t, sql: pick(agg, 2), fill: f.kind === 'text' ? 'other' : fillKind });
-          break;
-      }
-    }
-  }
-  if (out.length === 0) throw bad(`no column answers agg=${aggs.join(',')} for the chosen fields`);
-  return out;
 }
 
 interface Shape {
@@ -135,16 +70,6 @@ function parseShape(stream: Stream, q: Record<string, string[]>, nowUs: bigint):
     if (!groupBy) throw bad(`group_by=${JSON.stringify(g)}: stream ${JSON.stringify(stream.name)} has no tag of that name; tags: ${stream.columns.filter((c) => c.role === 'tag').map((c) => JSON.stringify(c.name)).join(', ') || 'none'}`);
   }
   return { stream, from, to, fields, tags: tagFilters(stream, q), groupBy, explicitFields };
-}
-
-function parseAggs(value: string | undefined): (Agg | 'm4')[] {
-  if (value === undefined || value.trim() === '') return ['avg'];
-  const list = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
-  for (const a of list) {
-    if (a !== 'm4' && !(AGGS as readonly string[]).includes(a)) throw bad(`agg=${JSON.stringify(a)}: use ${AGGS.join(', ')} or m4`);
-  }
-  if (list.includes('m4') && list.length > 1) throw bad('agg=m4 stands alone: it returns first, last, min and max with their times');
-  return list as (Agg | 'm4')[];
 }
 
 function parseMaxPoints(value: string | undefined, required: boolean): number {
@@ -193,7 +118,8 @@ async function* once(rows: Cell[][]): AsyncGenerator<Cell[][]> {
 function declared(plan: Plan): { meta: Record<string, unknown>; headers: Record<string, string> } {
   const coarsened = coarsenedRanges(plan.parts);
   const headers: Record<string, string> = {
-    'strata-served-by': [...new Set(plan.parts.map((p) => `${p.source?.name ?? 'raw'}${p.coarsened ? ' (coarsened)' : ''}`))].join(', '),
+    // "none" when nothing holds any of the range any more (it is all gaps).
+    'strata-served-by': [...new Set(plan.parts.map((p) => `${p.source?.name ?? 'raw'}${p.coarsened ? ' (coarsened)' : ''}`))].join(', ') || 'none',
   };
   if (plan.gaps.length > 0) headers['strata-gaps'] = rangesHeader(plan.gaps);
   if (coarsened.length > 0) headers['strata-coarsened'] = rangesHeader(coarsened);
@@ -233,7 +159,7 @@ async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Pr
  * points per series. Where that source is gone, coarser levels' bucket averages stand in
  * (declared), and gaps are declared.
  */
-async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level[], cov: Coverage, maxPoints: number, q: Record<string, string[]>): Promise<QueryPlan> {
+async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level[], cov: Coverage, maxPoints: number, q: Record<string, string[]>, nanMode: NanMode): Promise<QueryPlan> {
   const numeric = shape.fields.filter((f) => (f.kind === 'number' || f.kind === 'int8') && f.column.type !== 'timestamptz');
   if (numeric.length !== 1) {
     throw bad(`resolution=lttb picks points of one numeric field: name it with fields= (${numeric.map((f) => JSON.stringify(f.column.name)).join(', ') || 'this stream has none'})`);
@@ -247,7 +173,7 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
     level = levels.find((l) => span / l.intervalUs <= BigInt(LTTB_MAX_INPUT)) ?? levels[levels.length - 1] ?? null;
   }
   // A level's point per bucket is its average, combined over tag sets, at the bucket start.
-  const avg: OutputColumn = { name: f.column.name, type: 'float8', sql: `(c.${ident(partName(f, 'sum'))} / NULLIF(c.${ident(partName(f, 'n'))}, 0))::float8`, fill: 'number' };
+  const avg: OutputColumn = averageColumn(f, nanMode);
   const averages = async (b: Bucketing, parts: Part[]): Promise<Cell[][]> => {
     if (parts.length === 0) return [];
     const p: unknown[] = [];
@@ -264,7 +190,8 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
     if (raw) {
       const p2: unknown[] = [];
       const col = ident(f.column.columnName);
-      const where = [rangePredicate('r', raw.ranges, p2), ...tagPredicate('r', shape.tags, p2), `r.${col} IS NOT NULL`];
+      const used = holdsNaN(f) && nanMode === 'skip' ? `r.${col} <> 'NaN'` : `r.${col} IS NOT NULL`;
+      const where = [rangePredicate('r', raw.ranges, p2), ...tagPredicate('r', shape.tags, p2), used];
       rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${streamTable(shape.stream)} r WHERE ${where.join(' AND ')}`, p2));
     }
   } else {
@@ -289,7 +216,7 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
   return {
     columns, pages: once(picked),
     meta: {
-      stream: shape.stream.name, resolution: 'lttb', from: formatMicros(shape.from), to: formatMicros(shape.to), max_points: maxPoints,
+      stream: shape.stream.name, resolution: 'lttb', from: formatMicros(shape.from), to: formatMicros(shape.to), max_points: maxPoints, nan: nanMode,
       source: level?.name ?? 'raw', ...(level ? { points: `${level.name} bucket averages` } : {}), ...meta,
     },
     headers,
@@ -311,6 +238,7 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
   const fillText = one(q, 'fill') ?? 'none';
   if (!(FILL_MODES as readonly string[]).includes(fillText)) throw bad(`fill=${JSON.stringify(fillText)}: use ${FILL_MODES.join(', ')}`);
   const fill = fillText as FillMode;
+  const nanMode = parseNanMode(one(q, 'nan'));
   const pointsRule = resolution?.kind === 'auto' || resolution?.kind === 'lttb';
   const maxPoints = parseMaxPoints(one(q, 'max_points'), pointsRule);
   if (maxPoints > 0 && !pointsRule) throw bad('max_points applies to resolution=auto and resolution=lttb');
@@ -329,12 +257,12 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     }
     const cov = await coverageOf(client, stream.id, levels, ...coverageSpan(levels, shape.from, shape.to));
     if (resolution.kind === 'lttb') {
-      const plan = await lttbPlan(client, shape, levels, cov, maxPoints, q);
+      const plan = await lttbPlan(client, shape, levels, cov, maxPoints, q, nanMode);
       await client.query('COMMIT');
       return plan;
     }
     const aggs = parseAggs(one(q, 'agg'));
-    const outputs = outputColumns(shape.fields, aggs, shape.explicitFields);
+    const outputs = outputColumns(shape.fields, aggs, shape.explicitFields, nanMode);
     const { b, autoLevel } = await bucketing(client, resolution, shape.from, shape.to, tz, maxPoints, levels);
     // M4's min and max points need their times, which the levels do not keep: raw rows serve it.
     const usable = aggs.includes('m4') ? [] : levels;
@@ -355,7 +283,7 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
       columns, pages: once(rows),
       meta: {
         stream: stream.name, resolution: resolutionText, ...b.describe, from: formatMicros(shape.from), to: formatMicros(shape.to),
-        agg: aggs, fill, ...(shape.groupBy ? { group_by: shape.groupBy.name } : {}),
+        agg: aggs, fill, nan: nanMode, ...(shape.groupBy ? { group_by: shape.groupBy.name } : {}),
         ...(autoLevel === null && resolution.kind === 'auto' ? { level: 'raw' } : {}),
         ...meta, watermarks: watermarks(levels),
       },
