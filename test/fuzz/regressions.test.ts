@@ -13,6 +13,10 @@ afterAll(async () => { await t.close(); });
 interface Case { file: string; before: string; status: number; code: string; detail: RegExp }
 
 const cases: Case[] = [
+  // fixtures/fuzz/large_utf8.arrows with the high words of three LargeUtf8 offsets of "sample"
+  // (rows 40–42) set to 1: offsets past 4 GiB, as flipped bits make them.
+  { file: 'large_utf8-offsets-above-4gib.arrows', before: 'the server froze: /healthz unanswered for more than 45 s',
+    status: 422, code: 'corrupt_batch', detail: /column "sample", record batch 1: value offset 4294967568 at row 40 lies outside its 1024-byte data buffer \(byte 2904 of the body\)/ },
   { file: 'large_utf8-offset-high-bit.arrows', before: '201 with 150 rows read through a LargeUtf8 offset of 2^30',
     status: 422, code: 'corrupt_batch', detail: /column "note", record batch 1: value offset 1073742968 at row 31 lies outside its 5792-byte data buffer \(byte 5840 of the body\)/ },
   { file: 'large_utf8-offset-past-data.arrows', before: '500 (the COPY failed)',
