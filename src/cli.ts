@@ -5,6 +5,8 @@
 //
 //   audit verify [--expect <seq>:<sha256>]…   recompute the audit hash chain; exit 0 when intact,
 //                                              1 when broken (naming the first bad entry), 2 on error
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { loadConfig } from './config/index.ts';
 import { type Db, closeDb, createDb } from './db/pool.ts';
 import { startEmbedded } from './db/embedded.ts';
@@ -20,6 +22,8 @@ const USAGE = `usage: npm run cli -- audit verify [--expect <seq>:<sha256>]…
 Environment: DATABASE_URL, or STRATA_DATA_DIR for the embedded PostgreSQL.`;
 
 class UsageError extends Error {}
+/** A refusal explained in one line, without the usage text. */
+class CliError extends Error {}
 
 function parseExpect(args: string[]): ChainAnchor[] {
   const anchors: ChainAnchor[] = [];
@@ -34,9 +38,18 @@ function parseExpect(args: string[]): ChainAnchor[] {
   return anchors;
 }
 
+/** Refuses a data directory without an embedded cluster, rather than creating an empty one. */
+function checkDataDir(dataDir: string): void {
+  const cluster = path.join(dataDir, 'pg');
+  if (!existsSync(path.join(cluster, 'PG_VERSION'))) {
+    throw new CliError(`no Strata database in ${dataDir} (no embedded PostgreSQL at ${cluster}); set STRATA_DATA_DIR to the server's data directory, or DATABASE_URL to its database`);
+  }
+}
+
 async function withDatabase<T>(fn: (db: Db) => Promise<T>): Promise<T> {
   const config = loadConfig();
   let url = config.databaseUrl;
+  if (!url) checkDataDir(config.dataDir);
   const embedded = url ? null : await startEmbedded({ dataDir: config.dataDir });
   url ??= embedded?.url as string;
   const db = createDb(url, 2);
@@ -69,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
   if (err instanceof UsageError) process.stderr.write(`strata cli: ${err.message}\n\n${USAGE}\n`);
+  else if (err instanceof CliError) process.stderr.write(`strata cli: ${err.message}\n`);
   else if ((err as { code?: string }).code === '42P01') {
     process.stderr.write('strata cli: this database has no Strata catalog (strata.audit_log is missing); start the server on it once, or check DATABASE_URL\n');
   } else process.stderr.write(`strata cli: ${(err as Error).message ?? String(err)}\n`);

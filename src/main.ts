@@ -7,7 +7,14 @@ import './modules.ts';
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const server = await startServer(config, { log });
+  const server = await startServer(config, {
+    log,
+    onFatal: (err) => {
+      // Loudly, outside the structured log too: something outside Strata must restart it or call an operator.
+      process.stderr.write(`strata: ${err.message}\n`);
+      process.exit(1);
+    },
+  });
   // npm and tsx relay a terminal's Ctrl-C, so one interrupt can arrive more than once: the
   // first starts the shutdown, repeats are ignored.
   let signals = 0;

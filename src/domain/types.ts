@@ -70,3 +70,19 @@ export interface ColumnBatch {
    */
   release?: () => void;
 }
+
+/** A stream's definition as the catalog holds it (strata.streams and its columns). */
+export interface Stream {
+  id: number;
+  name: string;
+  description: string | null;
+  labels: Record<string, unknown>;
+  tableName: string;
+  timeColumn: string | null;
+  chunkIntervalUs: bigint;
+  columns: StreamColumn[];
+  /** Feature settings by key (see streams/settings.ts), normalised. */
+  settings: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -7,18 +7,21 @@ export class AppError extends Error {
   readonly status: number;
   readonly code: ErrorCode;
   readonly detail: Record<string, unknown> | undefined;
+  /** Seconds the client should wait before retrying (sent as Retry-After); for 503s and 429s. */
+  readonly retryAfter: number | undefined;
 
   constructor(
     status: number,
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; detail?: Record<string, unknown> } = {},
+    options: { cause?: unknown; detail?: Record<string, unknown>; retryAfter?: number } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.status = status;
     this.code = code;
     this.detail = options.detail;
+    this.retryAfter = options.retryAfter;
   }
 
   /** True when the client caused it (4xx): such failures are recorded as rejected ingests. */

@@ -43,6 +43,8 @@ export const errorCodes = {
   invalid_provenance: 'the Strata-Provenance header is not valid JSON of the expected shape',
   too_many_columns: 'the upload has more columns than a stream may hold',
   client_disconnected: 'the client closed the connection before the body was complete',
+  body_timeout: 'the client sent no body bytes for longer than the body idle timeout',
+  interrupted: 'the server stopped (killed or crashed) while it received the upload; nothing of it was stored',
   // provenance
   original_missing: 'the archived original of an ingest is missing; it cannot be served',
   original_mismatch: 'the archived original no longer matches its recorded SHA-256; it is not served',
@@ -53,7 +55,24 @@ export const errorCodes = {
   // server side
   decoder_crashed: 'the decoder worker died while reading the file',
   database_unavailable: 'PostgreSQL is not reachable',
+  too_many_uploads: 'the server is receiving as many uploads as it allows at once; retry after Retry-After seconds',
   internal: 'an unexpected server error',
+  // request shape (continued)
+  unknown_parameter: 'the request has a query parameter this endpoint does not take',
+  idempotency_key_reused: 'the Idempotency-Key was used before with a different body',
+  legal_hold: 'a legal hold covers the stream',
+  // ingest: time and layouts of HDF5 / netCDF producers
+  time_unit_unknown: 'epoch numbers without a unit fit no plausible window in s, ms, µs or ns; give ?time_unit=',
+  unsupported_calendar: 'a CF time coordinate uses a calendar other than standard, gregorian or proleptic_gregorian',
+  pickled_only: 'a pandas HDF5 layout carries its column names or values only as pickled Python objects',
+  // ingest: Parquet, CSV and constant tags
+  content_type_mismatch: 'the body’s first bytes say it is another format than its Content-Type',
+  malformed_parquet: 'the body is not a readable Parquet file (corrupt, truncated or not Parquet)',
+  row_group_too_large: 'a Parquet row group exceeds the batch size limit',
+  malformed_csv: 'the CSV or TSV text cannot be parsed (ragged row, bad quoting, not UTF-8)',
+  invalid_value: 'a CSV value does not fit its column’s type',
+  tag_clash: 'a constant tag given with ?tag.<name>= has the name of a column in the file',
+  invalid_tag: 'a constant tag’s name or value is not acceptable',
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

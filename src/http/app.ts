@@ -14,9 +14,11 @@ import { keyRoutes } from './routes/keys.ts';
 import { ingestRecordRoutes } from './routes/ingests.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { streamProvenanceRoutes } from './routes/stream-provenance.ts';
-import { refuseUnstorableParams } from './params-guard.ts';
+import { refuseUnknownParams, refuseUnstorableParams } from './params-guard.ts';
 import { AppError } from '../errors/index.ts';
 import { openApiDocument } from './openapi.ts';
+import { setLastIngests } from '../metrics/metrics.ts';
+import { latestCommitPerStream } from '../provenance/ingest-records.ts';
 
 /** Route groups other modules mount under /v1 (jobs, holds, audit …). */
 export type RouteModule = (deps: AppDeps) => { path: string; app: Hono };
@@ -42,6 +44,8 @@ export function createApp(deps: AppDeps): Hono {
     deps.log.debug({ req: id, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
   });
 
+  app.use('*', refuseUnknownParams());
+
   app.onError((err, c) => {
     const appErr = asAppError(err);
     if (appErr.status >= 500) {
@@ -59,7 +63,12 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route('/', healthRoutes(deps));
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.versions.strata ?? 'unknown')));
-  app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
+  app.get('/metrics', async (c) => {
+    // Per-stream last-ingest times come from the database, so that they survive restarts and
+    // cover uploads other replicas took; without the database, the values this server last had.
+    await latestCommitPerStream(deps.db.pool).then((latest) => setLastIngests(deps.metrics, latest), () => undefined);
+    return c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType });
+  });
 
   const v1 = new Hono();
   v1.use('*', bearerAuth(deps));

@@ -6,6 +6,8 @@ import type { Metrics } from '../metrics/metrics.ts';
 
 export interface AppDeps {
   db: Db;
+  /** The connections uploads draw on (see STRATA_MAX_CONCURRENT_UPLOADS); db when not given. */
+  uploadDb?: Db;
   config: Config;
   log: Logger;
   metrics: Metrics;

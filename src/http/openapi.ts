@@ -1,90 +1,103 @@
-// GET /openapi.json: the API as OpenAPI 3.1. Request bodies point at the same JSON Schemas the
-// server validates with (schemas/*.schema.json); the roles of each operation come from the
+// GET /openapi.json: the API as OpenAPI 3.1, generated from the operations table (operations.ts)
+// the server also checks query parameters with. Request bodies point at the same JSON Schemas
+// the server validates with (schemas/*.schema.json); the roles of each operation come from the
 // permission table in auth.ts, so the description cannot drift from what is enforced.
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { schemasDir } from '../db/migrate.ts';
 import { errorCodes } from '../errors/index.ts';
-import { type Permission, rolesWith } from './auth.ts';
+import { rolesWith } from './auth.ts';
 import { supportedContentTypes } from '../ingest/formats.ts';
+import { type Operation, type ResponseSpec, operations } from './operations.ts';
+import { headerSchemas, responseSchemas } from './openapi-schemas.ts';
 
-interface Op {
-  method: 'get' | 'post' | 'patch' | 'delete';
-  path: string;
-  summary: string;
-  permission?: Permission;
-  body?: string;
-  query?: [string, string][];
-  ok: number;
-  raw?: 'ingest' | 'download' | 'query';
+type Json = Record<string, unknown>;
+
+/**
+ * A request-body schema as a component: draft-07 `definitions` become `$defs` and its local
+ * references point into the component (a `#/…` reference would otherwise resolve against the
+ * OpenAPI document's root).
+ */
+export function asComponent(name: string, schema: unknown): unknown {
+  const prefix = `#/components/schemas/${name}`;
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object') return v;
+    const out: Json = {};
+    for (const [k, x] of Object.entries(v as Json)) {
+      if (k === '$ref' && typeof x === 'string' && x.startsWith('#')) out.$ref = prefix + x.slice(1).replace(/^\/definitions\//, '/$defs/');
+      else out[k === 'definitions' ? '$defs' : k] = walk(x);
+    }
+    return out;
+  };
+  return walk(schema);
 }
 
-const ops: Op[] = [
-  { method: 'get', path: '/healthz', summary: 'Liveness', ok: 200 },
-  { method: 'get', path: '/readyz', summary: 'Readiness: database reachable, migrations applied, job health', ok: 200 },
-  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: 200 },
-  { method: 'get', path: '/openapi.json', summary: 'This API description (OpenAPI 3.1)', ok: 200 },
-  { method: 'post', path: '/v1/streams', summary: 'Create a stream', permission: 'streams:write', body: 'stream', ok: 201 },
-  { method: 'get', path: '/v1/streams', summary: 'List streams', permission: 'streams:read', ok: 200 },
-  { method: 'get', path: '/v1/streams/{stream}', summary: 'Show a stream', permission: 'streams:read', ok: 200 },
-  { method: 'patch', path: '/v1/streams/{stream}', summary: 'Change description, labels, rollup levels, retention, HDF5 mapping', permission: 'streams:write', body: 'stream-patch', ok: 200 },
-  { method: 'post', path: '/v1/streams/{stream}/ingest', summary: 'Upload a file (Arrow IPC stream or file, HDF5, netCDF4)', permission: 'ingest', ok: 201, raw: 'ingest',
-    query: [['time_column', 'which timestamp column is time'], ['create', 'false: do not create the stream'], ['mapping', 'HDF5 mapping JSON (schemas/hdf5-mapping.schema.json)']] },
-  { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV or Arrow', permission: 'query', ok: 200, raw: 'query',
-    query: [['from', 'RFC 3339, inclusive'], ['to', 'RFC 3339, exclusive'], ['fields', 'comma-separated columns'], ['tag.<name>', 'tag filter, repeatable'],
-      ['resolution', 'raw | <level> | <interval> | auto | lttb'], ['max_points', 'for auto and lttb'], ['agg', 'avg,min,max,count,sum,first,last | m4'],
-      ['fill', 'none | null | previous | linear'], ['tz', 'IANA zone for day and week buckets'], ['group_by', 'a tag'], ['format', 'json | csv | arrow'], ['limit', 'raw rows at most']] },
-  { method: 'get', path: '/v1/streams/{stream}/provenance', summary: 'The ingests whose rows hold a reading or a bucket', permission: 'provenance:read', ok: 200,
-    query: [['time', 'RFC 3339 instant'], ['tag.<name>', 'tag value'], ['resolution', 'a bucket width instead of one reading']] },
-  { method: 'get', path: '/v1/ingests', summary: 'List ingests', permission: 'ingests:read', ok: 200,
-    query: [['stream', ''], ['from', ''], ['to', ''], ['status', 'committed | rejected | retracted'], ['instrument', ''], ['after', 'ingest id'], ['limit', '1–1000']] },
-  { method: 'get', path: '/v1/ingests/{id}', summary: 'An ingest record with its audit entries', permission: 'ingests:read', ok: 200 },
-  { method: 'get', path: '/v1/ingests/{id}/prov', summary: 'W3C PROV-JSON lineage of an ingest', permission: 'provenance:read', ok: 200 },
-  { method: 'get', path: '/v1/ingests/{id}/original', summary: 'The uploaded body, re-hashed before it is served', permission: 'originals:read', ok: 200, raw: 'download' },
-  { method: 'post', path: '/v1/ingests/{id}/retract', summary: 'Retract an ingest: remove its rows, keep its record', permission: 'retract', body: 'retract', ok: 200 },
-  { method: 'get', path: '/v1/audit', summary: 'Page through the audit log', permission: 'audit:read', ok: 200,
-    query: [['after', 'sequence'], ['limit', ''], ['action', ''], ['subject', '']] },
-  { method: 'get', path: '/v1/audit/verify', summary: 'Recompute the audit hash chain', permission: 'audit:read', ok: 200, query: [['expect', '<seq>:<hash> from an outside copy']] },
-  { method: 'post', path: '/v1/keys', summary: 'Create an API key (the secret is shown once)', permission: 'keys:admin', body: 'key', ok: 201 },
-  { method: 'get', path: '/v1/keys', summary: 'List API keys', permission: 'keys:admin', ok: 200 },
-  { method: 'delete', path: '/v1/keys/{id}', summary: 'Revoke an API key', permission: 'keys:admin', ok: 200 },
-  { method: 'get', path: '/v1/jobs', summary: 'Jobs: schedule, last run, next run, health', permission: 'jobs:read', ok: 200 },
-  { method: 'get', path: '/v1/jobs/runs', summary: 'Job run records', permission: 'jobs:read', ok: 200, query: [['job', ''], ['stream', ''], ['limit', '']] },
-  { method: 'get', path: '/v1/jobs/runs/{id}', summary: 'One job run record', permission: 'jobs:read', ok: 200 },
-  { method: 'post', path: '/v1/jobs/{name}/run', summary: 'Run a job now and wait for its run record', permission: 'jobs:run', ok: 200, query: [['stream', 'limit the run to one stream']] },
-  { method: 'post', path: '/v1/holds', summary: 'Place a legal hold', permission: 'holds:write', body: 'hold', ok: 201 },
-  { method: 'get', path: '/v1/holds', summary: 'List legal holds', permission: 'holds:read', ok: 200 },
-  { method: 'get', path: '/v1/holds/{id}', summary: 'One legal hold', permission: 'holds:read', ok: 200 },
-  { method: 'delete', path: '/v1/holds/{id}', summary: 'Release a legal hold', permission: 'holds:write', body: 'hold-release', ok: 200 },
-];
-
-function loadSchemas(): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+function loadSchemas(): Json {
+  const out: Json = {};
   for (const f of readdirSync(schemasDir).filter((x) => x.endsWith('.schema.json'))) {
-    const { $schema: _s, $id: _i, ...schema } = JSON.parse(readFileSync(path.join(schemasDir, f), 'utf8')) as Record<string, unknown>;
-    out[f.replace('.schema.json', '')] = schema;
+    const { $schema: _s, $id: _i, ...schema } = JSON.parse(readFileSync(path.join(schemasDir, f), 'utf8')) as Json;
+    const name = f.replace('.schema.json', '');
+    out[name] = asComponent(name, schema);
   }
   return out;
 }
 
-function operation(op: Op): Record<string, unknown> {
-  const params: unknown[] = [];
-  for (const m of op.path.matchAll(/\{(\w+)\}/g)) params.push({ name: m[1], in: 'path', required: true, schema: { type: 'string' } });
-  for (const [name, description] of op.query ?? []) params.push({ name, in: 'query', required: false, description, schema: { type: 'string' } });
+const problem = { $ref: '#/components/responses/Problem' };
+const headerRef = (name: string): Json => ({ $ref: `#/components/headers/${name}` });
+
+function success(spec: ResponseSpec): Json {
+  const content = Object.fromEntries(Object.entries(spec.content).map(([type, schema]) =>
+    [type, { schema: typeof schema === 'string' ? { $ref: `#/components/schemas/${schema}` } : schema }]));
+  return {
+    description: spec.description,
+    headers: Object.fromEntries(['X-Request-Id', ...(spec.headers ?? [])].map((h) => [h, headerRef(h)])),
+    content,
+  };
+}
+
+function parameters(op: Operation): Json[] {
+  const out: Json[] = [];
+  for (const m of op.path.matchAll(/\{(\w+)\}/g)) out.push({ name: m[1], in: 'path', required: true, schema: { type: 'string' } });
+  for (const p of op.query ?? []) {
+    const schema = p.schema ?? { type: 'string' };
+    out.push({
+      name: p.name, in: 'query', required: p.required ?? false, description: p.description,
+      ...(p.repeatable ? { style: 'form', explode: true, schema: { type: 'array', items: schema } } : { schema }),
+    });
+  }
+  if (op.tagParams) {
+    // `tag.<name>=<value>` pairs: a form-exploded object whose property names are the parameter names.
+    out.push({
+      name: 'tag', in: 'query', required: false, style: 'form', explode: true,
+      description: `\`tag.<name>=<value>\`, repeatable: ${op.tagParams}. Written as one query parameter per tag, e.g. \`tag.sample=S-1&tag.sample=S-2\`.`,
+      schema: {
+        type: 'object', propertyNames: { pattern: '^tag\\..+$' },
+        additionalProperties: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+      },
+    });
+  }
+  for (const h of op.requestHeaders ?? []) out.push({ name: h, in: 'header', required: false, ...headerSchemas[h] });
+  return out;
+}
+
+function operation(op: Operation): Json {
   const roles = op.permission ? rolesWith(op.permission) : [];
-  const out: Record<string, unknown> = {
+  const out: Json = {
+    operationId: `${op.method}${op.path.replace(/\{(\w+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`,
     summary: op.summary,
-    description: op.permission ? `Roles: ${roles.join(', ')} (a key limited to some streams may only act on those).` : 'No key needed.',
-    parameters: params,
-    responses: {
-      [op.ok]: { description: 'success' },
-      default: { description: 'an error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
-    },
+    description: (op.permission ? `Roles: ${roles.join(', ')} (a key limited to some streams may only act on those).` : 'No key needed.') +
+      ' Query parameters not listed here are refused (400 unknown_parameter).',
+    parameters: parameters(op),
+    responses: { [String(op.ok.status)]: success(op.ok), '503': { $ref: '#/components/responses/Unavailable' }, default: problem },
   };
   if (op.permission) out.security = [{ bearer: [] }];
-  if (op.body) out.requestBody = { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } };
-  if (op.raw === 'ingest') {
-    out.requestBody = { required: true, content: Object.fromEntries(supportedContentTypes.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])) };
+  if (op.body) out.requestBody = { required: !op.bodyOptional, content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } };
+  if (op.fileBody) {
+    out.requestBody = {
+      required: true, description: 'the file, streamed; Content-Type names its format',
+      content: Object.fromEntries(supportedContentTypes.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
+    };
   }
   return out;
 }
@@ -93,16 +106,24 @@ let cached: unknown = null;
 
 export function openApiDocument(version: string): unknown {
   if (cached) return cached;
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const op of ops) (paths[op.path] ??= {})[op.method] = operation(op);
+  const paths: Record<string, Json> = {};
+  for (const op of operations) (paths[op.path] ??= {})[op.method] = operation(op);
+  const problemContent = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   cached = {
     openapi: '3.1.0',
     info: { title: 'Strata', version, description: 'Time-series ingestion for scientific labs: Arrow and HDF5 in, provenance for every reading.' },
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key: Authorization: Bearer strata_…' } },
+      headers: Object.fromEntries(Object.entries(headerSchemas).map(([name, h]) => [name, { description: h.description, schema: h.schema }])),
+      responses: {
+        Problem: { description: 'an error (RFC 9457 problem details with a stable code)', headers: { 'X-Request-Id': headerRef('X-Request-Id') }, content: problemContent },
+        Unavailable: { description: 'the database (or another part of the server) is unavailable: retry later',
+          headers: { 'Retry-After': headerRef('Retry-After'), 'X-Request-Id': headerRef('X-Request-Id') }, content: problemContent },
+      },
       schemas: {
         ...loadSchemas(),
+        ...responseSchemas,
         Problem: {
           type: 'object', required: ['type', 'title', 'status', 'code', 'detail'],
           properties: {

@@ -10,6 +10,8 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { AppError, isAppError } from '../errors/index.ts';
 import { DirectFileWriter } from './direct-file.ts';
+import { SNIFF_BYTES } from './sniff.ts';
+import { spoolFileName } from './upload-claims.ts';
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 
@@ -30,6 +32,8 @@ export interface BodyOptions {
   spoolDir: string | null;
   /** The decoder reads the spooled original back (an Arrow file or HDF5 body, not inflated): keep it in the page cache. */
   spoolReadBack?: boolean;
+  /** Called with the first SNIFF_BYTES of the decoded body (fewer if it is shorter), before any is yielded. */
+  checkHead?: (head: Uint8Array) => void;
 }
 
 function spoolFailure(err: unknown): never {
@@ -41,17 +45,30 @@ export class IngestBody {
   inflated = 0;
   private readonly hash = createHash('sha256');
   private digest: string | null = null;
+  /** Of the inflated bytes, when there is a Content-Encoding (else the body's own hash is the content's). */
+  private readonly inflatedHash: ReturnType<typeof createHash> | null;
+  private inflatedDigest: string | null = null;
   private spool: DirectFileWriter | null = null;
   readonly spoolPath: string | null;
   private consumed = false;
 
   constructor(private readonly source: AsyncIterable<Uint8Array>, private readonly opts: BodyOptions) {
-    this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, `body-${randomUUID()}`) : null;
+    this.spoolPath = opts.spoolDir ? path.join(opts.spoolDir, spoolFileName('body', randomUUID())) : null;
+    this.inflatedHash = opts.encoding === 'identity' ? null : createHash('sha256');
   }
 
   /** SHA-256 (hex) of the received bytes; available once the body has been read to the end. */
   get sha256(): string | null {
     return this.digest;
+  }
+
+  /**
+   * SHA-256 (hex) of the body after its Content-Encoding is undone — the bytes the decoder reads —
+   * so that the same file sent plain or compressed has one content hash. Available once the body
+   * has been read to the end.
+   */
+  get contentSha256(): string | null {
+    return this.inflatedHash ? this.inflatedDigest : this.digest;
   }
 
   get complete(): boolean {
@@ -88,6 +105,33 @@ export class IngestBody {
   async *chunks(): AsyncGenerator<Uint8Array> {
     if (this.consumed) throw new Error('the body can be read once');
     this.consumed = true;
+    const check = this.opts.checkHead;
+    if (!check) {
+      yield* this.decoded();
+      return;
+    }
+    const held: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const chunk of this.decoded()) {
+      if (bytes >= SNIFF_BYTES) {
+        yield chunk;
+        continue;
+      }
+      held.push(chunk);
+      bytes += chunk.byteLength;
+      if (bytes >= SNIFF_BYTES) {
+        check(Buffer.concat(held).subarray(0, SNIFF_BYTES));
+        yield* held;
+        held.length = 0;
+      }
+    }
+    if (bytes < SNIFF_BYTES) {
+      check(Buffer.concat(held));
+      yield* held;
+    }
+  }
+
+  private async *decoded(): AsyncGenerator<Uint8Array> {
     if (this.opts.encoding === 'identity') {
       let first = true;
       for await (const chunk of this.raw()) {
@@ -114,6 +158,7 @@ export class IngestBody {
     try {
       for await (const chunk of inflater as AsyncIterable<Buffer>) {
         this.inflated += chunk.byteLength;
+        this.inflatedHash?.update(chunk);
         if (this.inflated > this.opts.maxInflatedBytes) {
           throw new AppError(413, 'body_too_large',
             `the body inflates to more than ${this.opts.maxInflatedBytes} bytes (STRATA_MAX_INFLATED_BYTES) after ${this.received} bytes received`,
@@ -134,6 +179,7 @@ export class IngestBody {
     if (this.inflated === 0 && this.received > 0 && !this.complete) {
       throw new AppError(400, 'malformed_gzip', `the ${this.opts.encoding} body is empty or truncated`);
     }
+    if (this.complete) this.inflatedDigest = this.inflatedHash?.digest('hex') ?? null;
   }
 
   /** Reads whatever is left, so the hash covers the whole body (used after a decoder stops early). */

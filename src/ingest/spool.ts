@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import type { IngestBody } from './body.ts';
+import { spoolFileName } from './upload-claims.ts';
 
 export interface SpooledFile {
   path: string;
@@ -38,7 +39,7 @@ export async function spoolToFile(body: IngestBody, spoolDir: string, reuseRawSp
     return { path: body.spoolPath, size, remove: async () => undefined };
   }
   await mkdir(spoolDir, { recursive: true });
-  const file = path.join(spoolDir, `decoded-${randomUUID()}`);
+  const file = path.join(spoolDir, spoolFileName('decoded', randomUUID()));
   const out = createWriteStream(file, { flags: 'wx' });
   let failure: Error | null = null;
   out.on('error', (err) => { failure ??= err; });

@@ -83,7 +83,7 @@ async function runLocked(env: RunEnv, lock: JobLock, def: JobDefinition, s: Sche
     triggeredBy: opts.actor?.keyId ?? null, replica: env.replica, startedAt,
   });
   const log = env.log.child({ job: def.name, run: runId });
-  const { result, error, stopped } = await execute(env, lock, def, s, opts, runId, log);
+  const { result, error, stopped } = await execute(env, lock, def, s, opts, { runId, startedAt }, log);
   const end = runEnd(env.clock.now(), result, error, stopped, s);
   if (end.outcome === 'failed' || end.outcome === 'timed_out') log.error({ err: error, outcome: end.outcome }, `job ${def.name} ${end.outcome}`);
   else log.info({ outcome: end.outcome, rows: end.rows, chunks: end.chunks }, `job ${def.name} ${end.outcome}`);
@@ -121,7 +121,7 @@ function nextRunAfter(s: Schedule, trigger: RunTrigger, startedAt: Date, end: Ru
 }
 
 async function execute(
-  env: RunEnv, lock: JobLock, def: JobDefinition, s: Schedule, opts: RunOptions, runId: number, log: RunEnv['log'],
+  env: RunEnv, lock: JobLock, def: JobDefinition, s: Schedule, opts: RunOptions, run: { runId: number; startedAt: Date }, log: RunEnv['log'],
 ): Promise<{ result: JobResult | null; error: unknown; stopped: StopReason | null }> {
   const controller = new AbortController();
   let stopped: StopReason | null = null;
@@ -135,10 +135,12 @@ async function execute(
   lock.lost.addEventListener('abort', onLost, { once: true });
   if (env.shutdown.aborted) onShutdown();
   const timerDone = new AbortController();
-  void env.clock.sleep(s.timeoutMs, timerDone.signal).then(() => { if (!timerDone.signal.aborted) stop('timeout')(); });
+  // The timeout counts from the run's start, not from here: recording the run took time too.
+  const timeoutLeft = run.startedAt.getTime() + s.timeoutMs - env.clock.now().getTime();
+  void env.clock.sleep(Math.max(timeoutLeft, 0), timerDone.signal).then(() => { if (!timerDone.signal.aborted) stop('timeout')(); });
   try {
     const result = await def.run({
-      db: env.workDb, config: env.config, log, now: () => env.clock.now(), stream: opts.stream, signal: controller.signal, runId,
+      db: env.workDb, config: env.config, log, now: () => env.clock.now(), stream: opts.stream, signal: controller.signal, runId: run.runId,
     });
     return { result, error: null, stopped };
   } catch (error) {

@@ -22,10 +22,14 @@ export interface IngestFacts {
   bytes: number;
   inflatedBytes: number | null;
   sha256: string | null;
+  /** SHA-256 of the body after its Content-Encoding is undone. */
+  contentSha256: string | null;
   rows: number;
   timeMin: bigint | null;
   timeMax: bigint | null;
   subMicrosecondCount: number;
+  /** Per column, how many NULL (and, for float columns, NaN) the upload held; null when rejected. */
+  fieldStats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotencyKey: string | null;
   clientProvenance: unknown;
@@ -40,8 +44,11 @@ export interface IngestFacts {
 /** The record as the API shows it. */
 export interface IngestRecord {
   id: string;
+  /** The stream's name when the upload came (as recorded; a later rename does not change it). */
   stream: string;
   stream_id: number | null;
+  /** The stream's name now; null when the stream was deleted (or never existed). */
+  stream_current: string | null;
   status: IngestStatus;
   key_id: number | null;
   instrument: string | null;
@@ -53,10 +60,12 @@ export interface IngestRecord {
   bytes: number;
   inflated_bytes: number | null;
   sha256: string | null;
+  content_sha256: string | null;
   rows: number;
   time_min: string | null;
   time_max: string | null;
   sub_microsecond_count: number;
+  field_stats: Record<string, { nan?: number; null: number }> | null;
   filename: string | null;
   idempotency_key: string | null;
   provenance: unknown;
@@ -76,7 +85,8 @@ interface IngestRow {
   id: string; stream_id: string | null; stream_name: string; key_id: string | null; instrument: string | null;
   received_at: Date; committed_at: Date | null; format: string; content_type: string | null; content_encoding: string | null;
   bytes: string; inflated_bytes: string | null; sha256: string | null; rows: string;
-  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string; filename: string | null;
+  time_min_us: string | null; time_max_us: string | null; sub_microsecond_count: string;
+  field_stats: Record<string, { nan?: number; null: number }> | null; filename: string | null;
   idempotency_key: string | null; client_provenance: unknown; file_metadata: unknown; mapping: unknown;
   versions: unknown; warnings: unknown; chunks: string[]; archive_path: string | null; status: IngestStatus;
   error_code: string | null; error_message: string | null;
@@ -85,14 +95,15 @@ interface IngestRow {
 }
 
 export const INGEST_COLUMNS = `i.*,
+  (SELECT s.name FROM strata.streams s WHERE s.id = i.stream_id AND s.deleted_at IS NULL) AS stream_current,
   (extract(epoch FROM i.time_min) * 1000000)::bigint::text AS time_min_us,
   (extract(epoch FROM i.time_max) * 1000000)::bigint::text AS time_max_us`;
 
 export function toIngestRecord(r: IngestRow): IngestRecord {
   const { time_min_us, time_max_us } = r;
-  const known = new Set(['id', 'stream_id', 'stream_name', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
-    'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
-    'time_max_us', 'sub_microsecond_count', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
+  const known = new Set(['id', 'stream_id', 'stream_name', 'stream_current', 'key_id', 'instrument', 'received_at', 'committed_at', 'format',
+    'content_type', 'content_encoding', 'bytes', 'inflated_bytes', 'sha256', 'content_sha256', 'rows', 'time_min', 'time_max', 'time_min_us',
+    'time_max_us', 'sub_microsecond_count', 'field_stats', 'filename', 'idempotency_key', 'client_provenance', 'file_metadata', 'mapping',
     'versions', 'warnings', 'chunks', 'archive_path', 'status', 'error_code', 'error_message',
     'retracted_at', 'retracted_by', 'retraction_reason', 'rows_retracted']);
   const extra: Record<string, unknown> = {};
@@ -101,6 +112,7 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     id: r.id,
     stream: r.stream_name,
     stream_id: r.stream_id === null ? null : Number(r.stream_id),
+    stream_current: (r.stream_current as string | null | undefined) ?? null,
     status: r.status,
     key_id: r.key_id === null ? null : Number(r.key_id),
     instrument: r.instrument,
@@ -112,10 +124,12 @@ export function toIngestRecord(r: IngestRow): IngestRecord {
     bytes: Number(r.bytes),
     inflated_bytes: r.inflated_bytes === null ? null : Number(r.inflated_bytes),
     sha256: r.sha256,
+    content_sha256: (r.content_sha256 as string | null | undefined) ?? null,
     rows: Number(r.rows),
     time_min: time_min_us === null ? null : formatMicros(BigInt(time_min_us)),
     time_max: time_max_us === null ? null : formatMicros(BigInt(time_max_us)),
     sub_microsecond_count: Number(r.sub_microsecond_count),
+    field_stats: r.field_stats ?? null,
     filename: r.filename,
     idempotency_key: r.idempotency_key,
     provenance: r.client_provenance,
@@ -146,7 +160,7 @@ function params(f: IngestFacts, status: IngestStatus, error: { code: string; mes
     f.fileMetadata === undefined ? null : JSON.stringify(f.fileMetadata),
     f.mapping === undefined ? null : JSON.stringify(f.mapping),
     JSON.stringify(f.versions), JSON.stringify(f.warnings), f.chunks, f.archivePath, status,
-    error?.code ?? null, error?.message ?? null,
+    error?.code ?? null, error?.message ?? null, f.contentSha256, f.fieldStats === null ? null : JSON.stringify(f.fieldStats),
   ];
 }
 
@@ -154,9 +168,9 @@ const INSERT = `INSERT INTO strata.ingests (
     id, stream_id, stream_name, key_id, instrument, received_at, format, content_type, content_encoding,
     bytes, inflated_bytes, sha256, rows, time_min, time_max, sub_microsecond_count, filename, idempotency_key,
     client_provenance, file_metadata, mapping, versions, warnings, chunks, archive_path, status, error_code, error_message,
-    committed_at)
+    committed_at, content_sha256, field_stats)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::timestamptz, $15::timestamptz, $16, $17, $18,
-    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END)`;
+    $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, CASE WHEN $26 = 'committed' THEN clock_timestamp() END, $29, $30)`;
 
 function auditDetails(f: IngestFacts): Record<string, unknown> {
   return {
@@ -238,15 +252,28 @@ export async function getIngest(q: Queryable, id: string | bigint): Promise<Inge
   return rows[0] ? toIngestRecord(rows[0]) : null;
 }
 
-/** The committed ingest of this stream with this idempotency key or body hash, if any. */
-export async function findDuplicate(q: Queryable, streamId: number, by: { idempotencyKey?: string | null; sha256?: string | null }): Promise<IngestRecord | null> {
-  const { rows } = await q.query<IngestRow>(
-    `SELECT ${INGEST_COLUMNS} FROM strata.ingests i
+/** What made an upload a duplicate of an earlier ingest. */
+export type DuplicateMatch = 'idempotency_key' | 'body_sha256' | 'content_sha256';
+
+/**
+ * The committed ingest of this stream with this idempotency key, body hash or content hash, if
+ * any: the one with the key first (a reused key must be checked against its own ingest), then by
+ * body, then by content.
+ */
+export async function findDuplicate(
+  q: Queryable, streamId: number, by: { idempotencyKey?: string | null; sha256?: string | null; contentSha256?: string | null },
+): Promise<{ ingest: IngestRecord; matched: DuplicateMatch } | null> {
+  const { rows } = await q.query<IngestRow & { matched: DuplicateMatch }>(
+    `SELECT ${INGEST_COLUMNS},
+            CASE WHEN i.idempotency_key = $2 THEN 'idempotency_key' WHEN i.sha256 = $3 THEN 'body_sha256' ELSE 'content_sha256' END AS matched
+       FROM strata.ingests i
       WHERE stream_id = $1 AND status = 'committed'
-        AND ((idempotency_key = $2 AND $2 IS NOT NULL) OR (sha256 = $3 AND $3 IS NOT NULL))
-      ORDER BY id LIMIT 1`,
-    [streamId, by.idempotencyKey ?? null, by.sha256 ?? null]);
-  return rows[0] ? toIngestRecord(rows[0]) : null;
+        AND (idempotency_key = $2 OR sha256 = $3 OR content_sha256 = $4)
+      ORDER BY (idempotency_key = $2) IS TRUE DESC, (sha256 = $3) IS TRUE DESC, id LIMIT 1`,
+    [streamId, by.idempotencyKey ?? null, by.sha256 ?? null, by.contentSha256 ?? null]);
+  if (!rows[0]) return null;
+  const { matched, ...row } = rows[0];
+  return { ingest: toIngestRecord(row as IngestRow), matched };
 }
 
 export async function nextIngestId(db: Db): Promise<bigint> {
@@ -255,7 +282,9 @@ export async function nextIngestId(db: Db): Promise<bigint> {
 }
 
 export interface IngestFilter {
+  /** The stream's current name (its ingests from before a rename included). */
   stream?: string;
+  streamId?: number;
   from?: bigint | null;
   to?: bigint | null;
   status?: IngestStatus;
@@ -274,12 +303,17 @@ export interface IngestFilter {
 export async function listIngests(q: Queryable, f: IngestFilter): Promise<IngestRecord[]> {
   const params: unknown[] = [];
   const where: string[] = [];
-  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replace('?', `$${params.length}`)); };
-  if (f.stream) add('stream_name = ?', f.stream);
+  const add = (sql: string, v: unknown): void => { params.push(v); where.push(sql.replaceAll('?', `$${params.length}`)); };
+  // A stream's ingests by its id (so from before a rename too); ingests refused before their stream
+  // existed have no id, and are found by the name they asked for.
+  const byName = (names: string): string =>
+    `(i.stream_id IN (SELECT id FROM strata.streams WHERE name = ${names} AND deleted_at IS NULL) OR (i.stream_id IS NULL AND i.stream_name = ${names}))`;
+  if (f.stream) add(byName('?'), f.stream);
+  if (f.streamId !== undefined) add('i.stream_id = ?', f.streamId);
   if (f.status) add('status = ?', f.status);
   if (f.instrument) add('instrument = ?', f.instrument);
   if (f.keyId !== undefined) add('key_id = ?', f.keyId);
-  if (f.streams) add('stream_name = ANY(?::text[])', f.streams);
+  if (f.streams) add(byName('ANY(?::text[])'), f.streams);
   if (f.from != null) add('time_max >= ?::timestamptz', pgTimestamp(f.from));
   if (f.to != null) add('time_min < ?::timestamptz', pgTimestamp(f.to));
   if (f.after !== undefined) add('id > ?', f.after.toString());
@@ -289,4 +323,14 @@ export async function listIngests(q: Queryable, f: IngestFilter): Promise<Ingest
     `SELECT ${INGEST_COLUMNS} FROM strata.ingests i ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT $${params.length}`,
     params);
   return rows.map(toIngestRecord);
+}
+
+/** Every live stream with the commit time of its latest ingest (null: none yet), for the metrics. */
+export async function latestCommitPerStream(q: Queryable): Promise<{ stream: string; at: Date | null }[]> {
+  const { rows } = await q.query<{ stream: string; at: Date | null }>(
+    `SELECT s.name AS stream,
+            (SELECT i.committed_at FROM strata.ingests i
+              WHERE i.stream_id = s.id AND i.committed_at IS NOT NULL ORDER BY i.received_at DESC LIMIT 1) AS at
+       FROM strata.streams s WHERE s.deleted_at IS NULL`);
+  return rows;
 }

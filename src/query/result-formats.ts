@@ -20,7 +20,7 @@ export type Cell = string | null;
 
 export interface ResultFormatter {
   contentType: string;
-  /** Bytes before the first row. `meta` is shown in JSON only. */
+  /** Bytes before the first row. `meta` is shown in JSON; Arrow keeps what it declares (served, gaps) as schema metadata. */
   begin(columns: readonly ResultColumn[], meta: Record<string, unknown>): Uint8Array;
   page(rows: readonly Cell[][]): Uint8Array;
   /** Bytes after the last row; `meta` is merged into the JSON envelope. */
@@ -154,6 +154,13 @@ function arrowColumn(rows: readonly Cell[][], col: number, t: ResultType) {
   }
 }
 
+/** What the answer declares about its sources, as schema metadata (JSON values): strata.served, strata.gaps. */
+function schemaMetadata(meta: Record<string, unknown>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of ['served', 'gaps']) if (meta[key] !== undefined) out.set(`strata.${key}`, JSON.stringify(meta[key]));
+  return out;
+}
+
 /** Arrow IPC stream: the schema once, one record batch per page, then the end-of-stream marker. */
 export function arrowFormatter(): ResultFormatter {
   let columns: readonly ResultColumn[] = [];
@@ -161,9 +168,9 @@ export function arrowFormatter(): ResultFormatter {
   let schemaBytes = 0;
   return {
     contentType: 'application/vnd.apache.arrow.stream',
-    begin(cols) {
+    begin(cols, meta) {
       columns = cols;
-      schema = new Schema(cols.map((c) => new Field(c.name, arrowType(c.type), true)));
+      schema = new Schema(cols.map((c) => new Field(c.name, arrowType(c.type), true)), schemaMetadata(meta));
       const empty = tableToIPC(new Table(schema), 'stream');
       const dv = new DataView(empty.buffer, empty.byteOffset, empty.byteLength);
       schemaBytes = 8 + dv.getInt32(4, true);

@@ -3,7 +3,10 @@
 import type { Db } from '../db/pool.ts';
 import { AppError } from '../errors/index.ts';
 import { requireStream, type Stream } from '../streams/catalog.ts';
-import { parseFormat, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
+import { FAR_PAST, intersect } from '../domain/ranges.ts';
+import { MAX_TIMESTAMP_US } from '../domain/time.ts';
+import { coverageOf, describeGaps, rangesHeader } from './coverage.ts';
+import { parseFormat, parseNanMode, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
 import { rawColumns, rawPages } from './raw.ts';
 import { type Cell, type ResultColumn, formatterFor } from './result-formats.ts';
 
@@ -47,6 +50,8 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
     if (!resolutionReader) throw new AppError(400, 'invalid_request', `resolution=${JSON.stringify(resolution)}: this server serves raw rows only`);
     return { plan: await resolutionReader(db, stream, req, resolution), format };
   }
+  // Raw rows are returned as stored; nan= is checked, and says nothing to them.
+  parseNanMode(one(req.query, 'nan'));
   const from = parseTimeParam('from', one(req.query, 'from'));
   const to = parseTimeParam('to', one(req.query, 'to'));
   if (from !== null && to !== null && to <= from) throw new AppError(400, 'invalid_request', '`to` must be after `from`');
@@ -56,9 +61,15 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
     throw new AppError(400, 'invalid_request', `limit must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}; got ${JSON.stringify(String(limitText).slice(0, 40))}`);
   }
   const raw = { stream, from, to, columns: selectColumns(stream, one(req.query, 'fields')), tags: tagFilters(stream, req.query), limit };
+  // Raw rows retention dropped are declared, not silently left out (aggregated resolutions may still answer there).
+  const { rawLost } = await coverageOf(db.pool, stream.id, [], from, to);
+  const gaps = intersect(rawLost, [{ start: from ?? FAR_PAST, end: to ?? MAX_TIMESTAMP_US }]).map((g) => ({ ...g, heldBy: [] }));
   return {
     format,
-    plan: { columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw' } },
+    plan: {
+      columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
+      ...(gaps.length > 0 ? { headers: { 'strata-gaps': rangesHeader(gaps) } } : {}),
+    },
   };
 }
 

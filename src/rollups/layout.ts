@@ -5,8 +5,13 @@
 // the parts that combine exactly into coarser buckets:
 //   numbers (float8, float4, int2, int4, int8, timestamptz as µs): n, sum, min, max, first and
 //     last with their times;
+//   float8 and float4 also: nan (how many NaN), nanfirst and nanlast (µs of the earliest and the
+//     latest NaN); their n, sum, min, max, first and last are over the values other than NaN;
 //   bool: n and the count of true;
 //   text: n, first and last with their times.
+// So both answers a query can ask for come from the parts exactly: NaN skipped (the parts as they
+// are) and NaN propagated (NaN wherever nan > 0; first and last NaN where a NaN comes first or
+// last; count n + nan) — see nanOutputs in query/downsample/reader.ts.
 // Beside them, each bucket has one combined row, all_tags = true and the tag columns null: the same
 // parts over every tag set, written in the same transaction as the rows it combines. Queries with
 // neither a tag filter nor group_by read those, one row per bucket instead of one per tag set.
@@ -39,6 +44,11 @@ export function fieldKind(c: StreamColumn): FieldKind {
   return 'number';
 }
 
+/** Whether a field can hold NaN, and so keeps the NaN parts (nan, nanfirst, nanlast). */
+export function holdsNaN(f: Pick<RollupField, 'column'>): boolean {
+  return f.column.type === 'float8' || f.column.type === 'float4';
+}
+
 export function rollupFields(stream: Pick<Stream, 'columns'>): RollupField[] {
   return stream.columns
     .map((column, i) => ({ column, prefix: `c${i}`, kind: fieldKind(column) }))
@@ -49,13 +59,18 @@ export function tagColumns(stream: Pick<Stream, 'columns'>): StreamColumn[] {
   return stream.columns.filter((c) => c.role === 'tag');
 }
 
-/** The parts a field kind keeps (those in `only`, when given, by their partName). */
-export function partsOf(kind: FieldKind, f?: RollupField, only?: ReadonlySet<string>): string[] {
-  const all = kind === 'bool' ? ['n', 'true'] : kind === 'text' ? ['n', 'first', 'last'] : ['n', 'sum', 'min', 'max', 'first', 'last'];
-  return only && f ? all.filter((p) => only.has(partName(f, p))) : all;
+const NUMBER_PARTS = ['n', 'sum', 'min', 'max', 'first', 'last'];
+const FLOAT_PARTS = [...NUMBER_PARTS, 'nan', 'nanfirst', 'nanlast'];
+
+/** The parts a field keeps (those in `only`, when given, by their partName). */
+export function partsOf(f: RollupField, only?: ReadonlySet<string>): string[] {
+  const all = f.kind === 'bool' ? ['n', 'true'] : f.kind === 'text' ? ['n', 'first', 'last'] : holdsNaN(f) ? FLOAT_PARTS : NUMBER_PARTS;
+  return only ? all.filter((p) => only.has(partName(f, p))) : all;
 }
 
 const ARRAY_PARTS = new Set(['first', 'last']);
+/** Parts that count (summed when combined). */
+const COUNT_PARTS = new Set(['n', 'true', 'nan']);
 
 function valueType(kind: FieldKind): string {
   return kind === 'int8' ? 'numeric' : kind === 'text' ? 'text' : 'float8';
@@ -68,8 +83,8 @@ export function levelColumnsDdl(stream: Pick<Stream, 'columns'>): [string, strin
     ['rows', 'bigint NOT NULL'], ['all_tags', 'boolean NOT NULL DEFAULT false'],
   ];
   for (const f of rollupFields(stream)) {
-    for (const part of partsOf(f.kind)) {
-      if (part === 'n' || part === 'true') cols.push([`${f.prefix}_${part}`, 'bigint']);
+    for (const part of partsOf(f)) {
+      if (COUNT_PARTS.has(part) || part === 'nanfirst' || part === 'nanlast') cols.push([`${f.prefix}_${part}`, 'bigint']);
       else if (part === 'sum') cols.push([`${f.prefix}_sum`, f.kind === 'int8' ? 'numeric' : 'float8']);
       else if (part === 'min' || part === 'max') cols.push([`${f.prefix}_${part}`, valueType(f.kind)]);
       else cols.push([`${f.prefix}_${part}`, valueType(f.kind)], [`${f.prefix}_${part}_t`, 'bigint']);
@@ -97,7 +112,7 @@ function partArray(kind: FieldKind, part: string, value: string, time: string): 
   return timeFirst ? `ARRAY[${t}, ${v}]` : `ARRAY[${v}, ${t}]`;
 }
 
-const pickFn = (part: string): string => (part === 'min' || part === 'first' || part === 'minat' ? 'min' : 'max');
+const pickFn = (part: string): string => (part === 'min' || part === 'first' || part === 'minat' || part === 'nanfirst' ? 'min' : 'max');
 
 /** Output name of a part in partial results. */
 export const partName = (f: RollupField, part: string): string => `${f.prefix}_${part}`;
@@ -114,26 +129,34 @@ export const FAST_ORDER_LIMIT_US = 2n ** 32n * 1_000_000n;
  * `fastOrder` (a refresh writing level rows, within FAST_ORDER_LIMIT_US): first/last of float
  * fields pick their value from [date_part('epoch', time), value] pairs and take their time from a
  * separate min()/max() of "time" (part name + "_at"); see levelValuesFromParts.
+ * A field that can hold NaN has its parts over the values other than NaN (PostgreSQL's NaN equals
+ * NaN and sorts above every number, so `<> 'NaN'` keeps the rest), and NaN counted apart.
  */
 export function partsFromRaw(fields: readonly RollupField[], only?: ReadonlySet<string>, fastOrder = false): string[] {
   const out = ['count(*)::bigint AS "rows"', 'count(*)::bigint AS src_rows'];
   for (const f of fields) {
     const col = `r.${ident(f.column.columnName)}`;
     const value = f.column.type === 'timestamptz' ? micros(col) : col;
-    for (const part of partsOf(f.kind, f, only)) {
+    const nan = holdsNaN(f);
+    // The rows whose value a part takes.
+    const used = nan ? `${col} <> 'NaN'` : `${col} IS NOT NULL`;
+    const usedOnly = nan ? ` FILTER (WHERE ${used})` : '';
+    for (const part of partsOf(f, only)) {
       const name = ident(partName(f, part));
-      if (part === 'n') out.push(`count(${col})::bigint AS ${name}`);
+      if (part === 'n') out.push(`count(*) FILTER (WHERE ${used})::bigint AS ${name}`);
       else if (part === 'true') out.push(`count(*) FILTER (WHERE ${col})::bigint AS ${name}`);
-      else if (part === 'sum') out.push(`sum(${value})${f.kind === 'int8' ? '::numeric' : '::float8'} AS ${name}`);
-      else if (part === 'min' || part === 'max') out.push(`${part}(${value})::${valueType(f.kind)} AS ${name}`);
+      else if (part === 'nan') out.push(`count(*) FILTER (WHERE ${col} = 'NaN')::bigint AS ${name}`);
+      else if (part === 'nanfirst' || part === 'nanlast') out.push(`${micros(`${pickFn(part)}(r."time") FILTER (WHERE ${col} = 'NaN')`)} AS ${name}`);
+      else if (part === 'sum') out.push(`sum(${value})${usedOnly}${f.kind === 'int8' ? '::numeric' : '::float8'} AS ${name}`);
+      else if (part === 'min' || part === 'max') out.push(`${part}(${value})${usedOnly}::${valueType(f.kind)} AS ${name}`);
       else if (fastOrder && f.kind === 'number') {
-        out.push(`${pickFn(part)}(ARRAY[date_part('epoch', r."time"), ${value}::float8]) FILTER (WHERE ${col} IS NOT NULL) AS ${name}`,
-          `${pickFn(part)}(r."time") FILTER (WHERE ${col} IS NOT NULL) AS ${ident(`${partName(f, part)}_at`)}`);
-      } else out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${col} IS NOT NULL) AS ${name}`);
+        out.push(`${pickFn(part)}(ARRAY[date_part('epoch', r."time"), ${value}::float8]) FILTER (WHERE ${used}) AS ${name}`,
+          `${pickFn(part)}(r."time") FILTER (WHERE ${used}) AS ${ident(`${partName(f, part)}_at`)}`);
+      } else out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${used}) AS ${name}`);
     }
     for (const part of ['minat', 'maxat']) {
       if (only?.has(partName(f, part))) {
-        out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${col} IS NOT NULL) AS ${ident(partName(f, part))}`);
+        out.push(`${pickFn(part)}(${partArray(f.kind, part, value, micros('r."time"'))}) FILTER (WHERE ${used}) AS ${ident(partName(f, part))}`);
       }
     }
   }
@@ -144,12 +167,12 @@ export function partsFromRaw(fields: readonly RollupField[], only?: ReadonlySet<
 export function partsFromLevel(fields: readonly RollupField[], only?: ReadonlySet<string>): string[] {
   const out = ['sum(l."rows")::bigint AS "rows"', 'count(*)::bigint AS src_rows'];
   for (const f of fields) {
-    for (const part of partsOf(f.kind, f, only)) {
+    for (const part of partsOf(f, only)) {
       const name = ident(partName(f, part));
       const col = `l.${ident(partName(f, part))}`;
-      if (part === 'n' || part === 'true') out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
+      if (COUNT_PARTS.has(part)) out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
       else if (part === 'sum') out.push(`sum(${col}) AS ${name}`);
-      else if (part === 'min' || part === 'max') out.push(`${part}(${col}) AS ${name}`);
+      else if (part === 'min' || part === 'max' || part === 'nanfirst' || part === 'nanlast') out.push(`${pickFn(part)}(${col}) AS ${name}`);
       else {
         const t = `l.${ident(`${partName(f, part)}_t`)}`;
         out.push(`${pickFn(part)}(${partArray(f.kind, part, col, t)}) FILTER (WHERE ${t} IS NOT NULL) AS ${name}`);
@@ -163,10 +186,10 @@ export function partsFromLevel(fields: readonly RollupField[], only?: ReadonlySe
 export function partsFromParts(fields: readonly RollupField[], only?: ReadonlySet<string>): string[] {
   const out = ['sum(p."rows")::bigint AS "rows"'];
   for (const f of fields) {
-    for (const part of [...partsOf(f.kind, f, only), ...['minat', 'maxat'].filter((p) => only?.has(partName(f, p)))]) {
+    for (const part of [...partsOf(f, only), ...['minat', 'maxat'].filter((p) => only?.has(partName(f, p)))]) {
       const name = ident(partName(f, part));
       const col = `p.${name}`;
-      if (part === 'n' || part === 'true') out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
+      if (COUNT_PARTS.has(part)) out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
       else if (part === 'sum') out.push(`sum(${col}) AS ${name}`);
       else out.push(`${pickFn(part)}(${col}) AS ${name}`);
     }
@@ -182,7 +205,7 @@ export function levelValuesFromParts(fields: readonly RollupField[], fastOrder =
   const columns: string[] = ['"rows"'];
   const values: string[] = ['p."rows"'];
   for (const f of fields) {
-    for (const part of partsOf(f.kind)) {
+    for (const part of partsOf(f)) {
       const name = partName(f, part);
       if (!ARRAY_PARTS.has(part)) {
         columns.push(ident(name));

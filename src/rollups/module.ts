@@ -12,8 +12,10 @@ import { registerResolutionReader } from '../query/run-query.ts';
 import { type Stream, getStream } from '../streams/catalog.ts';
 import { onColumnsAdded, registerStreamSetting } from '../streams/settings.ts';
 import { type AbsorbOptions, type LevelCoverage, registerRollupCoverage } from './coverage.ts';
-import { DEFAULT_LEVELS, addLevelColumns, applyLevels, loadLevels, parseLevels } from './levels.ts';
-import { type RefreshRange, invalidatedWithin, refreshStream } from './refresh.ts';
+import { invalidatedWithin } from './invalidation-log.ts';
+import { addLevelColumns, applyLevels } from './level-tables.ts';
+import { DEFAULT_LEVELS, loadLevels, parseLevels } from './levels.ts';
+import { type RefreshRange, refreshStream } from './refresh.ts';
 import { readAggregates } from '../query/downsample/reader.ts';
 import './invalidate.ts';
 

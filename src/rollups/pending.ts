@@ -4,7 +4,7 @@
 // upload has its rows in columns in memory anyway; it sums them per bucket of the stream's finest
 // level and tag set (count, sum, min, max, first and last with their times, count of true: the
 // parts of a level row, layout.ts) and adds those rows, one per bucket and tag set, to the
-// stream's pending table in its own transaction. When the watermark passes them, the refresh
+// stream's pending table (pending-table.ts) in its own transaction. When the watermark passes them, the refresh
 // builds the level's buckets from the pending rows, as a coarser level is built from a finer one,
 // and deletes them.
 //
@@ -22,74 +22,18 @@
 //    raw chunk there is: what is stored by then is built from raw rows, what comes after from
 //    pending rows.
 // Streams with text or timestamp fields keep no pending rows; their levels are built from raw rows.
-import type { PoolClient, Queryable } from '../db/pool.ts';
-import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
+import type { PoolClient } from '../db/pool.ts';
+import { ident } from '../db/sql.ts';
 import { CopyStream } from '../copy/copy-stream.ts';
 import { TupleWriter } from '../copy/tuple-writer.ts';
 import { floorDiv } from '../domain/interval.ts';
-import { SUPPORTED_MIN_US, pgTimestamp } from '../domain/time.ts';
 import type { ColumnBatch, ColumnData, Validity } from '../domain/types.ts';
-import { registerRetractionObserver } from '../ingest/observers.ts';
 import type { Stream } from '../streams/catalog.ts';
-import { type RollupField, levelColumnsDdl, partsOf, rollupFields, tagColumns } from './layout.ts';
+import type { Invalidation } from './invalidation-log.ts';
+import { type RollupField, holdsNaN, partsOf, rollupFields, tagColumns } from './layout.ts';
 import type { Level } from './levels.ts';
-import { type Invalidation, type TagValues, tagSetCodes } from './invalidate.ts';
-
-export function pendingTableName(stream: Pick<Stream, 'tableName'>): string {
-  return `${stream.tableName.slice(0, 36)}_pend`;
-}
-
-export const pendingTable = (stream: Pick<Stream, 'tableName'>): string => qualified(DATA_SCHEMA, pendingTableName(stream));
-
-/** The finest level as the pending rows' source for a refresh, read like a level table. */
-export function pendingSource(stream: Pick<Stream, 'tableName'>, finest: Level): Level {
-  return { ...finest, name: 'pending', tableName: pendingTableName(stream), watermarkUs: null, pendingFromUs: null };
-}
-
-/** Whether partial aggregates can be made for every field of the stream while uploading. */
-export function pendingSupported(stream: Pick<Stream, 'columns'>): boolean {
-  return rollupFields(stream).every((f) => f.column.type !== 'text' && f.column.type !== 'timestamptz');
-}
-
-/** Creates the stream's pending table, or adds the columns of fields added since. */
-export async function ensurePendingTable(tx: Queryable, stream: Stream): Promise<void> {
-  const table = pendingTable(stream);
-  const cols = levelColumnsDdl(stream).map(([n, t]) => `${ident(n)} ${t}`);
-  await tx.query(`CREATE TABLE IF NOT EXISTS ${table} (ingest_id bigint NOT NULL, ${cols.join(', ')})`);
-  await tx.query(`ALTER TABLE ${table} ${cols.map((c) => `ADD COLUMN IF NOT EXISTS ${c}`).join(', ')}`);
-  await tx.query(`CREATE INDEX IF NOT EXISTS ${ident(`${pendingTableName(stream)}_time`)} ON ${table} ("time")`);
-}
-
-async function pendingTableExists(q: Queryable, stream: Stream): Promise<boolean> {
-  const { rows } = await q.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [pendingTable(stream)]);
-  return rows[0].t !== null;
-}
-
-/**
- * Starts the pending rows over for the stream's levels as they now are (`levels`, finest first,
- * their rows locked FOR UPDATE by the caller): deletes what there is, and lets the finest level
- * take pending rows from past the last raw chunk on (from the start, for a stream without rows).
- */
-export async function restartPending(tx: PoolClient, stream: Stream, levels: readonly Level[]): Promise<void> {
-  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)}`);
-  await tx.query('UPDATE strata.rollup_levels SET pending_from = NULL WHERE stream_id = $1 AND pending_from IS NOT NULL', [stream.id]);
-  const finest = levels[0];
-  if (!finest || !pendingSupported(stream)) return;
-  await ensurePendingTable(tx, stream);
-  await tx.query(
-    `UPDATE strata.rollup_levels SET pending_from = coalesce(
-        (SELECT max(range_end) FROM strata.chunks WHERE stream_id = $1 AND level = 'raw' AND state = 'active'), $3::timestamptz)
-      WHERE stream_id = $1 AND level = $2`,
-    [stream.id, finest.name, pgTimestamp(SUPPORTED_MIN_US)]);
-}
-
-/** Deletes the pending rows of [from, to) (the refresh has materialised those buckets). */
-export async function deletePending(tx: Queryable, stream: Stream, from: bigint, to: bigint): Promise<void> {
-  await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE "time" >= $1::timestamptz AND "time" < $2::timestamptz`, [pgTimestamp(from), pgTimestamp(to)]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Partial aggregates of one upload
+import { pendingSupported, pendingTable } from './pending-table.ts';
+import { type TagValues, tagSetCodes } from './tag-sets.ts';
 
 /** Times are kept as doubles: exact within ±2^53 µs (about 285 years either side of 1970). */
 const SAFE_US = 2n ** 53n;
@@ -105,21 +49,18 @@ type SlotKind = 'float8' | 'float4' | 'int8' | 'bool';
 
 /**
  * Where a field's parts sit in a group's numbers: float8 and float4 (also int2, int4): n, sum,
- * min, max, first time, first, last time, last; bool: n, true; int8: n, first time, last time
- * (sum, min, max, first and last are bigints, in the group's bigint slots).
+ * min, max, first time, first, last time, last — over the values other than NaN — then the count
+ * of NaN and the times of the earliest and latest NaN; bool: n, true; int8: n, first time, last
+ * time (sum, min, max, first and last are bigints, in the group's bigint slots).
  */
 interface Slot { field: RollupField; kind: SlotKind; at: number; bigAt: number }
 
-const WIDTH: Record<SlotKind, number> = { float8: 8, float4: 8, int8: 3, bool: 2 };
-
+const WIDTH: Record<SlotKind, number> = { float8: 11, float4: 11, int8: 3, bool: 2 };
 
 const bitAt = (bitmap: Uint8Array, i: number): number => (bitmap[i >> 3] >> (i & 7)) & 1;
 
-/** PostgreSQL's order of float8: NaN after every number. */
-const less = (a: number, b: number): boolean => a < b || (b !== b && a === a);
-
-/** A new group's float parts: nothing yet (min NaN and max −∞ give way to any value, in PostgreSQL's order). */
-const FLOAT_START = [0, 0, NaN, -Infinity, Infinity, NaN, -Infinity, NaN];
+/** A new group's float parts: nothing yet (each start gives way to the first value or time). */
+const FLOAT_START = [0, 0, Infinity, -Infinity, Infinity, NaN, -Infinity, NaN, 0, Infinity, -Infinity];
 
 /** What one batch holds of each group it touches: its rows, and its earliest and latest row. */
 interface BatchGroups {
@@ -137,9 +78,31 @@ interface BatchGroups {
 }
 
 /**
- * Adds a float column's values to the parts of their groups (n, sum, min, max, first time, first,
- * last time, last at `at` in each group's W numbers). Without nulls and ties, first and last come
- * from each group's earliest and latest row, and n from its row count; otherwise row by row.
+ * Adds one float value x at time t to the parts at F[o…]: a NaN to the NaN count and times, any
+ * other value to n, sum, min, max, first and last (ties broken as in layout.ts).
+ */
+function addFloat(F: Float64Array, o: number, x: number, t: number, f4: boolean): void {
+  if (x !== x) {
+    F[o + 8]++;
+    if (t < F[o + 9]) F[o + 9] = t;
+    if (t > F[o + 10]) F[o + 10] = t;
+    return;
+  }
+  F[o]++;
+  F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
+  if (x < F[o + 2]) F[o + 2] = x;
+  if (x > F[o + 3]) F[o + 3] = x;
+  const ft = F[o + 4];
+  if (t < ft || (t === ft && x < F[o + 5])) { F[o + 4] = t; F[o + 5] = x; }
+  const lt = F[o + 6];
+  if (t > lt || (t === lt && x > F[o + 7])) { F[o + 6] = t; F[o + 7] = x; }
+}
+
+/**
+ * Adds a float column's values to the parts of their groups (at `at` in each group's W numbers;
+ * see Slot). Without nulls and ties, a group's rows are summed in one pass, and first and last
+ * come from its earliest and latest row, n from its row count — unless NaN is among them, when
+ * the group's rows are added again one by one; otherwise row by row.
  * `f4`: the column is float4, which PostgreSQL sums in float4.
  */
 function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, valid: Validity | null, f4: boolean,
@@ -151,8 +114,8 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
       const g = bg.touched[k];
       const o = g * W + at;
       let sum = F[o + 1];
-      let lo = Infinity;
-      let hi = -Infinity;
+      let lo = F[o + 2];
+      let hi = F[o + 3];
       let nans = 0;
       const end = start[k + 1];
       for (let j = start[k]; j < end; j++) {
@@ -162,22 +125,22 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
         if (x > hi) hi = x;
         if (x !== x) nans++;
       }
+      if (nans > 0) {
+        for (let j = start[k]; j < end; j++) addFloat(F, o, f4 ? Math.fround(a[perm[j]]) : a[perm[j]], times[perm[j]], f4);
+        continue;
+      }
       F[o + 1] = sum;
-      const rows = end - start[k];
-      // PostgreSQL's order: NaN after every number (min is NaN only when every value is).
-      const min = nans === rows ? NaN : lo;
-      const max = nans > 0 ? NaN : hi;
-      if (less(min, F[o + 2])) F[o + 2] = min;
-      if (less(F[o + 3], max)) F[o + 3] = max;
-      F[o] += rows;
+      F[o + 2] = lo;
+      F[o + 3] = hi;
+      F[o] += end - start[k];
       const r0 = bg.first[g];
       const t0 = times[r0];
       const x0 = f4 ? Math.fround(a[r0]) : a[r0];
-      if (t0 < F[o + 4] || (t0 === F[o + 4] && less(x0, F[o + 5]))) { F[o + 4] = t0; F[o + 5] = x0; }
+      if (t0 < F[o + 4] || (t0 === F[o + 4] && x0 < F[o + 5])) { F[o + 4] = t0; F[o + 5] = x0; }
       const r1 = bg.last[g];
       const t1 = times[r1];
       const x1 = f4 ? Math.fround(a[r1]) : a[r1];
-      if (t1 > F[o + 6] || (t1 === F[o + 6] && less(F[o + 7], x1))) { F[o + 6] = t1; F[o + 7] = x1; }
+      if (t1 > F[o + 6] || (t1 === F[o + 6] && x1 > F[o + 7])) { F[o + 6] = t1; F[o + 7] = x1; }
     }
     return;
   }
@@ -185,20 +148,7 @@ function addFloats(F: Float64Array, W: number, at: number, a: Float64Array, vali
   const bitOff = valid?.offset ?? 0;
   for (let i = 0; i < n; i++) {
     if (bits !== undefined && ((bits[(bitOff + i) >> 3] >> ((bitOff + i) & 7)) & 1) === 0) continue;
-    const x = f4 ? Math.fround(a[i]) : a[i];
-    const t = times[i];
-    const o = groupOf[i] * W + at;
-    F[o]++;
-    F[o + 1] = f4 ? Math.fround(F[o + 1] + x) : F[o + 1] + x;
-    if (x === x) {
-      const lo = F[o + 2];
-      if (x < lo || lo !== lo) F[o + 2] = x;
-      if (x > F[o + 3]) F[o + 3] = x;
-    } else F[o + 3] = x;
-    const ft = F[o + 4];
-    if (t < ft || (t === ft && less(x, F[o + 5]))) { F[o + 4] = t; F[o + 5] = x; }
-    const lt = F[o + 6];
-    if (t > lt || (t === lt && less(F[o + 7], x))) { F[o + 6] = t; F[o + 7] = x; }
+    addFloat(F, groupOf[i] * W + at, f4 ? Math.fround(a[i]) : a[i], times[i], f4);
   }
 }
 
@@ -465,7 +415,7 @@ export class PartialAggregates {
     const tags = tagColumns(this.stream);
     const names = ['ingest_id', 'time', ...tags.map((c) => c.columnName), 'rows'];
     for (const slot of this.slots) {
-      for (const part of partsOf(slot.field.kind)) {
+      for (const part of partsOf(slot.field)) {
         names.push(`${slot.field.prefix}_${part}`);
         if (part === 'first' || part === 'last') names.push(`${slot.field.prefix}_${part}_t`);
       }
@@ -496,6 +446,12 @@ export class PartialAggregates {
           w.int8(n);
           if (n === 0) for (let k = 0; k < 7; k++) w.null();
           else w.float8(F[o + 1]).float8(F[o + 2]).float8(F[o + 3]).float8(F[o + 5]).int8(F[o + 4]).float8(F[o + 7]).int8(F[o + 6]);
+          if (holdsNaN(slot.field)) {
+            const nans = F[o + 8];
+            w.int8(nans);
+            if (nans === 0) w.null().null();
+            else w.int8(F[o + 9]).int8(F[o + 10]);
+          }
         }
       }
     }
@@ -564,7 +520,3 @@ export class UploadPending {
     return start < end ? [{ level: finest.name, values: null, start, end }] : [];
   }
 }
-
-registerRetractionObserver(async (tx, { stream, ingestId }) => {
-  if (await pendingTableExists(tx, stream)) await tx.query(`DELETE FROM ${pendingTable(stream)} WHERE ingest_id = $1`, [ingestId.toString()]);
-});

@@ -8,8 +8,8 @@
 // rows are in the step) or commits after it and sees the new watermark (and records an
 // invalidation). Recomputing invalidations needs no such lock: it deletes only the invalidations
 // it read before it read the rows, so anything committed meanwhile stays invalidated.
-import type { Db, PoolClient, Queryable } from '../db/pool.ts';
-import { type Range, normalise, subtract } from '../domain/ranges.ts';
+import type { Db, PoolClient } from '../db/pool.ts';
+import { subtract } from '../domain/ranges.ts';
 import { withTransaction } from '../db/pool.ts';
 import { withPause } from '../jobs/pause.ts';
 import { DATA_SCHEMA, ident } from '../db/sql.ts';
@@ -18,9 +18,11 @@ import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
 import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
+import { droppedRawBuckets } from './dropped-buckets.ts';
+import { invalidatedWithin, recordInvalidations } from './invalidation-log.ts';
 import { type Level, REFRESH_LOCK_SPACE, levelTable, loadLevels } from './levels.ts';
-import { type TagValues, recordInvalidations } from './invalidate.ts';
-import { deletePending, pendingSource, pendingSupported, restartPending } from './pending.ts';
+import { deletePending, pendingSource, pendingSupported, restartPending } from './pending-table.ts';
+import type { TagValues } from './tag-sets.ts';
 
 export interface RefreshRange {
   level: string;
@@ -61,29 +63,6 @@ async function sourceChunks(q: Db | PoolClient, streamId: number, level: string,
 }
 
 interface Source { name: string; level: Level | null }
-
-/** Whether a level has an invalidation (stale buckets) overlapping [from, to). */
-export async function invalidatedWithin(q: Queryable, streamId: number, level: string, from: bigint, to: bigint): Promise<boolean> {
-  const { rows } = await q.query(
-    `SELECT 1 FROM strata.rollup_invalidations WHERE stream_id = $1 AND level = $2
-        AND range_start < $4::timestamptz AND range_end > $3::timestamptz LIMIT 1`,
-    [streamId, level, pgTimestamp(from), pgTimestamp(to)]);
-  return rows.length > 0;
-}
-
-/**
- * The buckets of a level (interval L) within [from, to] that hold raw rows retention dropped:
- * they cannot be rebuilt from the raw rows that are left.
- */
-export async function droppedRawBuckets(q: Queryable, streamId: number, intervalUs: bigint, from: bigint, to: bigint): Promise<Range[]> {
-  const { rows } = await q.query<{ s: string; e: string }>(
-    `SELECT ${micros('range_start')}::text AS s, ${micros('range_end')}::text AS e
-       FROM strata.chunks WHERE stream_id = $1 AND level = 'raw' AND state = 'dropped'
-        AND range_start <= $3::timestamptz AND range_end > $2::timestamptz`,
-    [streamId, pgTimestamp(from), pgTimestamp(to)]);
-  const L = intervalUs;
-  return normalise(rows.map((r) => ({ start: floorDiv(BigInt(r.s), L) * L, end: (floorDiv(BigInt(r.e) - 1n, L) + 1n) * L })));
-}
 
 /**
  * Where [from, to) of `level` can be built from: the next finer level when it is materialised and

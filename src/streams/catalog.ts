@@ -3,27 +3,14 @@
 import type { Db, PoolClient, Queryable } from '../db/pool.ts';
 import { withTransaction } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
-import type { ColumnRole, ColumnType, StreamColumn } from '../domain/types.ts';
+import type { ColumnRole, ColumnType, Stream, StreamColumn } from '../domain/types.ts';
 import { type Actor, appendAudit } from '../audit/log.ts';
 import { AppError } from '../errors/index.ts';
 import { safeIdentifier } from './identifiers.ts';
 import { formatInterval } from '../domain/interval.ts';
 import { columnsAddedHooksList, settingHandler, settingHandlers } from './settings.ts';
 
-export interface Stream {
-  id: number;
-  name: string;
-  description: string | null;
-  labels: Record<string, unknown>;
-  tableName: string;
-  timeColumn: string | null;
-  chunkIntervalUs: bigint;
-  columns: StreamColumn[];
-  /** Feature settings by key (see settings.ts), normalised. */
-  settings: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
+export type { Stream } from '../domain/types.ts';
 
 export interface NewColumn {
   name: string;
@@ -81,13 +68,14 @@ function toStream(r: StreamRow, columns: StreamColumn[]): Stream {
 }
 
 export async function getStream(q: Queryable, name: string): Promise<Stream | null> {
-  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1', [name]);
+  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1 AND deleted_at IS NULL', [name]);
   if (rows.length === 0) return null;
   return toStream(rows[0], await loadColumns(q, Number(rows[0].id)));
 }
 
+/** A stream by id; null when there is none or it was deleted. */
 export async function getStreamById(q: Queryable, id: number): Promise<Stream | null> {
-  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams WHERE id = $1', [id]);
+  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams WHERE id = $1 AND deleted_at IS NULL', [id]);
   if (rows.length === 0) return null;
   return toStream(rows[0], await loadColumns(q, id));
 }
@@ -99,7 +87,7 @@ export async function requireStream(q: Queryable, name: string): Promise<Stream>
 }
 
 export async function listStreams(q: Queryable): Promise<Stream[]> {
-  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams ORDER BY name');
+  const { rows } = await q.query<StreamRow>('SELECT * FROM strata.streams WHERE deleted_at IS NULL ORDER BY name');
   const cols = await q.query<ColumnRow & { stream_id: string }>(
     'SELECT * FROM strata.stream_columns ORDER BY stream_id, position');
   const byStream = new Map<string, StreamColumn[]>();
@@ -154,7 +142,7 @@ function checkDuplicateNames(cols: readonly NewColumn[], streamName: string): vo
 }
 
 /** Advisory-lock space for creating a stream, keyed on hashtext(name). */
-const CREATE_LOCK_SPACE = 7_310_007;
+export const CREATE_LOCK_SPACE = 7_310_007;
 
 /**
  * Creates a stream and its partitioned table. If a stream of that name already exists (another
@@ -177,7 +165,7 @@ export async function createStream(db: Db, def: StreamDefinition, actor: Actor):
     const ins = await tx.query<{ id: string }>(
       `INSERT INTO strata.streams (name, description, labels, table_name, time_column, chunk_interval_us, settings, created_by)
        VALUES ($1, $2, $3, 'pending:' || $1, $4, $5, $6, $7)
-       ON CONFLICT (name) DO NOTHING RETURNING id`,
+       ON CONFLICT (name) WHERE deleted_at IS NULL DO NOTHING RETURNING id`,
       [def.name, def.description ?? null, JSON.stringify(def.labels ?? {}), def.timeColumn ?? null,
         def.chunkIntervalUs.toString(), JSON.stringify(settings), actor.keyId]);
     if (ins.rows.length === 0) return null;
@@ -222,7 +210,7 @@ export function indexDdl(table: string): string[] {
 export async function addColumns(db: Db, streamName: string, added: readonly NewColumn[], actor: Actor): Promise<Stream> {
   await withTransaction(db, async (tx) => {
     await tx.query("SET LOCAL lock_timeout = '60s'");
-    const { rows } = await tx.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1 FOR UPDATE', [streamName]);
+    const { rows } = await tx.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1 AND deleted_at IS NULL FOR UPDATE', [streamName]);
     if (rows.length === 0) throw new AppError(404, 'not_found', `stream ${JSON.stringify(streamName)} does not exist`);
     const streamId = Number(rows[0].id);
     const existing = await loadColumns(tx, streamId);
@@ -255,7 +243,7 @@ export async function setTimeColumn(db: Db, streamId: number, name: string): Pro
  */
 export async function updateStream(db: Db, name: string, patch: StreamPatch, actor: Actor): Promise<Stream> {
   await withTransaction(db, async (tx) => {
-    const { rows } = await tx.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1 FOR UPDATE', [name]);
+    const { rows } = await tx.query<StreamRow>('SELECT * FROM strata.streams WHERE name = $1 AND deleted_at IS NULL FOR UPDATE', [name]);
     if (rows.length === 0) throw new AppError(404, 'not_found', `stream ${JSON.stringify(name)} does not exist`);
     const stream = toStream(rows[0], await loadColumns(tx, Number(rows[0].id)));
     const before: Record<string, unknown> = {};

@@ -5,7 +5,7 @@
 // change together.
 import type { PoolClient } from '../db/pool.ts';
 import type { Actor } from '../audit/log.ts';
-import type { Stream } from './catalog.ts';
+import type { Stream } from '../domain/types.ts';
 
 export interface SettingHandler<T = unknown> {
   /** Key in the stream definition JSON and in strata.streams.settings. */

@@ -33,6 +33,11 @@ export interface MatrixContext {
   freshIngest(): Promise<string>;
   /** A fresh key id (for revocation). */
   freshKeyId(): Promise<number>;
+  /**
+   * Two more names in the scope of keys scoped "same": routes that delete or rename a stream act
+   * on `scratch[0]` (made anew when gone) and rename it to `scratch[1]`.
+   */
+  scratch: readonly [string, string];
   unique(prefix: string): string;
 }
 
@@ -59,6 +64,20 @@ async function freshHold(x: MatrixContext): Promise<number> {
   return ((await res.json()) as { id: number }).id;
 }
 
+/** The scratch stream exists (again, or renamed back) and its rename target does not. */
+async function scratchReady(x: MatrixContext): Promise<void> {
+  const [name, renamed] = x.scratch;
+  if ((await x.t.request(`/v1/streams/${renamed}`)).status === 200) {
+    const res = await x.t.request(`/v1/streams/${renamed}/rename`, jsonInit('POST', { name }));
+    if (res.status !== 200) throw new Error(`cannot rename ${renamed} back: ${res.status}`);
+  } else if ((await x.t.request(`/v1/streams/${name}`)).status === 404) {
+    const res = await x.t.request('/v1/streams', jsonInit('POST', { name, tags: ['sample'], fields: [{ name: 'value', type: 'float8' }] }));
+    if (res.status !== 201) throw new Error(`cannot make ${name}: ${res.status}`);
+  }
+  // A rename moved the scratch names in the scoped keys' scopes: give them all three again.
+  await x.t.db.pool.query('UPDATE strata.api_keys SET streams = $2 WHERE $1 = ANY(streams)', [x.stream, [x.stream, name, renamed]]);
+}
+
 export const routeCases: RouteCase[] = [
   { method: 'GET', path: '/healthz', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/healthz' }) },
   { method: 'GET', path: '/readyz', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/readyz' }) },
@@ -72,6 +91,10 @@ export const routeCases: RouteCase[] = [
   { method: 'GET', path: '/v1/streams/:stream', allowed: ALL, target: 'stream', ok: 200, request: async (x) => ({ url: `/v1/streams/${x.stream}` }) },
   { method: 'PATCH', path: '/v1/streams/:stream', allowed: ['admin'], target: 'stream', ok: 200,
     request: async (x) => ({ url: `/v1/streams/${x.stream}`, init: jsonInit('PATCH', { description: x.unique('described') }) }) },
+  { method: 'DELETE', path: '/v1/streams/:stream', allowed: ['admin'], target: 'stream', ok: 200,
+    request: async (x) => { await scratchReady(x); return { url: `/v1/streams/${x.scratch[0]}`, init: { method: 'DELETE' } }; } },
+  { method: 'POST', path: '/v1/streams/:stream/rename', allowed: ['admin'], target: 'stream', ok: 200,
+    request: async (x) => { await scratchReady(x); return { url: `/v1/streams/${x.scratch[0]}/rename`, init: jsonInit('POST', { name: x.scratch[1] }) }; } },
   { method: 'POST', path: '/v1/streams/:stream/ingest', allowed: ['admin', 'instrument'], target: 'stream', ok: 201,
     request: async (x) => ({ url: `/v1/streams/${x.stream}/ingest`, init: { method: 'POST', headers: { 'content-type': ARROW_STREAM }, body: loggerBody() } }) },
   { method: 'GET', path: '/v1/streams/:stream/query', allowed: ['admin', 'reader', 'auditor'], target: 'stream', ok: 200,

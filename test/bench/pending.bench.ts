@@ -8,7 +8,7 @@
 import type { ColumnBatch, StreamColumn } from '../../src/domain/types.ts';
 import { encodeRows } from '../../src/copy/encoder.ts';
 import { PartialAggregates } from '../../src/rollups/pending.ts';
-import { tagSetCodes } from '../../src/rollups/invalidate.ts';
+import { tagSetCodes } from '../../src/rollups/tag-sets.ts';
 import { median } from './lib.ts';
 
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 7));

@@ -42,8 +42,8 @@ describe('not an HDF5 file', () => {
     rejects(Buffer.concat([SIGNATURE, Buffer.alloc(4096)]), 400, 'malformed_hdf5', /corrupt or truncated|cannot be opened/));
   it('netCDF-3 classic → 400 malformed_hdf5 saying how to convert it', () =>
     rejects(hdf5('netcdf3_classic.nc'), 400, 'malformed_hdf5', /netCDF-3.*nccopy/));
-  it('an Arrow file sent as HDF5 → 400 malformed_hdf5 naming the right content type', () =>
-    rejects(fixture('arrow/logger_ns_zstd.arrow'), 400, 'malformed_hdf5', /application\/vnd\.apache\.arrow/));
+  it('an Arrow file sent as HDF5 → 415 content_type_mismatch naming the right content type', () =>
+    rejects(fixture('arrow/logger_ns_zstd.arrow'), 415, 'content_type_mismatch', /application\/vnd\.apache\.arrow/));
 });
 
 describe('truncated files', () => {

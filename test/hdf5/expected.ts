@@ -14,7 +14,7 @@ export const NETCDF = 'application/x-netcdf';
 export interface Instant { iso: string; us: number }
 export interface TimeExp { first: Instant; last: Instant; min: Instant; max: Instant; us_sum: string; sub_microsecond_rows?: number }
 export interface FieldExp {
-  dtype: string; count: number; nulls: number; sum: number | string; min?: number | string; max?: number | string;
+  dtype: string; count: number; nulls: number; nans?: number; sum: number | string; min?: number | string; max?: number | string;
   true?: number; counts_by_label?: Record<string, number>; units?: string;
   per_station?: Record<string, { count: number; nulls: number; sum: number }>;
 }
@@ -89,7 +89,10 @@ export async function checkField(t: TestApp, stream: string, name: string, f: Fi
     const { rows: [s] } = await t.db.pool.query(`SELECT sum(${q}::numeric)::text AS s FROM ${table} WHERE ${where}`);
     expect(s.s, `${name} sum`).toBe(f.sum);
   } else {
-    const { rows: [s] } = await t.db.pool.query(`SELECT sum(${q}::float8) AS s, min(${q}::float8) AS lo, max(${q}::float8) AS hi FROM ${table} WHERE ${where}`);
+    const real = `${q} IS NOT NULL AND ${q}::float8 <> 'NaN'::float8`;
+    const { rows: [s] } = await t.db.pool.query(`SELECT sum(${q}::float8) FILTER (WHERE ${real}) AS s, min(${q}::float8) FILTER (WHERE ${real}) AS lo,
+        max(${q}::float8) FILTER (WHERE ${real}) AS hi, count(*) FILTER (WHERE ${q}::float8 = 'NaN'::float8)::int AS nans FROM ${table} WHERE ${where}`);
+    expect(s.nans, `${name} NaN count`).toBe(f.nans ?? 0);
     relClose(s.s, f.sum, `${name} sum`);
     if (typeof f.min === 'number') relClose(s.lo, f.min, `${name} min`);
     if (typeof f.max === 'number') relClose(s.hi, f.max, `${name} max`);

@@ -34,7 +34,7 @@ function checkRecord(p: Posted, file: string, layout: string): Record<string, un
   return i;
 }
 
-const flat = ['flat_gzip.h5', 'flat_lzf.h5', 'userblock.h5', 'big_endian.h5', 'enum_vlen.h5', 'iso_times.h5', 'builtin_filters.h5'];
+const flat = ['flat_gzip.h5', 'flat_lzf.h5', 'lzf_vlen.h5', 'userblock.h5', 'big_endian.h5', 'enum_vlen.h5', 'iso_times.h5', 'builtin_filters.h5'];
 const compound = ['compound.h5', 'pytables_zlib.h5', 'pytables_blosc.h5', 'pytables_blosc_lz4.h5', 'pytables_blosc_zstd.h5', 'bzip2_filter.h5'];
 
 describe.each([...flat, ...compound])('%s', (file) => {

@@ -17,7 +17,14 @@ describe('CF units', () => {
     ['milliseconds since 2024-03-01 12:00:00 UTC', 'ms', 1709294400000000n],
     ['nanoseconds since 1970-01-01T00:00:00Z', 'ns', 0n],
   ])('%s', (text, unit, epochUs) => {
-    expect(parseSinceUnits(text)).toEqual({ unit, epochUs });
+    expect(parseSinceUnits(text)).toEqual({ unit, epochUs, epochSubNs: 0 });
+  });
+
+  it('keeps the nanoseconds of an epoch finer than a microsecond (as xarray writes it)', () => {
+    expect(parseSinceUnits('nanoseconds since 2024-03-01 00:00:00.123456789')).toEqual({ unit: 'ns', epochUs: 1709251200123456n, epochSubNs: 789 });
+    const enc: TimeEncoding = { encoding: 'number', unit: 'ns', epochUs: 1709251200123456n, epochSubNs: 789, scale: 1 };
+    const r = convertTimes(BigInt64Array.of(0n, 210n, 211n, 1_000_000_000n), enc, '/time', 0, { count: 0 });
+    expect(Array.from(r.micros)).toEqual([1709251200123456n, 1709251200123456n, 1709251200123457n, 1709251201123456n]);
   });
 
   it('refuses what is not "<unit> since <instant>"', () => {

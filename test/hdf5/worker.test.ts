@@ -10,8 +10,8 @@ import { workerCounts } from '../../src/ingest/decoders/hdf5/pool.ts';
 import { checkTime, expected, hdf5, post, streamName } from './expected.ts';
 
 let t: TestApp;
-// Small batches: abort_lzf_vlen_late.h5 is then read in slices of 750 rows, four of which are
-// decoded and written before the slice at row 3000 aborts the decoder.
+// Small batches: crash_blosc_mislabelled_late.h5 is then read in slices of whole chunks, several
+// of which are decoded and written before the slice at row 3000 aborts the decoder.
 beforeAll(async () => { t = await createTestApp({ limits: { maxBatchBytes: 16 * 1024 } as never }); });
 afterAll(async () => { await t.close(); });
 
@@ -27,27 +27,27 @@ async function rejected(id: string, code: string): Promise<void> {
 describe('a decoder crash', () => {
   it('after rows were already written: 422 decoder_crashed naming dataset and rows, nothing stored', async () => {
     const stream = streamName('late-crash');
-    const p = await post(t, stream, hdf5('abort_lzf_vlen_late.h5'));
+    const p = await post(t, stream, hdf5('crash_blosc_mislabelled_late.h5'));
     expect(p.status, JSON.stringify(p.body)).toBe(422);
     expect(p.body.code).toBe('decoder_crashed');
-    const first = expected['abort_lzf_vlen_late.h5'].first_aborting_row as number;
-    expect(String(p.body.detail)).toMatch(new RegExp(`dataset /data/run, rows ${first}–\\d+`));
+    const first = expected['crash_blosc_mislabelled_late.h5'].first_aborting_row as number;
+    expect(String(p.body.detail)).toMatch(new RegExp(`dataset /data/late, rows ${first}–\\d+`));
     await rejected(p.body.ingest_id as string, 'decoder_crashed');
     expect(await storedRowCount(t.db, stream)).toBe(0);
   });
 
   it('on the first slice: 422 decoder_crashed, nothing stored', async () => {
-    const p = await post(t, streamName('crash'), hdf5('abort_lzf_vlen.h5'));
+    const p = await post(t, streamName('crash'), hdf5('crash_blosc_mislabelled.h5'));
     expect(p.status, JSON.stringify(p.body)).toBe(422);
     expect(p.body.code).toBe('decoder_crashed');
-    expect(String(p.body.detail)).toMatch(/dataset \/data\/run/);
+    expect(String(p.body.detail)).toMatch(/dataset \/data\/value/);
     await rejected(p.body.ingest_id as string, 'decoder_crashed');
   });
 
   it('leaves the server serving, with no temp files and no leaked file descriptors', async () => {
     const before = openFds();
     for (let i = 0; i < 3; i++) {
-      const p = await post(t, streamName('crash-again'), hdf5('abort_lzf_vlen.h5'));
+      const p = await post(t, streamName('crash-again'), hdf5('crash_blosc_mislabelled.h5'));
       expect(p.body.code).toBe('decoder_crashed');
       const q = await post(t, streamName('corrupt'), hdf5('fletcher32_corrupt.h5'));
       expect(q.body.code).toBe('corrupt_data');

@@ -59,8 +59,11 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Polls `check` (real time) until it returns a value other than undefined/false. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+/**
+ * Polls `check` (real time) until it returns a value other than undefined/false. The default
+ * wait is long: it only has to catch a hang, and a loaded machine is slow.
+ */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -30,14 +30,24 @@ export interface LabRows {
   note: (string | null)[];
 }
 
-/** Random readings: n rows from `start`, irregular gaps averaging `meanStepUs`, several samples. */
-export function labRows(seed: number, start: bigint, n: number, meanStepUs: bigint, samples: readonly string[]): LabRows {
+/**
+ * Random readings: n rows from `start`, irregular gaps averaging `meanStepUs`, several samples.
+ * `special`: temp_c also holds NaN (about 8 %, and every reading of a run of 40 in each 1000) and
+ * ±Infinity (2 % each), and every seventh reading shares its instant with the one before.
+ */
+export function labRows(seed: number, start: bigint, n: number, meanStepUs: bigint, samples: readonly string[], special = false): LabRows {
   const r = rng(seed);
   const out: LabRows = { time: [], sample: [], temp: [], cnt: [], ok: [], note: [] };
   let t = start;
   for (let i = 0; i < n; i++) {
-    t += BigInt(Math.floor(r() * 2 * Number(meanStepUs)));
+    if (!special || i % 7 !== 0) t += BigInt(Math.floor(r() * 2 * Number(meanStepUs)));
     pushReading(out, r, t, samples);
+    if (special) {
+      const u = r();
+      const last = out.temp.length - 1;
+      if (i % 1000 >= 500 && i % 1000 < 540) out.temp[last] = NaN;
+      else if (out.temp[last] !== null) out.temp[last] = u < 0.08 ? NaN : u < 0.1 ? Infinity : u < 0.12 ? -Infinity : out.temp[last];
+    }
   }
   return out;
 }
@@ -94,7 +104,7 @@ export async function refresh(t: TestApp, stream?: string): Promise<RunRecord> {
   return run;
 }
 
-export type QueryBody = { columns: { name: string; type: string }[]; rows: unknown[][]; served: { source: string; ranges: { from: string; to: string }[] }[] } & Record<string, unknown>;
+export type QueryBody = { columns: { name: string; type: string }[]; rows: unknown[][]; served: { source: string; coarsened?: boolean; ranges: { from: string; to: string }[] }[] } & Record<string, unknown>;
 
 export async function query(t: TestApp, stream: string, params: Record<string, string>): Promise<QueryBody> {
   const res = await t.request(`/v1/streams/${stream}/query?${new URLSearchParams(params)}`);
@@ -107,6 +117,7 @@ export async function query(t: TestApp, stream: string, params: Record<string, s
 export type RefBuckets =
   | { kind: 'fixed'; widthUs: bigint }
   | { kind: 'local-day'; tz: string }
+  | { kind: 'local'; unit: 'month' | 'quarter' | 'year'; tz: string }
   | { kind: 'auto'; levelUs: bigint; widthUs: bigint; n: number };
 
 export interface RefSpec {
@@ -117,9 +128,19 @@ export interface RefSpec {
   samples?: string[];
   /** The (field, aggregate) columns to compute; LAB_COLUMNS by default. */
   columns?: [string, string][];
+  /** What NaN does to the aggregates (the query's nan=); skip by default. */
+  nan?: 'skip' | 'propagate';
 }
 
 export const ALL_AGGS = ['avg', 'min', 'max', 'count', 'sum', 'first', 'last'];
+
+/** Every aggregate, nan_count too, and the lab stream's columns the API returns for them. */
+export const NAN_AGGS = [...ALL_AGGS, 'nan_count'];
+export const NAN_COLUMNS: [string, string][] = [
+  ...NAN_AGGS.map((a): [string, string] => ['temp_c', a]), ...NAN_AGGS.map((a): [string, string] => ['cnt', a]),
+  ['ok', 'avg'], ['ok', 'min'], ['ok', 'max'], ['ok', 'count'], ['ok', 'sum'],
+  ['note', 'count'], ['note', 'first'], ['note', 'last'],
+];
 
 /** The columns the API returns for the lab stream's fields with every aggregate, in its order. */
 export const LAB_COLUMNS: [string, string][] = [
@@ -129,18 +150,24 @@ export const LAB_COLUMNS: [string, string][] = [
   ['note', 'count'], ['note', 'first'], ['note', 'last'],
 ];
 
-function refAgg(col: string, type: string, agg: string): string {
+function refAgg(col: string, type: string, agg: string, nan: 'skip' | 'propagate'): string {
   const x = col;
-  const first = (dir: '' | ' DESC'): string => `(array_agg(${x} ORDER BY "time"${dir}, ${x}${type === 'text' ? ' COLLATE "C"' : ''}${dir}) FILTER (WHERE ${x} IS NOT NULL))[1]`;
+  const float = type === 'float8' || type === 'float4';
+  // nan=skip: NaN left out of every aggregate (PostgreSQL's NaN equals NaN); nan=propagate: IEEE.
+  const used = float && nan === 'skip' ? `${x} <> 'NaN'` : `${x} IS NOT NULL`;
+  const hasNaN = `count(*) FILTER (WHERE ${x} = 'NaN') > 0`;
+  const ieee = (e: string): string => (float && nan === 'propagate' ? `CASE WHEN ${hasNaN} THEN 'NaN'::float8 ELSE ${e} END` : e);
+  const first = (dir: '' | ' DESC'): string => `(array_agg(${x} ORDER BY "time"${dir}, ${x}${type === 'text' ? ' COLLATE "C"' : ''}${dir}) FILTER (WHERE ${used}))[1]`;
   if (type === 'bool') {
     return { avg: `avg(${x}::int)::float8`, min: `bool_and(${x})`, max: `bool_or(${x})`, count: `count(${x})`, sum: `sum(${x}::int)` }[agg] as string;
   }
   switch (agg) {
-    case 'avg': return `avg(${x})::float8`;
-    case 'min': return `min(${x})`;
-    case 'max': return `max(${x})`;
-    case 'count': return `count(${x})`;
-    case 'sum': return `sum(${x})`;
+    case 'avg': return ieee(`(avg(${x}) FILTER (WHERE ${used}))::float8`);
+    case 'min': return ieee(`min(${x}) FILTER (WHERE ${used})`);
+    case 'max': return ieee(`max(${x}) FILTER (WHERE ${used})`);
+    case 'count': return `count(*) FILTER (WHERE ${used})`;
+    case 'sum': return ieee(`sum(${x}) FILTER (WHERE ${used})`);
+    case 'nan_count': return float ? `count(*) FILTER (WHERE ${x} = 'NaN')` : '0';
     case 'first': return first('');
     default: return first(' DESC');
   }
@@ -164,6 +191,7 @@ export async function reference(t: TestApp, stream: string, spec: RefSpec): Prom
   let bucket: string;
   if (b.kind === 'fixed') bucket = `(floor(${us('"time"')}::numeric / ${b.widthUs}) * ${b.widthUs})::bigint`;
   else if (b.kind === 'local-day') bucket = us(`(date_trunc('day', "time" AT TIME ZONE '${b.tz}') AT TIME ZONE '${b.tz}')`);
+  else if (b.kind === 'local') bucket = us(`(date_trunc('${b.unit}', "time" AT TIME ZONE '${b.tz}') AT TIME ZONE '${b.tz}')`);
   else {
     const tb = `(floor(${us('"time"')}::numeric / ${b.levelUs}) * ${b.levelUs})`;
     const k = `least(greatest(floor((${tb} - ${spec.from}) / ${b.widthUs}), 0), ${b.n - 1})`;
@@ -172,7 +200,7 @@ export async function reference(t: TestApp, stream: string, spec: RefSpec): Prom
   const sample = col('sample').sql;
   const where = [`"time" >= to_timestamp(${spec.from}::numeric / 1000000)`, `"time" < to_timestamp(${spec.to}::numeric / 1000000)`];
   if (spec.samples) where.push(`${sample} = ANY('{${spec.samples.join(',')}}'::text[])`);
-  const aggs = (spec.columns ?? LAB_COLUMNS).map(([f, a]) => { const c = col(f); return `(${refAgg(c.sql, c.type, a)})::text`; });
+  const aggs = (spec.columns ?? LAB_COLUMNS).map(([f, a]) => { const c = col(f); return `(${refAgg(c.sql, c.type, a, spec.nan ?? 'skip')})::text`; });
   const sql = `SELECT ${bucket}::text AS b${spec.groupBy ? `, ${sample}` : ''}, ${aggs.join(', ')}
     FROM strata_data."${meta[0].table_name}" WHERE ${where.join(' AND ')}
     GROUP BY 1${spec.groupBy ? ', 2' : ''} ORDER BY ${spec.groupBy ? '2, ' : ''}min("time")`;
@@ -202,10 +230,10 @@ export function expectSame(api: QueryBody, ref: (string | null)[][], opts: { gro
       if (w === null) { expect(g, label).toBeNull(); continue; }
       if (field === 'ok' && (agg === 'min' || agg === 'max')) { expect(g, label).toBe(w === 'true' || w === 't'); continue; }
       if (field === 'note' && agg !== 'count') { expect(g, label).toBe(w); continue; }
-      if (agg === 'count') { expect(g, label).toBe(Number(w)); continue; }
+      if (agg === 'count' || agg === 'nan_count') { expect(g, label).toBe(Number(w)); continue; }
       const expected = PG_FLOAT(w);
       const actual = typeof g === 'string' ? PG_FLOAT(g) : g as number;
-      if (agg === 'sum' || agg === 'avg') {
+      if ((agg === 'sum' || agg === 'avg') && Number.isFinite(expected)) {
         const tol = Math.max(1e-9 * Math.abs(expected), 1e-12);
         expect(Math.abs(actual - expected), `${label}: ${actual} vs ${expected}`).toBeLessThanOrEqual(tol);
       } else expect(actual, label).toBe(expected);

@@ -79,8 +79,8 @@ describe('truncated and malformed Arrow', () => {
     await rejected(t, 'empty', new Uint8Array(0), stream, 400, 'empty_body');
   });
 
-  it('refuses garbage', async () => {
-    await rejected(t, 'garbage', Buffer.from('time,value\n2024-01-01,1\n'.repeat(20)), stream, 400, 'malformed_arrow');
+  it('refuses CSV text sent as Arrow, naming the content type to use', async () => {
+    await rejected(t, 'garbage', Buffer.from('time,value\n2024-01-01,1\n'.repeat(20)), stream, 415, 'content_type_mismatch', /text\/csv/);
   });
 
   it('refuses random bytes', async () => {
@@ -95,7 +95,7 @@ describe('truncated and malformed Arrow', () => {
   });
 
   it('refuses an Arrow file sent as a stream, saying which content type to use', async () => {
-    await rejected(t, 'file-as-stream', fixture('arrow/logger_ns_zstd.arrow'), stream, 400, 'malformed_arrow', /application\/vnd\.apache\.arrow\.file/);
+    await rejected(t, 'file-as-stream', fixture('arrow/logger_ns_zstd.arrow'), stream, 415, 'content_type_mismatch', /application\/vnd\.apache\.arrow\.file/);
   });
 
   it('refuses bytes after the end-of-stream marker', async () => {
@@ -135,7 +135,7 @@ describe('limits', () => {
 
 describe('content types and encodings', () => {
   it('answers 415 for an unknown content type', async () => {
-    await rejected(t, 'csv', Buffer.from('a,b\n'), { 'content-type': 'text/csv' }, 415, 'unsupported_media_type', /application\/vnd\.apache\.arrow\.stream/);
+    await rejected(t, 'csv', Buffer.from('a,b\n'), { 'content-type': 'text/plain' }, 415, 'unsupported_media_type', /application\/vnd\.apache\.arrow\.stream/);
   });
 
   it('answers 415 for an unsupported Content-Encoding', async () => {

@@ -15,6 +15,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { ARROW_STREAM, fixture } from '../helpers/fixtures.ts';
 import { T0, arrowStream, loggerFrame, times } from '../helpers/polars.ts';
 import { storedRowCount } from '../helpers/stored.ts';
+import { waitFor } from '../helpers/clock.ts';
 
 let t: TestApp;
 beforeAll(async () => { t = await createTestApp(); });
@@ -62,10 +63,14 @@ describe('the ingest record', () => {
     const first = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: a });
     expect(first.status).toBe(201);
     const id = ((await first.json()) as { ingest: { id: string } }).ingest.id;
-    // a retry with the same key returns the original, even if the body differs
-    const retry = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: b });
+    // a retry with the same key and body returns the original
+    const retry = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: a });
     expect(retry.status).toBe(200);
-    expect(((await retry.json()) as { ingest: { id: string } }).ingest.id).toBe(id);
+    expect(await retry.json()).toMatchObject({ duplicate: true, matched: 'idempotency_key', ingest: { id } });
+    // the same key with another body is refused, naming the original: the new data is never dropped silently
+    const reused = await t.request('/v1/streams/idem/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM, 'idempotency-key': 'upload-0001' }, body: b });
+    expect(reused.status).toBe(422);
+    expect(await reused.json()).toMatchObject({ code: 'idempotency_key_reused', original_ingest_id: id });
     expect(await storedRowCount(t.db, 'idem')).toBe(50);
   });
 
@@ -106,16 +111,17 @@ describe('a client that disconnects mid-upload', () => {
         setTimeout(() => { req.destroy(); resolve(); }, 300);
       });
     });
-    let rec: { status: string; error: { code: string } } | undefined;
-    for (let i = 0; i < 100 && !rec; i++) {
+    const rec = await waitFor('the rejected ingest record', async () => {
       const { rows } = await db.pool.query(`SELECT status, error_code FROM strata.ingests WHERE stream_name = 'cut'`);
-      if (rows[0]) rec = { status: rows[0].status, error: { code: rows[0].error_code } };
-      else await new Promise((r) => setTimeout(r, 100));
-    }
+      return rows[0] ? { status: rows[0].status as string, error: { code: rows[0].error_code as string } } : undefined;
+    });
     expect(rec).toEqual({ status: 'rejected', error: { code: 'client_disconnected' } });
     expect(await storedRowCount(db, 'cut')).toBe(0);
-    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'`, [db.name]);
-    expect(rows[0].n).toBe(0);
+    // The upload's transaction ends (rolled back) whether or not the record was written first.
+    await waitFor('no session left idle in a transaction', async () => {
+      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'`, [db.name]);
+      return rows[0].n === 0;
+    });
     const health = await fetch(new URL('/healthz', server.url));
     expect(health.status).toBe(200);
   });

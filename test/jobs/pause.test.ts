@@ -13,15 +13,17 @@ describe('pauses of background work', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(115);
   });
 
+  // Pauses of 20 s asked for; "did not wait" is told apart from them by a margin that a loaded
+  // machine (a busy CI runner) cannot eat.
   it('does not wait at 0 %, nor once the run is aborted', async () => {
     let started = performance.now();
-    await pauseAfter(5_000, 0);
-    expect(performance.now() - started).toBeLessThan(50);
+    await pauseAfter(20_000, 0);
+    expect(performance.now() - started).toBeLessThan(5_000);
     const abort = new AbortController();
     started = performance.now();
-    const waiting = pauseAfter(5_000, 100, abort.signal);
+    const waiting = pauseAfter(20_000, 100, abort.signal);
     setTimeout(() => abort.abort(), 20);
     await waiting;
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 });

@@ -1,7 +1,7 @@
 // Once per test run: a PostgreSQL to test against (DATABASE_URL, or an embedded PostgreSQL 17
 // in a temporary directory) and a template database with every migration applied. Each test file
 // then copies the template into a database of its own.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -30,8 +30,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
     tempDir = await mkdtemp(path.join(os.tmpdir(), 'strata-test-pg-'));
-    await import('node:fs/promises').then((fs) => fs.chmod(tempDir as string, 0o755));
-    embedded = await startEmbedded({ dataDir: tempDir });
+    // Searchable by all, so that a root run's postgres user reaches the cluster where it is; the
+    // cluster itself (mode 700) and its password file (600) stay private.
+    await chmod(tempDir, 0o755);
+    try {
+      embedded = await startEmbedded({ dataDir: tempDir });
+    } catch (err) {
+      await rm(tempDir, { recursive: true, force: true });
+      throw err;
+    }
     adminUrl = embedded.url;
   }
   const template = `strata_tpl_${process.pid}_${Date.now().toString(36)}`;
@@ -49,7 +56,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
       `SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2`, [template, `${template}_%`]);
     for (const r of rows) await admin.query(`DROP DATABASE IF EXISTS "${r.datname}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
-    if (embedded) await embedded.stop();
+    if (embedded) {
+      await embedded.stop();
+      // A root run whose temporary directory the postgres user cannot reach keeps the cluster
+      // elsewhere (src/db/embedded-layout.ts); it goes too.
+      await rm(embedded.dataDir, { recursive: true, force: true });
+    }
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
   };
 }

@@ -1,4 +1,5 @@
-// Stream definitions: POST /v1/streams, GET /v1/streams, GET /v1/streams/{stream}.
+// Stream definitions: POST /v1/streams, GET /v1/streams, GET/PATCH/DELETE /v1/streams/{stream},
+// POST /v1/streams/{stream}/rename.
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
 import { assertScope, currentKey, inScope, need } from '../auth.ts';
@@ -7,6 +8,9 @@ import { AppError } from '../../errors/index.ts';
 import { createStream, listStreams, requireStream, updateStream } from '../../streams/catalog.ts';
 import { parseStreamDefinition, parseStreamPatch, streamJson } from '../../streams/definition.ts';
 import { assertStreamName } from '../../streams/identifiers.ts';
+import { deleteStream, renameStream } from '../../streams/lifecycle.ts';
+import { validate } from '../../validation/json-schemas.ts';
+import { forgetStream } from '../../metrics/metrics.ts';
 
 export function streamRoutes(deps: AppDeps): Hono {
   const app = new Hono();
@@ -38,6 +42,28 @@ export function streamRoutes(deps: AppDeps): Hono {
     const patch = parseStreamPatch(await readJson(c));
     const key = currentKey(c);
     return c.json(streamJson(await updateStream(deps.db, name, patch, { keyId: key.id, role: key.role })));
+  });
+
+  app.delete('/:stream', need('streams:write', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const name = c.req.param('stream');
+    assertStreamName(name);
+    const key = currentKey(c);
+    const deleted = await deleteStream(deps.db, name, { keyId: key.id, role: key.role });
+    await forgetStream(deps.metrics, name);
+    deps.log.info({ stream: name, stream_id: deleted.stream_id, chunks: deleted.chunks_dropped, key: key.id }, 'stream deleted');
+    return c.json(deleted);
+  });
+
+  app.post('/:stream/rename', need('streams:write', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const name = c.req.param('stream');
+    assertStreamName(name);
+    const body = validate<{ name: string }>('stream-rename', await readJson(c), 'the rename');
+    const key = currentKey(c);
+    assertScope(key, body.name);
+    const stream = await renameStream(deps.db, name, body.name, { keyId: key.id, role: key.role });
+    await forgetStream(deps.metrics, name);
+    deps.log.info({ stream: body.name, was: name, key: key.id }, 'stream renamed');
+    return c.json(streamJson(stream), 200, { location: `/v1/streams/${encodeURIComponent(stream.name)}` });
   });
 
   return app;

@@ -10,7 +10,9 @@ import type { IngestBody } from '../body.ts';
 import { type SpooledFile, spoolToFile } from '../spool.ts';
 import type { DecodedSchema, Decoder } from './decoder.ts';
 import { type DecoderOptions, registerDecoder } from './index.ts';
+import { DEFAULT_TIME_WINDOW } from './epoch-units.ts';
 import { fromWire } from './hdf5/errors.ts';
+import { type TimeUnit, parseTimeUnit } from './hdf5/time.ts';
 import { type Mapping, type MappingOrigin, type ResolvedMapping, checkMapping, mappingFromQuery } from './hdf5/mapping.ts';
 import { type DecoderWorker, acquireWorker, releaseWorker } from './hdf5/pool.ts';
 import { type FromWorker, type OpenedSchema, sliceBatch, toColumnValues } from './hdf5/protocol.ts';
@@ -54,6 +56,14 @@ async function sniff(file: SpooledFile): Promise<void> {
   }
 }
 
+/** ?time_unit=: the unit of numeric times the file does not declare (s, ms, us, ns, min, h, d). */
+function requestedTimeUnit(raw: string | undefined): TimeUnit | null {
+  if (raw === undefined || raw === '') return null;
+  const unit = parseTimeUnit(raw);
+  if (!unit) throw new AppError(400, 'invalid_request', `time_unit ${JSON.stringify(raw.slice(0, 40))} is not a time unit; use s, ms, us, ns, min, h or d`);
+  return unit;
+}
+
 function chooseMapping(opts: DecoderOptions): { mapping: Mapping | null; origin: MappingOrigin } {
   const fromQuery = mappingFromQuery(opts.params.mapping);
   if (fromQuery) return { mapping: fromQuery, origin: 'request' };
@@ -73,6 +83,7 @@ export class Hdf5Decoder implements Decoder {
 
   static async open(body: IngestBody, opts: DecoderOptions): Promise<Hdf5Decoder> {
     const { mapping, origin } = chooseMapping(opts);
+    const timeUnit = requestedTimeUnit(opts.params.time_unit);
     const file = await spoolToFile(body, opts.spoolDir, opts.identityEncoding, { maxBytes: opts.maxHdf5Bytes, setting: 'STRATA_MAX_HDF5_BYTES' });
     let decoder: Hdf5Decoder | null = null;
     try {
@@ -81,7 +92,10 @@ export class Hdf5Decoder implements Decoder {
       const batchBytes = Math.min(BATCH_BYTES, opts.maxBatchBytes);
       decoder.worker.post({
         type: 'open', path: file.path, bytes: file.size, mapping, origin,
-        limits: { batchBytes, maxChunkBytes: Math.min(MAX_CHUNK_BYTES, opts.maxBatchBytes), maxDecodedBytes: opts.maxInflatedBytes },
+        limits: {
+          batchBytes, maxChunkBytes: Math.min(MAX_CHUNK_BYTES, opts.maxBatchBytes), maxDecodedBytes: opts.maxInflatedBytes,
+          time: { unit: timeUnit, window: opts.timeWindow ?? DEFAULT_TIME_WINDOW },
+        },
       });
       const msg = await decoder.worker.next();
       if (msg.type !== 'opened') throw decoder.failure(msg);

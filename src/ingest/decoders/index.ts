@@ -3,9 +3,11 @@
 import { AppError } from '../../errors/index.ts';
 import type { IngestBody } from '../body.ts';
 import type { IngestFormat } from '../formats.ts';
+import type { StreamColumn } from '../../domain/types.ts';
 import { spoolToFile } from '../spool.ts';
 import { ArrowDecoder } from './arrow.ts';
 import type { Decoder } from './decoder.ts';
+import type { TimeWindow } from './epoch-units.ts';
 
 export interface DecoderOptions {
   maxBatchBytes: number;
@@ -19,6 +21,11 @@ export interface DecoderOptions {
   maxInflatedBytes: number;
   /** The target stream's feature settings (e.g. its stored HDF5 mapping); empty for a new stream. */
   streamSettings: Record<string, unknown>;
+  /** Plausible instants for epoch numbers without a unit (STRATA_TIME_WINDOW); the default when absent. */
+  timeWindow?: TimeWindow;
+  /** The target stream's columns and time column (CSV reads known columns as the stream's types); empty for a new stream. */
+  streamColumns?: readonly StreamColumn[];
+  streamTimeColumn?: string | null;
 }
 
 /**

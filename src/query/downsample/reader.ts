@@ -1,254 +1,41 @@
-// Aggregated queries: resolution=<level>|<interval>|auto|lttb. The range is cut into parts by
-// which source can serve them exactly — the coarsest rollup level that is materialised, clean
-// (no pending invalidation) and whose buckets fit wholly inside the query's buckets, then finer
-// levels, then the raw rows for whatever is left (above the watermarks, invalidated, or at edges
-// that do not align). Partial aggregates of every part are combined in one SQL statement, so
-// the answer is always complete, and the response says which source served which part.
+// Aggregated queries: resolution=<level>|<interval>|<calendar>|auto|lttb. The planner (plan.ts)
+// cuts the range into parts by which source still holds them (coverage.ts): rollup levels whose
+// buckets fit wholly inside the query's buckets, coarsest first, then the raw rows retention left,
+// then — declared — coarser levels' whole buckets where finer data is gone, and gaps where nothing
+// holds the data any more. Partial aggregates of every part are combined in one SQL statement in
+// one snapshot, and the response says which source served which part and what is missing.
 import type { Db, PoolClient } from '../../db/pool.ts';
 import { ident } from '../../db/sql.ts';
-import { floorDiv, formatInterval, parseInterval } from '../../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../../domain/time.ts';
 import type { StreamColumn } from '../../domain/types.ts';
-import { AppError } from '../../errors/index.ts';
 import { type Stream, streamTable } from '../../streams/catalog.ts';
-import { type FieldKind, type RollupField, micros, partName, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
+import { type RollupField, holdsNaN, micros, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
 import { type Level, levelTable, loadLevels } from '../../rollups/levels.ts';
-import { parseTimeParam, selectColumns, tagFilters } from '../params.ts';
+import { type NanMode, parseNanMode, parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
 import { type QueryPlan, type QueryRequest, one } from '../run-query.ts';
-import type { Cell, ResultColumn, ResultType } from '../result-formats.ts';
-import { FILL_MODES, type FillKind, type FillMode, fillGaps } from './fill.ts';
+import type { Cell, ResultColumn } from '../result-formats.ts';
+import { type OutputColumn, averageColumn, outputColumns, parseAggs } from './aggregates.ts';
+import { FILL_MODES, type FillMode, fillGaps } from './fill.ts';
 import { lttb } from './lttb.ts';
-import { FAR_PAST, type Range, intersect, normalise, subtract } from '../../domain/ranges.ts';
+import type { Range } from '../../domain/ranges.ts';
+import { type Coverage, coverageOf, describeGaps, rangesHeader } from '../coverage.ts';
+import { type Bucketing, bad, bucketing, levelPoints, param, validZone } from './bucketing.ts';
+import { type Part, type Plan, coarsenedRanges, describeParts, planParts } from './plan.ts';
 
-function bad(message: string): AppError {
-  return new AppError(400, 'invalid_request', message);
-}
-
-export const AGGS = ['avg', 'min', 'max', 'count', 'sum', 'first', 'last'] as const;
-type Agg = typeof AGGS[number];
-const MAX_BUCKETS = 1_000_000;
-const DAY_US = 86_400_000_000n;
-const WEEK_US = 7n * DAY_US;
 /** Most points LTTB reads per series. */
 const LTTB_MAX_INPUT = 500_000;
 
-/** Which aggregates a field kind answers. */
-function aggsFor(kind: FieldKind): readonly Agg[] {
-  if (kind === 'text') return ['count', 'first', 'last'];
-  if (kind === 'bool') return ['avg', 'min', 'max', 'count', 'sum'];
-  return AGGS;
-}
-
-/** How query buckets are formed. */
-interface Bucketing {
-  kind: 'fixed' | 'calendar' | 'auto';
-  /** Bucket width (calendar: nominal days or weeks). */
-  widthUs: bigint;
-  /** SQL for a row's bucket start (timestamptz) from its time expression (rows of a level: its interval). */
-  expr(time: string, params: unknown[], levelUs?: bigint): string;
-  /** Whether rows of a level of this width can be assigned to query buckets whole. */
-  fits(levelUs: bigint): boolean;
-  /** Bucket starts over the range (for fill), ascending. */
-  starts: bigint[] | null;
-  describe: Record<string, unknown>;
-}
-
-function param(params: unknown[], value: unknown): string {
-  params.push(value);
-  return `$${params.length}`;
-}
-
-const intervalSql = (us: bigint): string => `'${us} microseconds'::interval`;
-
-function validZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return /^[A-Za-z0-9_+\-/]{1,64}$/.test(tz);
-  } catch {
-    return false;
-  }
-}
-
-async function calendarStarts(client: PoolClient, from: bigint, to: bigint, tz: string, stepDays: bigint, origin: string): Promise<bigint[]> {
-  const { rows } = await client.query<{ b: string }>(
-    `SELECT ${micros('(g AT TIME ZONE $3)')}::text AS b
-       FROM generate_series(date_bin(${intervalSql(stepDays * DAY_US)}, $1::timestamptz AT TIME ZONE $3, $4::timestamp),
-                            $2::timestamptz AT TIME ZONE $3, ${intervalSql(stepDays * DAY_US)}) g
-      WHERE g AT TIME ZONE $3 < $2::timestamptz`,
-    [pgTimestamp(from), pgTimestamp(to), tz, origin]);
-  return rows.map((r) => BigInt(r.b));
-}
-
-function fixedStarts(from: bigint, to: bigint, w: bigint, origin: bigint): bigint[] {
-  const out: bigint[] = [];
-  for (let b = origin + floorDiv(from - origin, w) * w; b < to; b += w) out.push(b);
-  return out;
-}
-
-async function bucketing(client: PoolClient, resolution: string, from: bigint, to: bigint, tz: string | undefined, maxPoints: number, levels: readonly Level[]): Promise<{ b: Bucketing; autoLevel: Level | null }> {
-  if (resolution === 'auto') {
-    const span = to - from;
-    let w = span / BigInt(maxPoints);
-    if (w < 1n) w = 1n;
-    const coarsest = [...levels].reverse().find((l) => span / l.intervalUs >= BigInt(maxPoints)) ?? null;
-    const L = coarsest?.intervalUs ?? 1n;
-    const last = from + BigInt(maxPoints - 1) * w;
-    return {
-      autoLevel: coarsest,
-      b: {
-        kind: 'auto', widthUs: w,
-        expr: (time, params, levelUs) => {
-          // Rows of the auto level are at its bucket starts already.
-          const inner = coarsest && levelUs !== L ? `date_bin(${intervalSql(L)}, ${time}, '1970-01-01 00:00:00+00'::timestamptz)` : time;
-          const f = `${param(params, pgTimestamp(from))}::timestamptz`;
-          return `LEAST(GREATEST(date_bin(${intervalSql(w)}, ${inner}, ${f}), ${f}), ${param(params, pgTimestamp(last))}::timestamptz)`;
-        },
-        fits: (us) => coarsest !== null && L % us === 0n,
-        starts: Array.from({ length: maxPoints }, (_, k) => from + BigInt(k) * w),
-        describe: { bucket: formatInterval(w), buckets: maxPoints, ...(coarsest ? { level: coarsest.name } : {}) },
-      },
-    };
-  }
-  const w = parseInterval(resolution);
-  if (w === null) {
-    throw bad(`resolution=${JSON.stringify(resolution)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}) or an interval such as 15s, 5m, 1h or 1d`);
-  }
-  if (tz !== undefined && w % DAY_US === 0n) {
-    const weeks = w % WEEK_US === 0n;
-    const stepDays = w / DAY_US;
-    const origin = weeks ? '2000-01-03 00:00:00' : '1970-01-01 00:00:00';
-    const starts = await calendarStarts(client, from, to, tz, stepDays, origin);
-    if (starts.length > MAX_BUCKETS) throw tooMany(starts.length);
-    return {
-      autoLevel: null,
-      b: {
-        kind: 'calendar', widthUs: w,
-        expr: (time, params) => {
-          const zone = `${param(params, tz)}::text`;
-          return `(date_bin(${intervalSql(w)}, ${time} AT TIME ZONE ${zone}, '${origin}'::timestamp) AT TIME ZONE ${zone})`;
-        },
-        fits: (us) => starts.every((s) => s % us === 0n) && (starts.length < 2 || (starts[1] - starts[0]) % us === 0n),
-        starts,
-        describe: { bucket: formatInterval(w), tz, aligned: weeks ? 'local midnight, Mondays' : 'local midnight' },
-      },
-    };
-  }
-  const count = (to - from) / w + 2n;
-  if (count > BigInt(MAX_BUCKETS)) throw tooMany(Number(count));
-  return {
-    autoLevel: null,
-    b: {
-      kind: 'fixed', widthUs: w,
-      expr: (time) => `date_bin(${intervalSql(w)}, ${time}, '1970-01-01 00:00:00+00'::timestamptz)`,
-      fits: (us) => w % us === 0n,
-      starts: fixedStarts(from, to, w, 0n),
-      describe: { bucket: formatInterval(w), ...(tz !== undefined ? { tz, note: 'buckets shorter than a day are aligned to UTC' } : {}) },
-    },
-  };
-}
-
-function tooMany(n: number): AppError {
-  return bad(`the range would have ${n} buckets; at most ${MAX_BUCKETS} are answered — choose a coarser resolution or a shorter range`);
-}
-
-/** Per level: the ranges it can serve (materialised, not invalidated, not dropped by retention). */
-async function cleanRanges(client: PoolClient, stream: Stream, level: Level, from: bigint, to: bigint): Promise<Range[]> {
-  if (level.watermarkUs === null) return [];
-  const { rows } = await client.query<{ s: string; e: string }>(
-    `SELECT ${micros('range_start')}::text AS s, ${micros('range_end')}::text AS e FROM strata.rollup_invalidations
-      WHERE stream_id = $1 AND level = $2 AND range_start < $4::timestamptz AND range_end > $3::timestamptz
-     UNION ALL
-     SELECT ${micros('range_start')}::text, ${micros('range_end')}::text FROM strata.chunks
-      WHERE stream_id = $1 AND level = $2 AND state = 'dropped' AND range_start < $4::timestamptz AND range_end > $3::timestamptz`,
-    [stream.id, level.name, pgTimestamp(from), pgTimestamp(to)]);
-  const dirty = normalise(rows.map((r) => ({ start: BigInt(r.s), end: BigInt(r.e) })));
-  return subtract([{ start: FAR_PAST, end: level.watermarkUs }], dirty);
-}
-
-interface Part { source: Level | null; ranges: Range[] }
-
-/** Cuts [from, to) into the parts each source serves, coarsest level first, raw last. */
-async function planParts(client: PoolClient, stream: Stream, levels: readonly Level[], b: Bucketing, from: bigint, to: bigint): Promise<Part[]> {
-  let rest: Range[] = [{ start: from, end: to }];
-  const parts: Part[] = [];
-  for (const level of [...levels].reverse()) {
-    if (rest.length === 0) break;
-    if (!b.fits(level.intervalUs)) continue;
-    const L = level.intervalUs;
-    const interior = { start: (floorDiv(from - 1n, L) + 1n) * L, end: floorDiv(to, L) * L };
-    if (interior.start >= interior.end) continue;
-    const served = intersect(intersect(rest, [interior]), await cleanRanges(client, stream, level, from, to));
-    if (served.length === 0) continue;
-    parts.push({ source: level, ranges: served });
-    rest = subtract(rest, served);
-  }
-  if (rest.length > 0) parts.push({ source: null, ranges: rest });
-  return parts;
-}
-
+/** Ranges a few at a time as OR-ed bounds; many as one multirange, within their hull (for the index). */
 function rangePredicate(alias: string, ranges: readonly Range[], params: unknown[]): string {
-  return `(${ranges.map((r) => `(${alias}."time" >= ${param(params, pgTimestamp(r.start))}::timestamptz AND ${alias}."time" < ${param(params, pgTimestamp(r.end))}::timestamptz)`).join(' OR ')})`;
+  const t = `${alias}."time"`;
+  const bound = (us: bigint): string => `${param(params, pgTimestamp(us))}::timestamptz`;
+  if (ranges.length <= 8) return `(${ranges.map((r) => `(${t} >= ${bound(r.start)} AND ${t} < ${bound(r.end)})`).join(' OR ')})`;
+  const multi = `{${ranges.map((r) => `["${pgTimestamp(r.start)}","${pgTimestamp(r.end)}")`).join(',')}}`;
+  return `(${t} >= ${bound(ranges[0].start)} AND ${t} < ${bound(ranges[ranges.length - 1].end)} AND ${t} <@ ${param(params, multi)}::tstzmultirange)`;
 }
 
 function tagPredicate(alias: string, tags: Map<StreamColumn, string[]>, params: unknown[]): string[] {
   return [...tags].map(([col, values]) => `${alias}.${ident(col.columnName)} = ANY(${param(params, values)}::text[])`);
-}
-
-interface OutputColumn { name: string; type: ResultType; sql: string; fill: FillKind }
-
-/** The result columns for the chosen fields and aggregates, from combined parts (alias c). */
-function outputColumns(fields: readonly RollupField[], aggs: readonly (Agg | 'm4')[], explicitFields: boolean): OutputColumn[] {
-  const out: OutputColumn[] = [];
-  for (const f of fields) {
-    const c = (part: string): string => `c.${ident(partName(f, part))}`;
-    const t = f.column.type;
-    const valueCast = t === 'float8' ? '::float8' : t === 'timestamptz' ? '::bigint' : `::${t}`;
-    const pick = (part: string, index: number): string => `((${c(part)})[${index}])${f.kind === 'text' ? '' : valueCast}`;
-    const timeOf = (part: string, index: number): string => (f.kind === 'text' ? `(((${c(part)})[${index}])::numeric - 4611686018427387904)::bigint` : `((${c(part)})[${index}])::bigint`);
-    const name = (agg: string): string => `${f.column.name}_${agg}`;
-    const numeric = f.kind === 'number' || f.kind === 'int8';
-    const fillKind: FillKind = numeric && t !== 'timestamptz' ? 'number' : 'other';
-    if (aggs.includes('m4')) {
-      if (!numeric) { if (explicitFields) throw bad(`agg=m4: field ${JSON.stringify(f.column.name)} is ${t}; M4 needs numbers`); continue; }
-      out.push(
-        { name: name('first'), type: t, sql: pick('first', 2), fill: fillKind }, { name: name('first_time'), type: 'timestamptz', sql: timeOf('first', 1), fill: 'other' },
-        { name: name('last'), type: t, sql: pick('last', 2), fill: fillKind }, { name: name('last_time'), type: 'timestamptz', sql: timeOf('last', 1), fill: 'other' },
-        { name: name('min'), type: t, sql: pick('minat', 1), fill: fillKind }, { name: name('min_time'), type: 'timestamptz', sql: timeOf('minat', 2), fill: 'other' },
-        { name: name('max'), type: t, sql: pick('maxat', 1), fill: fillKind }, { name: name('max_time'), type: 'timestamptz', sql: timeOf('maxat', 2), fill: 'other' },
-      );
-      continue;
-    }
-    for (const agg of aggs as Agg[]) {
-      if (!aggsFor(f.kind).includes(agg)) {
-        if (explicitFields) throw bad(`agg=${agg}: field ${JSON.stringify(f.column.name)} is ${t}, which answers ${aggsFor(f.kind).join(', ')}`);
-        continue;
-      }
-      const n = c('n');
-      switch (agg) {
-        case 'count': out.push({ name: name(agg), type: 'int8', sql: n, fill: 'count' }); break;
-        case 'sum':
-          if (f.kind === 'bool') out.push({ name: name(agg), type: 'int8', sql: `CASE WHEN ${n} > 0 THEN ${c('true')} END`, fill: 'number' });
-          else if (t === 'timestamptz') { if (explicitFields) throw bad(`agg=sum: field ${JSON.stringify(f.column.name)} holds times, which do not add up`); }
-          else out.push({ name: name(agg), type: f.kind === 'int8' ? 'int8' : 'float8', sql: c('sum'), fill: 'number' });
-          break;
-        case 'avg':
-          if (f.kind === 'bool') out.push({ name: name(agg), type: 'float8', sql: `${c('true')}::float8 / NULLIF(${n}, 0)`, fill: 'number' });
-          else if (t === 'timestamptz') { if (explicitFields) throw bad(`agg=avg: field ${JSON.stringify(f.column.name)} holds times; use min, max, first or last`); }
-          else out.push({ name: name(agg), type: 'float8', sql: `(${c('sum')} / NULLIF(${n}, 0))::float8`, fill: 'number' });
-          break;
-        case 'min': case 'max':
-          if (f.kind === 'bool') {
-            out.push({ name: name(agg), type: 'bool', sql: agg === 'min' ? `CASE WHEN ${n} > 0 THEN ${c('true')} = ${n} END` : `CASE WHEN ${n} > 0 THEN ${c('true')} > 0 END`, fill: 'other' });
-          } else out.push({ name: name(agg), type: t, sql: `(${c(agg)})${valueCast}`, fill: fillKind });
-          break;
-        case 'first': case 'last':
-          out.push({ name: name(agg), type: t, sql: pick(agg, 2), fill: f.kind === 'text' ? 'other' : fillKind });
-          break;
-      }
-    }
-  }
-  if (out.length === 0) throw bad(`no column answers agg=${aggs.join(',')} for the chosen fields`);
-  return out;
 }
 
 interface Shape {
@@ -285,16 +72,6 @@ function parseShape(stream: Stream, q: Record<string, string[]>, nowUs: bigint):
   return { stream, from, to, fields, tags: tagFilters(stream, q), groupBy, explicitFields };
 }
 
-function parseAggs(value: string | undefined): (Agg | 'm4')[] {
-  if (value === undefined || value.trim() === '') return ['avg'];
-  const list = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
-  for (const a of list) {
-    if (a !== 'm4' && !(AGGS as readonly string[]).includes(a)) throw bad(`agg=${JSON.stringify(a)}: use ${AGGS.join(', ')} or m4`);
-  }
-  if (list.includes('m4') && list.length > 1) throw bad('agg=m4 stands alone: it returns first, last, min and max with their times');
-  return list as (Agg | 'm4')[];
-}
-
 function parseMaxPoints(value: string | undefined, required: boolean): number {
   if (value === undefined) {
     if (required) return 1000;
@@ -329,10 +106,6 @@ async function readAll(client: PoolClient, sql: string, params: unknown[]): Prom
   return res.rows as Cell[][];
 }
 
-function describeParts(parts: readonly Part[]): Record<string, unknown>[] {
-  return parts.map((p) => ({ source: p.source?.name ?? 'raw', ranges: p.ranges.map((r) => ({ from: formatMicros(r.start), to: formatMicros(r.end) })) }));
-}
-
 function watermarks(levels: readonly Level[]): Record<string, string | null> {
   return Object.fromEntries(levels.map((l) => [l.name, l.watermarkUs === null ? null : formatMicros(l.watermarkUs)]));
 }
@@ -341,40 +114,92 @@ async function* once(rows: Cell[][]): AsyncGenerator<Cell[][]> {
   for (let i = 0; i < rows.length; i += 5000) yield rows.slice(i, i + 5000);
 }
 
-/** LTTB: the finest source whose points over the range fit, then N points per series. */
-async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level[], maxPoints: number, q: Record<string, string[]>): Promise<QueryPlan> {
+/** What a plan declares: JSON members, and headers for every format. */
+function declared(plan: Plan): { meta: Record<string, unknown>; headers: Record<string, string> } {
+  const coarsened = coarsenedRanges(plan.parts);
+  const headers: Record<string, string> = {
+    // "none" when nothing holds any of the range any more (it is all gaps).
+    'strata-served-by': [...new Set(plan.parts.map((p) => `${p.source?.name ?? 'raw'}${p.coarsened ? ' (coarsened)' : ''}`))].join(', ') || 'none',
+  };
+  if (plan.gaps.length > 0) headers['strata-gaps'] = rangesHeader(plan.gaps);
+  if (coarsened.length > 0) headers['strata-coarsened'] = rangesHeader(coarsened);
+  return { meta: { served: describeParts(plan.parts), gaps: describeGaps(plan.gaps) }, headers };
+}
+
+/** Rows [time µs, (group,) value] ordered by (group,) time. */
+function byGroupAndTime(g: boolean): (a: Cell[], b: Cell[]) => number {
+  return (a, b) => {
+    if (g && a[1] !== b[1]) return (a[1] ?? '') < (b[1] ?? '') ? -1 : 1;
+    const d = BigInt(a[0] as string) - BigInt(b[0] as string);
+    return d < 0n ? -1 : d > 0n ? 1 : 0;
+  };
+}
+
+/**
+ * How many readings [from, to) held: those left, and those of dropped raw chunks, prorated by how
+ * much of each chunk the range covers — so that retention does not change which source LTTB reads.
+ */
+async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Promise<number> {
+  const params: unknown[] = [];
+  const left = await client.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${streamTable(shape.stream)} r WHERE ${rangePredicate('r', [{ start: shape.from, end: shape.to }], params)}
+       ${tagPredicate('r', shape.tags, params).map((p) => `AND ${p}`).join(' ')} LIMIT ${LTTB_MAX_INPUT + 1}) x`, params);
+  let dropped = 0;
+  for (const c of cov.rawLostChunks) {
+    const s = c.start > shape.from ? c.start : shape.from;
+    const e = c.end < shape.to ? c.end : shape.to;
+    if (s < e) dropped += Math.ceil((c.rows ?? 0) * Number(e - s) / Number(c.end - c.start));
+  }
+  return Number(left.rows[0].n) + dropped;
+}
+
+/**
+ * LTTB: the finest source whose points over the range fit — the raw rows when the range held at
+ * most LTTB_MAX_INPUT readings, else the finest level with at most that many buckets — then N
+ * points per series. Where that source is gone, coarser levels' bucket averages stand in
+ * (declared), and gaps are declared.
+ */
+async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level[], cov: Coverage, maxPoints: number, q: Record<string, string[]>, nanMode: NanMode): Promise<QueryPlan> {
   const numeric = shape.fields.filter((f) => (f.kind === 'number' || f.kind === 'int8') && f.column.type !== 'timestamptz');
   if (numeric.length !== 1) {
     throw bad(`resolution=lttb picks points of one numeric field: name it with fields= (${numeric.map((f) => JSON.stringify(f.column.name)).join(', ') || 'this stream has none'})`);
   }
   if (one(q, 'agg') !== undefined || (one(q, 'fill') ?? 'none') !== 'none') throw bad('resolution=lttb returns points, not aggregates: leave out agg and fill');
   const f = numeric[0];
-  const params: unknown[] = [];
   const span = shape.to - shape.from;
   const g = shape.groupBy ? ident(shape.groupBy.columnName) : null;
-  // Raw rows when there are few enough; else the finest level with few enough buckets.
-  const rawCount = await client.query<{ n: string }>(
-    `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${streamTable(shape.stream)} r WHERE ${rangePredicate('r', [{ start: shape.from, end: shape.to }], params)}
-       ${tagPredicate('r', shape.tags, params).map((p) => `AND ${p}`).join(' ')} LIMIT ${LTTB_MAX_INPUT + 1}) x`, params);
   let level: Level | null = null;
-  if (Number(rawCount.rows[0].n) > LTTB_MAX_INPUT) {
+  if (await readingsHeld(client, shape, cov) > LTTB_MAX_INPUT) {
     level = levels.find((l) => span / l.intervalUs <= BigInt(LTTB_MAX_INPUT)) ?? levels[levels.length - 1] ?? null;
   }
-  let sql: string;
-  const p2: unknown[] = [];
-  const col = ident(f.column.columnName);
+  // A level's point per bucket is its average, combined over tag sets, at the bucket start.
+  const avg: OutputColumn = averageColumn(f, nanMode);
+  const averages = async (b: Bucketing, parts: Part[]): Promise<Cell[][]> => {
+    if (parts.length === 0) return [];
+    const p: unknown[] = [];
+    return readAll(client, `SELECT * FROM (${aggregateSql({ ...shape, fields: [f] }, b, parts, [avg], p)}) x WHERE x.o0 IS NOT NULL`, p);
+  };
+  let plan: Plan;
+  let rows: Cell[][];
   if (level === null) {
-    const where = [rangePredicate('r', [{ start: shape.from, end: shape.to }], p2), ...tagPredicate('r', shape.tags, p2), `r.${col} IS NOT NULL`];
-    sql = `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${streamTable(shape.stream)} r WHERE ${where.join(' AND ')} ORDER BY ${g ? `r.${g}, ` : ''}r."time"`;
+    // Raw rows where they are left; where not, the finest level that holds the range.
+    const atStart: Bucketing = { ...levelPoints(1n, shape.from, shape.to), expr: (t) => t, exact: () => null };
+    plan = planParts(cov, atStart, { exactLevels: [], levels }, shape.from, shape.to);
+    const raw = plan.parts.find((p) => p.source === null);
+    rows = await averages(atStart, plan.parts.filter((p) => p.source !== null));
+    if (raw) {
+      const p2: unknown[] = [];
+      const col = ident(f.column.columnName);
+      const used = holdsNaN(f) && nanMode === 'skip' ? `r.${col} <> 'NaN'` : `r.${col} IS NOT NULL`;
+      const where = [rangePredicate('r', raw.ranges, p2), ...tagPredicate('r', shape.tags, p2), used];
+      rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${streamTable(shape.stream)} r WHERE ${where.join(' AND ')}`, p2));
+    }
   } else {
-    // A level's point per bucket is its average, combined over tag sets, at the bucket start.
-    const L = level.intervalUs;
-    const b: Bucketing = { kind: 'fixed', widthUs: L, expr: (t) => `date_bin(${intervalSql(L)}, ${t}, '1970-01-01 00:00:00+00'::timestamptz)`, fits: (us) => us === L, starts: null, describe: {} };
-    const parts = await planParts(client, shape.stream, [level], b, shape.from, shape.to);
-    const avg: OutputColumn = { name: f.column.name, type: 'float8', sql: `(c.${ident(partName(f, 'sum'))} / NULLIF(c.${ident(partName(f, 'n'))}, 0))::float8`, fill: 'number' };
-    sql = `SELECT * FROM (${aggregateSql({ ...shape, fields: [f] }, b, parts, [avg], p2)}) x WHERE x.o0 IS NOT NULL ORDER BY ${g ? 'x.g, ' : ''}x.b_us::bigint`;
+    const b = levelPoints(level.intervalUs, shape.from, shape.to);
+    plan = planParts(cov, b, { exactLevels: levels, levels }, shape.from, shape.to);
+    rows = await averages(b, plan.parts);
   }
-  const rows = await readAll(client, sql, p2);
+  rows.sort(byGroupAndTime(g !== null));
   const picked: Cell[][] = [];
   for (let i = 0; i < rows.length;) {
     let j = i;
@@ -387,24 +212,36 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
     i = j;
   }
   const columns: ResultColumn[] = [{ name: 'time', type: 'time' }, ...(shape.groupBy ? [{ name: shape.groupBy.name, type: 'text' as const }] : []), { name: f.column.name, type: 'float8' }];
-  const served = level ? [{ source: level.name, note: 'bucket averages' }] : [{ source: 'raw' }];
+  const { meta, headers } = declared(plan);
   return {
     columns, pages: once(picked),
-    meta: { stream: shape.stream.name, resolution: 'lttb', from: formatMicros(shape.from), to: formatMicros(shape.to), max_points: maxPoints, source: level?.name ?? 'raw', served },
-    headers: { 'strata-served-by': level?.name ?? 'raw' },
+    meta: {
+      stream: shape.stream.name, resolution: 'lttb', from: formatMicros(shape.from), to: formatMicros(shape.to), max_points: maxPoints, nan: nanMode,
+      source: level?.name ?? 'raw', ...(level ? { points: `${level.name} bucket averages` } : {}), ...meta,
+    },
+    headers,
   };
 }
 
-export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, resolution: string): Promise<QueryPlan> {
+/** The range whose coverage a plan reads: the query's, widened by the coarsest level's bucket on each side. */
+function coverageSpan(levels: readonly Level[], from: bigint, to: bigint): [bigint, bigint] {
+  const widest = levels.reduce((m, l) => (l.intervalUs > m ? l.intervalUs : m), 0n);
+  return [from - widest, to + widest];
+}
+
+export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, resolutionText: string): Promise<QueryPlan> {
   const q = req.query;
+  const resolution = parseResolution(resolutionText);
   const shape = parseShape(stream, q, BigInt(Date.now()) * 1000n);
   const tz = one(q, 'tz');
   if (tz !== undefined && !validZone(tz)) throw bad(`tz=${JSON.stringify(tz)} is not an IANA time zone such as Europe/Berlin or UTC`);
   const fillText = one(q, 'fill') ?? 'none';
   if (!(FILL_MODES as readonly string[]).includes(fillText)) throw bad(`fill=${JSON.stringify(fillText)}: use ${FILL_MODES.join(', ')}`);
   const fill = fillText as FillMode;
-  const maxPoints = parseMaxPoints(one(q, 'max_points'), resolution === 'auto' || resolution === 'lttb');
-  if (maxPoints > 0 && resolution !== 'auto' && resolution !== 'lttb') throw bad('max_points applies to resolution=auto and resolution=lttb');
+  const nanMode = parseNanMode(one(q, 'nan'));
+  const pointsRule = resolution?.kind === 'auto' || resolution?.kind === 'lttb';
+  const maxPoints = parseMaxPoints(one(q, 'max_points'), pointsRule);
+  if (maxPoints > 0 && !pointsRule) throw bad('max_points applies to resolution=auto and resolution=lttb');
 
   const client = await db.pool.connect();
   try {
@@ -415,19 +252,24 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
       SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
       SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off`);
     const levels = await loadLevels(client, stream.id);
-    if (resolution === 'lttb') {
-      const plan = await lttbPlan(client, shape, levels, maxPoints, q);
+    if (resolution === null || resolution.kind === 'raw') {
+      throw bad(`resolution=${JSON.stringify(resolutionText)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}), an interval such as 15s, 5min, 1h or 1d, or calendar buckets 1mo, 3mo or 1y`);
+    }
+    const cov = await coverageOf(client, stream.id, levels, ...coverageSpan(levels, shape.from, shape.to));
+    if (resolution.kind === 'lttb') {
+      const plan = await lttbPlan(client, shape, levels, cov, maxPoints, q, nanMode);
       await client.query('COMMIT');
       return plan;
     }
     const aggs = parseAggs(one(q, 'agg'));
-    const outputs = outputColumns(shape.fields, aggs, shape.explicitFields);
+    const outputs = outputColumns(shape.fields, aggs, shape.explicitFields, nanMode);
     const { b, autoLevel } = await bucketing(client, resolution, shape.from, shape.to, tz, maxPoints, levels);
     // M4's min and max points need their times, which the levels do not keep: raw rows serve it.
-    const parts = await planParts(client, stream, aggs.includes('m4') ? [] : levels, b, shape.from, shape.to);
+    const usable = aggs.includes('m4') ? [] : levels;
+    const plan = planParts(cov, b, { exactLevels: usable, levels: usable }, shape.from, shape.to);
     const params: unknown[] = [];
-    const sql = aggregateSql(shape, b, parts, outputs, params);
-    let rows = await readAll(client, sql, params);
+    const sql = aggregateSql(shape, b, plan.parts, outputs, params);
+    let rows = plan.parts.length > 0 ? await readAll(client, sql, params) : [];
     await client.query('COMMIT');
     const keyColumns = shape.groupBy ? 2 : 1;
     if (fill !== 'none') rows = fillGaps(rows, b.starts ?? [], keyColumns, outputs.map((o) => o.fill), fill);
@@ -436,16 +278,16 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
       ...(shape.groupBy ? [{ name: shape.groupBy.name, type: 'text' as const }] : []),
       ...outputs.map((o) => ({ name: o.name, type: fill === 'linear' && o.fill === 'number' && o.type !== 'float8' ? 'float8' as const : o.type })),
     ];
-    const served = describeParts(parts);
+    const { meta, headers } = declared(plan);
     return {
       columns, pages: once(rows),
       meta: {
-        stream: stream.name, resolution, ...b.describe, from: formatMicros(shape.from), to: formatMicros(shape.to),
-        agg: aggs, fill, ...(shape.groupBy ? { group_by: shape.groupBy.name } : {}),
-        ...(autoLevel === null && resolution === 'auto' ? { level: 'raw' } : {}),
-        served, watermarks: watermarks(levels),
+        stream: stream.name, resolution: resolutionText, ...b.describe, from: formatMicros(shape.from), to: formatMicros(shape.to),
+        agg: aggs, fill, nan: nanMode, ...(shape.groupBy ? { group_by: shape.groupBy.name } : {}),
+        ...(autoLevel === null && resolution.kind === 'auto' ? { level: 'raw' } : {}),
+        ...meta, watermarks: watermarks(levels),
       },
-      headers: { 'strata-served-by': parts.map((p) => p.source?.name ?? 'raw').join(', ') },
+      headers,
     };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -6,18 +6,20 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType } from './inspect.ts';
 import type { Mapping } from './mapping.ts';
 import { nxlogGroups } from './plan-nexus.ts';
-import { TIME_NAMES, isDimensionHelper, mappingError } from './plan.ts';
+import { pandasType } from './plan-pandas.ts';
+import { isDimensionHelper, isTimeLikeName, mappingError } from './plan.ts';
+import { isPandasIndex } from './plan-table.ts';
 import { parseSinceUnits } from './time.ts';
 
 const RULES = 'the rules need one of: a netCDF-4 file with featureType "timeSeries"; NeXus NXlog groups; '
-  + 'a group of equal-length 1-D datasets, one of them time (named time or timestamp, or with units "<unit> since <instant>"); '
-  + 'a 1-D compound dataset with a time member; or an explicit ?mapping= (README "HDF5 and netCDF4")';
+  + 'a group of equal-length 1-D datasets, one of them time (named time, timestamp, t, epoch or datetime, possibly with a unit suffix such as time_ms, or with units "<unit> since <instant>"); '
+  + 'a 1-D compound dataset with a time member; a pandas DataFrame written by to_hdf; or an explicit ?mapping= (README "HDF5 and netCDF4")';
 
 /** Most datasets listed in a "fits no rule" message. */
 const LISTED = 40;
 
 function isTimeLike(ins: Inspector, path: string, name: string, unitsAttr: string): boolean {
-  if (TIME_NAMES.includes(name.toLowerCase())) return true;
+  if (isTimeLikeName(name)) return true;
   const u = ins.stringAttr(path, unitsAttr);
   return u !== null && parseSinceUnits(u) !== null;
 }
@@ -29,7 +31,7 @@ function flatCandidate(ins: Inspector, group: string, ds: DatasetInfo[]): boolea
 
 function compoundCandidate(ins: Inspector, d: DatasetInfo): boolean {
   if (d.meta.type !== 6 || d.shape.length !== 1) return false;
-  return (d.meta.compound_type?.members ?? []).some((m) => isTimeLike(ins, d.path, m.name, `${m.name}_units`));
+  return (d.meta.compound_type?.members ?? []).some((m) => isTimeLike(ins, d.path, m.name, `${m.name}_units`) || isPandasIndex(ins, d.path, m.name));
 }
 
 export function detectMapping(ins: Inspector): Mapping {
@@ -46,6 +48,10 @@ export function detectMapping(ins: Inspector): Mapping {
   for (const g of ins.groups()) {
     const ds = ins.datasets(g.path).filter((d) => !isDimensionHelper(ins, d));
     found.push(...ds);
+    if (pandasType(ins, g.path) === 'frame') {
+      candidates.push({ layout: 'pandas_fixed', group: g.path });
+      continue;
+    }
     if (flatCandidate(ins, g.path, ds)) candidates.push({ layout: 'flat_group', group: g.path });
     for (const d of ds) if (compoundCandidate(ins, d)) candidates.push({ layout: 'compound', dataset: d.path });
     const oneD = ds.filter((d) => d.shape.length === 1 && d.meta.type !== 6);
@@ -55,14 +61,14 @@ export function detectMapping(ins: Inspector): Mapping {
   }
   if (candidates.length === 1) return candidates[0];
   if (candidates.length > 1) {
-    const list = candidates.map((c) => (c.layout === 'compound' ? `compound ${c.dataset}` : `group ${c.group}`));
+    const list = candidates.map((c) => (c.layout === 'compound' ? `compound ${c.dataset}` : c.layout === 'pandas_fixed' ? `pandas frame ${c.group}` : `group ${c.group}`));
     throw mappingError(`several parts of the file could be the series (${list.join('; ')}); choose one with ?mapping= or the stream's hdf5_mapping`,
       { candidates });
   }
   if (sameLengthNoTime) {
     const { group, datasets } = sameLengthNoTime;
     throw new AppError(422, 'no_time_column',
-      `group ${group} has 1-D datasets of equal length (${datasets.map((d) => `${d.name} [${d.shape[0]}] ${describeType(d.meta)}`).join(', ')}) but no time dataset: none is named time or timestamp, and none has units "<unit> since <instant>"; name the time dataset with a mapping`,
+      `group ${group} has 1-D datasets of equal length (${datasets.map((d) => `${d.name} [${d.shape[0]}] ${describeType(d.meta)}`).join(', ')}) but no time dataset: none is named time, timestamp, t, epoch or datetime (or time_s, time_ms …), and none has units "<unit> since <instant>"; name the time dataset with a mapping`,
       { detail: { group, datasets: datasets.map((d) => d.path) } });
   }
   const listing = found.slice(0, LISTED).map((d) => ({ path: d.path, shape: d.shape, type: describeType(d.meta) }));

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import h5wasm, { type Module } from 'h5wasm/node';
+import { installImports, writePlugin } from './lzf-plugin.ts';
 
 type H5Module = typeof Module;
 
@@ -65,9 +66,13 @@ async function init(): Promise<H5> {
   const module = await h5wasm.ready;
   module.activate_throwing_error_handler();
   const pluginDir = path.join(packageDir('h5wasm-plugins'), 'plugins');
-  // The built-in search paths do not exist on disk; only ours is searched.
+  // Strata's LZF filter (lzf-plugin.ts) is found before h5wasm-plugins' one.
+  installImports(module as unknown as Parameters<typeof installImports>[0]);
+  const ownPluginDir = writePlugin();
+  // The built-in search paths do not exist on disk; only ours are searched.
   while (module.get_plugin_search_paths().length > 0) module.remove_plugin_search_path(0);
   module.insert_plugin_search_path(pluginDir, 0);
+  module.insert_plugin_search_path(ownPluginDir, 0);
 
   const fs = module.FS as unknown as GuardedFs;
   let allowed: string | null = null;
@@ -75,7 +80,7 @@ async function init(): Promise<H5> {
   fs.open = function guardedOpen(this: unknown, p: unknown, flags: unknown, mode: unknown) {
     if (typeof p === 'string') {
       const abs = path.resolve(fs.cwd(), p);
-      const ok = abs === allowed || abs === pluginDir || abs.startsWith(`${pluginDir}/`)
+      const ok = abs === allowed || abs === pluginDir || abs.startsWith(`${pluginDir}/`) || abs === ownPluginDir || abs.startsWith(`${ownPluginDir}/`)
         || abs.startsWith('/tmp/tmpfile_') || abs.startsWith('/dev/');
       if (!ok) throw new fs.ErrnoError(2); // ENOENT: HDF5 reports "unable to open file"
     }

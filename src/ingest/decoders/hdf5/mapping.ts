@@ -4,9 +4,9 @@
 // Validated by schemas/hdf5-mapping.schema.json.
 import { AppError } from '../../../errors/index.ts';
 import { validate } from '../../../validation/json-schemas.ts';
-import type { TimeUnit } from './time.ts';
+import type { TimeInference, TimeUnit } from './time.ts';
 
-export type Layout = 'flat_group' | 'compound' | 'nxlog' | 'cf_timeseries';
+export type Layout = 'flat_group' | 'compound' | 'nxlog' | 'cf_timeseries' | 'pandas_fixed';
 export type MappingOrigin = 'auto' | 'request' | 'stream';
 
 export interface TimeSpec {
@@ -18,11 +18,25 @@ export interface TimeSpec {
   scale?: number;
 }
 
+/** Which values of a column were stored as NULL, and by which rule (reported, ignored on input). */
+export interface NullWhen {
+  /** _FillValue, missing_value, valid_range, valid_min, valid_max, mapping null_values. */
+  from: string[];
+  /** Exact values ("NaN" for NaN). */
+  values?: (number | string)[];
+  /** Raw values below this or above that. */
+  below?: number;
+  above?: number;
+}
+
 export interface ColumnSpec {
   source: string;
   name?: string;
   unit?: string | null;
   time?: TimeSpec;
+  /** Values stored as NULL in this column (numbers, "NaN", or text for tags). */
+  null_values?: (number | string)[];
+  null_when?: NullWhen;
 }
 
 export interface Mapping {
@@ -33,6 +47,8 @@ export interface Mapping {
   time?: TimeSpec;
   fields?: (string | ColumnSpec)[];
   tags?: (string | ColumnSpec)[];
+  /** Values stored as NULL in every field and tag (a column's own null_values are added). */
+  null_values?: (number | string)[];
 }
 
 /** A mapping with every choice made: what the ingest record shows. */
@@ -41,7 +57,7 @@ export interface ResolvedMapping {
   layout: Layout;
   group?: string;
   dataset?: string;
-  time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'>;
+  time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'> & { inferred?: TimeInference };
   fields: ColumnSpec[];
   tags: ColumnSpec[];
 }

@@ -7,15 +7,14 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
-import { ancestors, checkNames, packingOf, type Unmapped } from './plan-table.ts';
+import type { Unmapped } from './plan-table.ts';
+import { nullRules } from './missing.ts';
 import {
-  type ColumnRead, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
-  isDimensionHelper, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  type ColumnRead, ancestors, checkNames, type ReadPlan, type Segment, type SegmentColumn, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
+  checkCalendar, isDimensionHelper, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { type TimeEncoding, parseSinceUnits } from './time.ts';
 import { type ValueKind, valueKindOf } from './values.ts';
-
-const CALENDARS = ['standard', 'gregorian', 'proleptic_gregorian'];
 
 function scales(ins: Inspector, d: DatasetInfo, dim: number): string[] {
   try {
@@ -71,10 +70,7 @@ interface Station { variable: DatasetInfo | null; spec: ColumnSpec | null; ids: 
 function cfTime(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): CfTime {
   const time = findTime(ins, all, group, m.time?.source);
   if (time.shape.length !== 1) throw new AppError(422, 'unsupported_shape', `time coordinate ${time.path} has shape [${time.shape.join(', ')}]; Strata reads a 1-D time coordinate`);
-  const calendar = ins.stringAttr(time.path, 'calendar');
-  if (calendar && !CALENDARS.includes(calendar.toLowerCase())) {
-    throw mappingError(`time coordinate ${time.path} uses calendar ${JSON.stringify(calendar)}; Strata reads ${CALENDARS.join(', ')}`);
-  }
+  checkCalendar(ins, time.path);
   const kind = kindOrThrow(valueKindOf(time.meta), `time coordinate ${time.path}`);
   const enc = timeEncoding(kind, m.time, ins.stringAttr(time.path, 'units'), `time coordinate ${time.path}`);
   return { time, n: time.shape[0], kind, enc, name: m.time?.name ?? m.time?.source ?? time.name };
@@ -128,11 +124,11 @@ export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrig
 
   const reads: ColumnRead[] = vars.map((v) => {
     const kind = kindOrThrow(valueKindOf(v.d.meta), `variable ${v.d.path} (${describeType(v.d.meta)})`);
-    return columnRead(v.spec, v.d.name, 'field', kind, describeType(v.d.meta), unitAttr(ins, v.d.path), packingOf(ins, v.d.path, kind), `variable ${v.d.path}`);
+    return columnRead(v.spec, v.d.name, 'field', kind, describeType(v.d.meta), unitAttr(ins, v.d.path), nullRules(ins, v.d.path, kind, mappingNulls(m, v.spec)), `variable ${v.d.path}`);
   });
   const sv = station.variable;
   const tagName = sv ? (station.spec?.name ?? sv.name) : null;
-  if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null });
+  if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null, nullWhen: null });
   checkNames(reads, t.name);
   for (const d of [t.time, ...vars.map((v) => v.d)]) { checkFilters(d); checkChunk(d, limits); }
   const chunkRows = Math.max(t.time.meta.chunks?.[0] ?? 1, ...vars.map((v) => v.d.meta.chunks?.[v.stationDim ? 1 : 0] ?? 1));
@@ -152,7 +148,7 @@ export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrig
     segments,
     mapping: {
       origin, layout: 'cf_timeseries', group, time: reportTime(t.time.name, t.name, t.enc),
-      fields: vars.map((v, i) => ({ source: v.d.name, name: reads[i].out.name, unit: reads[i].out.unit })),
+      fields: vars.map((v, i) => reportColumn({ source: v.d.name }, reads[i])),
       tags: sv && tagName !== null ? [{ source: sv.name, name: tagName, unit: null }] : [],
     },
     provenancePaths: [...ancestors(group), t.time.path, ...(sv ? [sv.path] : []), ...vars.map((v) => v.d.path)],

@@ -6,10 +6,10 @@ import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
-import { ancestors, packingOf } from './plan-table.ts';
+import { nullRules } from './missing.ts';
 import {
-  type ColumnRead, type ReadPlan, type Segment, checkChunk, checkFilters, checkTotal, columnRead, describeTime, kindOrThrow,
-  listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  type ColumnRead, ancestors, type ReadPlan, type Segment, checkChunk, checkFilters, checkTotal, columnRead, describeTime, kindOrThrow,
+  listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { valueKindOf } from './values.ts';
 
@@ -57,7 +57,7 @@ export function planNxlog(ins: Inspector, m: Mapping, origin: MappingOrigin, lim
     const name = s.spec.name ?? s.group.split('/').pop() as string;
     if (names.has(name)) throw mappingError(`two NXlogs would both be the column ${JSON.stringify(name)}; name them with a mapping ({"source": "${s.group}", "name": …})`);
     names.add(name);
-    reads.push(columnRead({ ...s.spec, name }, name, 'field', kind, describeType(s.value.meta), unitAttr(ins, s.value.path), packingOf(ins, s.value.path, kind), `dataset ${s.value.path}`));
+    reads.push(columnRead({ ...s.spec, name }, name, 'field', kind, describeType(s.value.meta), unitAttr(ins, s.value.path), nullRules(ins, s.value.path, kind, mappingNulls(m, s.spec)), `dataset ${s.value.path}`));
   }
   const segments: Segment[] = all.map((s, i) => {
     const what = `NXlog time ${s.time.path}`;
@@ -82,7 +82,7 @@ export function planNxlog(ins: Inspector, m: Mapping, origin: MappingOrigin, lim
     segments,
     mapping: {
       origin, layout: 'nxlog', time: { source: timeSource, name: timeName, encoding: first.enc.encoding },
-      fields: all.map((s, i) => ({ source: s.group, name: reads[i].out.name, unit: reads[i].out.unit, time: reportTime(timeSource, timeName, segments[i].enc) })),
+      fields: all.map((s, i) => ({ ...reportColumn({ source: s.group }, reads[i]), time: reportTime(timeSource, timeName, segments[i].enc) })),
       tags: [],
     },
     provenancePaths: [...new Set(all.flatMap((s) => [...ancestors(s.group), s.time.path, s.value.path]))],

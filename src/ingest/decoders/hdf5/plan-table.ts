@@ -7,34 +7,32 @@ import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath
 import type { ColumnSpec, Mapping, MappingOrigin } from './mapping.ts';
 import type { OpenLimits } from './protocol.ts';
 import {
-  type ColumnRead, type ReadPlan, type SegmentColumn, TIME_NAMES, checkChunk, checkFilters, checkTotal, columnRead, describeTime,
-  isDimensionHelper, isStringKind, kindOrThrow, listed, mappingError, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
+  type ColumnRead, type ReadPlan, type SegmentColumn, ancestors, checkCalendar, checkChunk, checkNames, checkFilters, checkTotal, columnRead, describeTime,
+  isDimensionHelper, isStringKind, isTimeLikeName, kindOrThrow, listed, mappingError, mappingNulls, reportColumn, reportTime, segmentRowBytes, sliceRowsFor, timeEncoding, unitAttr,
 } from './plan.ts';
 import { type TimeEncoding, parseSinceUnits } from './time.ts';
-import { type Packing, type ValueKind, valueKindOf } from './values.ts';
+import { type ValueKind, valueKindOf } from './values.ts';
+import { nullRules } from './missing.ts';
+import { findStart } from './time-inference.ts';
+import { checkPandasTable } from './plan-pandas.ts';
 
 export interface Unmapped { path: string; shape: number[]; type: string; reason: string }
 
-/** CF-style packing attributes on a numeric dataset (also honoured outside CF files). */
-export function packingOf(ins: Inspector, path: string, kind: ValueKind): Packing | null {
-  if (kind.kind !== 'float' && kind.kind !== 'int' && kind.kind !== 'int64') return null;
-  const attrs = ins.attrs(path);
-  const fills: number[] = [];
-  for (const name of ['_FillValue', 'missing_value']) {
-    const v = attrs[name];
-    if (typeof v === 'number') fills.push(v);
-    else if (typeof v === 'bigint') fills.push(Number(v));
-    else if (ArrayBuffer.isView(v)) for (const x of Array.from(v as unknown as ArrayLike<number | bigint>)) fills.push(Number(x));
-  }
-  const scale = ins.numberAttr(path, 'scale_factor');
-  const offset = ins.numberAttr(path, 'add_offset');
-  if (fills.length === 0 && scale === null && offset === null) return null;
-  return { fills, scale, offset };
+/** Preference among several time candidates: time or timestamp, other time names, units. */
+function nameRank(name: string): number {
+  const n = name.toLowerCase();
+  if (n === 'time' || n === 'timestamp') return 0;
+  return isTimeLikeName(name) ? 1 : 2;
+}
+
+/** pandas' to_hdf table: the DatetimeIndex is member "index", int64 ns, with index_kind "datetime64". */
+export function isPandasIndex(ins: Inspector, path: string, member: string): boolean {
+  return member === 'index' && /^datetime64/.test(ins.stringAttr(path, 'index_kind') ?? '');
 }
 
 function isTimeCandidate(ins: Inspector, d: DatasetInfo): boolean {
   if (d.shape.length !== 1) return false;
-  if (TIME_NAMES.includes(d.name.toLowerCase())) return true;
+  if (isTimeLikeName(d.name)) return true;
   const units = ins.stringAttr(d.path, 'units');
   return units !== null && parseSinceUnits(units) !== null;
 }
@@ -49,15 +47,16 @@ export function findTimeDataset(ins: Inspector, group: string, all: DatasetInfo[
   }
   const candidates = all.filter((d) => isTimeCandidate(ins, d));
   if (candidates.length === 1) return candidates[0];
-  for (const name of TIME_NAMES) {
-    const named = candidates.filter((d) => d.name.toLowerCase() === name);
+  for (const rank of [0, 1, 2]) {
+    const named = candidates.filter((d) => nameRank(d.name) === rank);
     if (named.length === 1) return named[0];
+    if (named.length > 1) break;
   }
   if (candidates.length > 1) {
     throw mappingError(`group ${group} has several time datasets (${candidates.map((d) => d.path).join(', ')}); choose one with a mapping's time.source`);
   }
   throw new AppError(422, 'no_time_column',
-    `group ${group} has no time dataset: none is named time or timestamp, and none has units "<unit> since <instant>"; datasets: ${all.map((d) => `${d.path} [${d.shape.join('×')}] ${describeType(d.meta)}`).join(', ') || 'none'}; name the time dataset with a mapping`,
+    `group ${group} has no time dataset: none is named time, timestamp, t, epoch or datetime (or time_s, time_ms …), and none has units "<unit> since <instant>"; datasets: ${all.map((d) => `${d.path} [${d.shape.join('×')}] ${describeType(d.meta)}`).join(', ') || 'none'}; name the time dataset with a mapping`,
     { detail: { group, datasets: all.map((d) => d.path) } });
 }
 
@@ -92,26 +91,16 @@ function chooseSources<T>(m: Mapping, all: T[], nameOf: (t: T) => string, isStri
   return out;
 }
 
-export function checkNames(reads: ColumnRead[], timeName: string): void {
-  const seen = new Set([timeName]);
-  for (const r of reads) {
-    if (seen.has(r.out.name)) throw mappingError(`two columns would be named ${JSON.stringify(r.out.name)}; rename one with a mapping ({"source": …, "name": …})`);
-    seen.add(r.out.name);
-  }
-}
 
-function ancestors(path: string): string[] {
-  const parts = path.split('/').filter(Boolean);
-  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
-}
-
-function flatTime(ins: Inspector, group: string, all: DatasetInfo[], m: Mapping): { time: DatasetInfo; n: number; timeKind: ValueKind; enc: TimeEncoding; timeName: string } {
+function flatTime(ins: Inspector, group: string, all: DatasetInfo[], m: Mapping, limits: OpenLimits): { time: DatasetInfo; n: number; timeKind: ValueKind; enc: TimeEncoding; timeName: string } {
   const time = findTimeDataset(ins, group, all, m.time?.source);
   if (time.shape.length !== 1) {
     throw new AppError(422, 'unsupported_shape', `time dataset ${time.path} has shape [${time.shape.join(', ')}]; a time dataset must be 1-D`, { detail: { dataset: time.path, shape: time.shape } });
   }
   const timeKind = kindOrThrow(valueKindOf(time.meta), `time dataset ${time.path}`);
-  const enc = timeEncoding(timeKind, m.time, ins.stringAttr(time.path, 'units'), `time dataset ${time.path}`);
+  checkCalendar(ins, time.path);
+  const enc = timeEncoding(timeKind, m.time, ins.stringAttr(time.path, 'units'), `time dataset ${time.path}`,
+    { infer: { name: time.name, start: findStart(ins, time.path), requested: limits.time.unit } });
   return { time, n: time.shape[0], timeKind, enc, timeName: m.time?.name ?? m.time?.source ?? time.name };
 }
 
@@ -120,7 +109,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
   const g = ins.get(group);
   if (!g || g.kind !== 'group') throw mappingError(`the mapping's group ${group} does not exist in the file`, { group });
   const all = ins.datasets(group).filter((d) => !isDimensionHelper(ins, d));
-  const { time, n, timeKind, enc, timeName } = flatTime(ins, group, all, m);
+  const { time, n, timeKind, enc, timeName } = flatTime(ins, group, all, m, limits);
   const unmapped: Unmapped[] = [];
   const candidates = all.filter((d) => d.path !== time.path && (d.shape.length > 0 || (unmapped.push({ path: d.path, shape: d.shape, type: describeType(d.meta), reason: 'scalar' }), false)));
   const kinds = new Map(candidates.map((d) => [d.name, valueKindOf(d.meta)]));
@@ -138,7 +127,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     }
     checkSeries(d, n, time.path);
     const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
-    const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), packingOf(ins, d.path, kind), `dataset ${d.path}`);
+    const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path}`);
     reads.push(read);
     columns.push({ from: 'dataset', info: d, read, stationRow: null });
   }
@@ -158,8 +147,8 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     segments: [segment],
     mapping: {
       origin, layout: 'flat_group', group, time: reportTime(rel(time.path), timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },
     provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
     warnings: [],
@@ -167,9 +156,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
   };
 }
 
-function report(spec: ColumnSpec, read: ColumnRead): ColumnSpec {
-  return { source: spec.source, name: read.out.name, unit: read.out.unit };
-}
+const PANDAS_NS = 'nanoseconds since 1970-01-01T00:00:00Z';
 
 function memberUnits(ins: Inspector, path: string, member: string): string | null {
   return ins.stringAttr(path, `${member}_units`) ?? ins.stringAttr(path, `${member}_unit`);
@@ -181,8 +168,12 @@ function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[
     if (!found) throw mappingError(`compound dataset ${d.path} has no member ${JSON.stringify(source)}; members: ${members.map((x) => x.name).join(', ')}`);
     return found;
   }
-  const byName = members.filter((x) => TIME_NAMES.includes(x.name.toLowerCase()));
+  const pandas = members.filter((x) => isPandasIndex(ins, d.path, x.name));
+  if (pandas.length === 1) return pandas[0];
+  const byName = members.filter((x) => isTimeLikeName(x.name));
   if (byName.length === 1) return byName[0];
+  const bare = byName.filter((x) => nameRank(x.name) === 0);
+  if (bare.length === 1) return bare[0];
   const bySince = members.filter((x) => { const u = memberUnits(ins, d.path, x.name); return u !== null && parseSinceUnits(u) !== null; });
   if (bySince.length === 1) return bySince[0];
   throw new AppError(422, 'no_time_column',
@@ -199,10 +190,12 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     throw new AppError(422, 'unsupported_shape', `compound dataset ${path} has shape [${d.shape.join(', ')}]; one row per sample needs a 1-D dataset`, { detail: { dataset: path, shape: d.shape } });
   }
   const members = d.meta.compound_type?.members ?? [];
+  checkPandasTable(ins, d, members, m);
   const tm = findTimeMember(ins, d, members, m.time?.source);
   const what = `time member ${JSON.stringify(tm.name)} of ${path}`;
   const timeKind = kindOrThrow(valueKindOf(tm), what);
-  const enc = timeEncoding(timeKind, m.time, memberUnits(ins, path, tm.name), what);
+  const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : memberUnits(ins, path, tm.name);
+  const enc = timeEncoding(timeKind, m.time, units, what, { infer: { name: tm.name, start: findStart(ins, path), requested: limits.time.unit } });
   const timeName = m.time?.name ?? tm.name;
   const others = members.filter((x) => x !== tm);
   const chosen = chooseSources(m, others, (x) => x.name, (x) => { const k = valueKindOf(x); return k.kind !== 'unsupported' && isStringKind(k); });
@@ -212,7 +205,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     const member = members.find((x) => x.name === spec.source);
     if (!member || member === tm) throw mappingError(`compound dataset ${path} has no member ${JSON.stringify(spec.source)} to use as a ${role}; members: ${others.map((x) => x.name).join(', ')}`);
     const kind = kindOrThrow(valueKindOf(member), `member ${JSON.stringify(member.name)} of ${path} (${describeType(member)})`);
-    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), null, `member ${member.name} of ${path}`);
+    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
     reads.push(read);
     columns.push({ from: 'member', member, read });
   }
@@ -230,8 +223,8 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     segments: [segment],
     mapping: {
       origin, layout: 'compound', dataset: path, time: reportTime(tm.name, timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => report(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
+      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },
     provenancePaths: [...ancestors(path)],
     warnings: [],
@@ -239,4 +232,3 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
   };
 }
 
-export { ancestors };

@@ -7,19 +7,21 @@ import type { CompoundMember } from 'h5wasm/node';
 import { AppError } from '../../../errors/index.ts';
 import { formatMicros } from '../../../domain/time.ts';
 import type { DatasetInfo, Inspector } from './inspect.ts';
-import type { ColumnSpec, Mapping, ResolvedMapping } from './mapping.ts';
+import type { ColumnSpec, Mapping, NullWhen, ResolvedMapping } from './mapping.ts';
 import type { OpenLimits, WireSourceColumn } from './protocol.ts';
-import { type TimeEncoding, type TimeUnit, parseEpoch, parseSinceUnits, parseTimeUnit } from './time.ts';
+import { type PendingTime, type TimeEncoding, type TimeUnit, parseEpoch, parseSinceUnits, parseTimeUnit } from './time.ts';
 import { type KindOrReason, type Packing, type ValueKind, columnTypeOf, valueBytes } from './values.ts';
 
 export interface ColumnRead {
   out: WireSourceColumn;
   kind: ValueKind;
   packing: Packing | null;
+  /** Which values become NULL and why (missing.ts), as reported. */
+  nullWhen: NullWhen | null;
 }
 
 export type SegmentColumn =
-  | { from: 'dataset'; info: DatasetInfo; read: ColumnRead; stationRow: number | null }
+  | { from: 'dataset'; info: DatasetInfo; read: ColumnRead; stationRow: number | null; column?: number }
   | { from: 'member'; member: CompoundMember; read: ColumnRead }
   | { from: 'constant'; value: string }
   | { from: 'null' };
@@ -49,7 +51,7 @@ export interface ReadPlan {
   warnings: string[];
 }
 
-export const TIME_NAMES = ['time', 'timestamp'];
+export { isTimeLikeName } from '../epoch-units.ts';
 /** netCDF-4 writes dimensions without a variable as datasets with this NAME: helpers, not data. */
 export const NETCDF_DIM_ONLY = 'This is a netCDF dimension but not a netCDF variable';
 
@@ -75,7 +77,8 @@ export function isStringKind(k: ValueKind): boolean {
 
 /** Builds a column for a source: its stream name, type, role and unit. */
 export function columnRead(spec: ColumnSpec, defaultName: string, role: 'tag' | 'field', kind: ValueKind,
-  sourceType: string, unit: string | null, packing: Packing | null, what: string): ColumnRead {
+  sourceType: string, unit: string | null, rules: { packing: Packing | null; report: NullWhen | null }, what: string): ColumnRead {
+  const packing = rules.packing;
   if (role === 'tag' && !(isStringKind(kind) || kind.kind === 'label')) {
     throw mappingError(`${what} (${sourceType}) cannot be a tag: tags hold text (strings or enum labels); list it under fields`);
   }
@@ -84,8 +87,20 @@ export function columnRead(spec: ColumnSpec, defaultName: string, role: 'tag' | 
       name: spec.name ?? defaultName, sourceType, type: columnTypeOf(kind, packing !== null && (packing.scale !== null || packing.offset !== null)),
       role, unit: role === 'tag' ? null : (spec.unit !== undefined ? spec.unit : unit),
     },
-    kind, packing,
+    kind, packing, nullWhen: rules.report,
   };
+}
+
+/** A column as the resolved mapping reports it. */
+export function reportColumn(spec: ColumnSpec, read: ColumnRead): ColumnSpec {
+  const c: ColumnSpec = { source: spec.source, name: read.out.name, unit: read.out.unit };
+  if (read.nullWhen) c.null_when = read.nullWhen;
+  return c;
+}
+
+/** The mapping's null values for one column: its own and the mapping-wide ones. */
+export function mappingNulls(m: Mapping, spec: ColumnSpec): (number | string)[] {
+  return [...(m.null_values ?? []), ...(spec.null_values ?? [])];
 }
 
 /** The explicit list, or null when the mapping leaves the choice to the rules. */
@@ -93,9 +108,20 @@ export function listed(list: (string | ColumnSpec)[] | undefined): ColumnSpec[] 
   return list === undefined ? null : list.map((c) => (typeof c === 'string' ? { source: c } : c));
 }
 
-/** Reads how a numeric or string time source becomes instants, from the mapping and then the file. */
+/** What the planners know for a time whose file may not declare its unit (time-inference.ts). */
+export interface InferOptions {
+  name: string;
+  start: PendingTime['start'];
+  /** ?time_unit= of the request. */
+  requested: TimeUnit | null;
+}
+
+/**
+ * Reads how a numeric or string time source becomes instants, from the mapping and then the file.
+ * With `infer`, a unit or epoch the file does not declare is left pending (decided from the values).
+ */
 export function timeEncoding(kind: ValueKind, spec: Mapping['time'], unitsText: string | null, what: string, extra?: {
-  start?: string | null; scale?: number | null;
+  start?: string | null; scale?: number | null; infer?: InferOptions;
 }): TimeEncoding {
   if (isStringKind(kind)) {
     if (spec?.encoding === 'number') throw mappingError(`${what} holds strings, but the mapping reads it as numbers`);
@@ -106,23 +132,49 @@ export function timeEncoding(kind: ValueKind, spec: Mapping['time'], unitsText: 
   }
   if (spec?.encoding === 'iso8601') throw mappingError(`${what} holds numbers, but the mapping reads it as ISO 8601 strings`);
   const since = unitsText ? parseSinceUnits(unitsText) : null;
-  const unit: TimeUnit | null = spec?.unit ?? since?.unit ?? (unitsText ? parseTimeUnit(unitsText) : null);
+  const plainUnit = unitsText && !since ? parseTimeUnit(unitsText) : null;
+  const requested = extra?.infer?.requested ?? null;
+  const unit: TimeUnit | null = spec?.unit ?? requested ?? since?.unit ?? plainUnit;
   let epochUs: bigint | null = null;
+  let epochSubNs = 0;
   if (spec?.epoch !== undefined) {
     epochUs = parseEpoch(spec.epoch);
     if (epochUs === null) throw new AppError(400, 'invalid_mapping', `time.epoch ${JSON.stringify(spec.epoch)} is not an ISO 8601 instant`);
   } else if (since) {
     epochUs = since.epochUs;
+    epochSubNs = since.epochSubNs;
   } else if (extra?.start) {
     epochUs = parseEpoch(extra.start);
     if (epochUs === null) throw mappingError(`${what}: its start ${JSON.stringify(extra.start)} is not an ISO 8601 instant`);
+  }
+  const scale = spec?.scale ?? extra?.scale ?? 1;
+  const undeclared = unitsText === null || plainUnit !== null;
+  if ((unit === null || epochUs === null) && extra?.infer && undeclared) {
+    const unitFrom = spec?.unit ? 'mapping' : requested ? 'request' : plainUnit ? 'units' : null;
+    if (unit !== null && epochUs !== null) return { encoding: 'number', unit, epochUs, scale };
+    return {
+      encoding: 'number', unit: unit ?? 's', epochUs: 0n, scale,
+      pending: { name: extra.infer.name, unit, unitFrom, start: extra.infer.start },
+    };
   }
   if (unit === null || epochUs === null) {
     const found = unitsText ? `its units are ${JSON.stringify(unitsText)}` : 'it has no units attribute';
     throw mappingError(`${what} holds numbers, but ${found}; Strata needs units "<unit> since <instant>" (e.g. "seconds since 2024-01-01T00:00:00Z") or a mapping giving time.unit and time.epoch`,
       { time: what, units: unitsText });
   }
-  return { encoding: 'number', unit, epochUs, scale: spec?.scale ?? extra?.scale ?? 1 };
+  return { encoding: 'number', unit, epochUs, scale, ...(epochSubNs && unit === 'ns' ? { epochSubNs } : {}) };
+}
+
+const CALENDARS = ['standard', 'gregorian', 'proleptic_gregorian'];
+
+/** CF calendars whose days are the proleptic Gregorian calendar's; any other (noleap, 360_day …) is refused. */
+export function checkCalendar(ins: Inspector, path: string): void {
+  const calendar = ins.stringAttr(path, 'calendar');
+  if (calendar && !CALENDARS.includes(calendar.trim().toLowerCase())) {
+    throw new AppError(422, 'unsupported_calendar',
+      `time ${path} uses calendar ${JSON.stringify(calendar)}, whose dates are not real instants; Strata reads the calendars ${CALENDARS.join(', ')}; convert the times (e.g. xarray's convert_calendar("standard")) before uploading`,
+      { detail: { dataset: path, calendar } });
+  }
 }
 
 export function describeTime(kind: ValueKind, sourceType: string, enc: TimeEncoding): string {
@@ -136,6 +188,7 @@ export function reportTime(source: string, name: string, enc: TimeEncoding): Res
   if (enc.encoding === 'iso8601') return { source, name, encoding: 'iso8601' };
   const t: ResolvedMapping['time'] = { source, name, encoding: 'number', unit: enc.unit, epoch: formatMicros(enc.epochUs) };
   if (enc.scale !== 1) t.scale = enc.scale;
+  if (enc.inferred) t.inferred = enc.inferred;
   return t;
 }
 
@@ -198,4 +251,18 @@ export function checkTotal(segments: Segment[], limits: OpenLimits): void {
 export function unitAttr(ins: Inspector, path: string, name = 'units'): string | null {
   const u = ins.stringAttr(path, name);
   return u === null || u.length > 256 ? null : u;
+}
+
+export function checkNames(reads: ColumnRead[], timeName: string): void {
+  const seen = new Set([timeName]);
+  for (const r of reads) {
+    if (seen.has(r.out.name)) throw mappingError(`two columns would be named ${JSON.stringify(r.out.name)}; rename one with a mapping ({"source": …, "name": …})`);
+    seen.add(r.out.name);
+  }
+}
+
+/** A path and every group above it, root first (their attributes go into provenance). */
+export function ancestors(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
 }

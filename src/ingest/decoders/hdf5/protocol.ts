@@ -4,6 +4,8 @@
 import type { ColumnBatch, ColumnRole, ColumnType, ColumnValues, NumericArray, Validity } from '../../../domain/types.ts';
 import type { WireError } from './errors.ts';
 import type { Mapping, MappingOrigin, ResolvedMapping } from './mapping.ts';
+import type { TimeWindow } from '../epoch-units.ts';
+import type { TimeUnit } from './time.ts';
 
 export type WireValues =
   | { kind: 'number'; values: NumericArray }
@@ -49,6 +51,8 @@ export interface OpenLimits {
   maxChunkBytes: number;
   /** Largest decoded size of everything the mapping reads. */
   maxDecodedBytes: number;
+  /** Request options for times the file does not declare (not limits; carried with them to every planner). */
+  time: { unit: TimeUnit | null; window: TimeWindow };
 }
 
 export type ToWorker =

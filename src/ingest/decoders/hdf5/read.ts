@@ -6,6 +6,7 @@
 import type { CompoundMember } from 'h5wasm/node';
 import { AppError } from '../../../errors/index.ts';
 import type { NumericArray } from '../../../domain/types.ts';
+import type { ValueRange } from '../epoch-units.ts';
 import type { H5 } from './h5.ts';
 import type { DatasetInfo } from './inspect.ts';
 import { type ReadContext, readError } from './errors.ts';
@@ -18,11 +19,14 @@ import {
 
 type Raw = NumericArray | BigInt64Array | BigUint64Array | Uint8Array;
 
-/** Raw bytes of rows [lo, hi) (of one station row, for station × time datasets), little-endian. */
-function readBytes(h5: H5, d: DatasetInfo, lo: number, hi: number, stationRow: number | null): Uint8Array {
+/**
+ * Raw bytes of rows [lo, hi), little-endian: of one station row for station × time datasets, or
+ * of one column for time × column datasets (pandas' block values).
+ */
+function readBytes(h5: H5, d: DatasetInfo, lo: number, hi: number, stationRow: number | null, column: number | null = null): Uint8Array {
   const m = h5.module;
-  const count = stationRow === null ? [BigInt(hi - lo)] : [1n, BigInt(hi - lo)];
-  const offset = stationRow === null ? [BigInt(lo)] : [BigInt(stationRow), BigInt(lo)];
+  const count = stationRow !== null ? [1n, BigInt(hi - lo)] : column !== null ? [BigInt(hi - lo), 1n] : [BigInt(hi - lo)];
+  const offset = stationRow !== null ? [BigInt(stationRow), BigInt(lo)] : column !== null ? [BigInt(lo), BigInt(column)] : [BigInt(lo)];
   const nbytes = d.meta.size * (hi - lo);
   if (nbytes === 0) return new Uint8Array(0);
   const ptr = m._malloc(nbytes);
@@ -70,10 +74,11 @@ function memberBytes(raw: Uint8Array, rowSize: number, m: CompoundMember, n: num
 }
 
 function toColumn(k: ValueKind, packing: Packing | null, raw: Raw | readonly (string | null)[], n: number): WireColumn {
-  if (Array.isArray(raw)) return stringColumn(raw as string[]);
+  const texts = packing?.texts ?? [];
+  if (Array.isArray(raw)) return stringColumn(raw as string[], texts);
   switch (k.kind) {
-    case 'fixed-string': return fixedStringColumn(raw as Uint8Array, n, k.size, k.strpad);
-    case 'label': return labelColumn(raw as NumericArray, k.labels);
+    case 'fixed-string': return fixedStringColumn(raw as Uint8Array, n, k.size, k.strpad, texts);
+    case 'label': return labelColumn(raw as NumericArray, k.labels, texts);
     case 'int64': return bigintColumn(raw as BigInt64Array | BigUint64Array, packing);
     default: return numberColumn(raw as NumericArray, packing);
   }
@@ -133,36 +138,67 @@ export class PlanReader {
     return null;
   }
 
-  private datasetValues(d: DatasetInfo, k: ValueKind, lo: number, hi: number, stationRow: number | null): Raw | string[] {
+  private datasetValues(d: DatasetInfo, k: ValueKind, lo: number, hi: number, stationRow: number | null, column: number | null = null): Raw | string[] {
     return this.guarded(d, lo, hi, () => {
       if (k.kind === 'vlen-string') {
-        const ranges: [number, number][] = stationRow === null ? [[lo, hi]] : [[stationRow, stationRow + 1], [lo, hi]];
+        const ranges: [number, number][] = stationRow !== null ? [[stationRow, stationRow + 1], [lo, hi]]
+          : column !== null ? [[lo, hi], [column, column + 1]] : [[lo, hi]];
         return d.dataset.slice(ranges) as string[];
       }
-      const bytes = readBytes(this.h5, d, lo, hi, stationRow);
+      const bytes = readBytes(this.h5, d, lo, hi, stationRow, column);
       return k.kind === 'fixed-string' ? bytes : typed(k, bytes, hi - lo);
     }, stationRow);
   }
 
-  private slice(seg: Segment, lo: number, hi: number): WireBatch {
+  /** Reads rows [lo, hi) of a segment's compound dataset; returns a member reader. */
+  private compoundReader(seg: Segment, lo: number, hi: number): (m: CompoundMember, k: ValueKind) => Raw | string[] {
+    const compound = seg.compound as DatasetInfo;
     const n = hi - lo;
-    let rows: unknown[][] | null = null;
-    let raw: Uint8Array | null = null;
-    const compound = seg.compound;
-    if (compound) {
-      const hasVlen = (compound.meta.compound_type?.members ?? []).some((m) => m.vlen || m.type === 9);
-      if (hasVlen) rows = this.guarded(compound, lo, hi, () => compound.dataset.slice([[lo, hi]]) as unknown[][]);
-      else raw = this.guarded(compound, lo, hi, () => readBytes(this.h5, compound, lo, hi, null));
+    const members = compound.meta.compound_type?.members ?? [];
+    const hasVlen = members.some((m) => m.vlen || m.type === 9);
+    if (hasVlen) {
+      const rows = this.guarded(compound, lo, hi, () => compound.dataset.slice([[lo, hi]]) as unknown[][]);
+      return (m, k) => {
+        const idx = members.indexOf(m);
+        return k.kind === 'vlen-string' || k.kind === 'fixed-string' ? rows.map((r) => r[idx] as string) : rowsToTyped(rows, idx, k);
+      };
     }
-    const member = (m: CompoundMember, k: ValueKind): Raw | string[] => {
-      const idx = (compound?.meta.compound_type?.members ?? []).indexOf(m);
-      if (rows) return k.kind === 'vlen-string' || k.kind === 'fixed-string' ? rows.map((r) => r[idx] as string) : rowsToTyped(rows, idx, k);
-      const bytes = memberBytes(raw as Uint8Array, (compound as DatasetInfo).meta.size, m, n, (compound as DatasetInfo).path);
+    const raw = this.guarded(compound, lo, hi, () => readBytes(this.h5, compound, lo, hi, null));
+    return (m, k) => {
+      const bytes = memberBytes(raw, compound.meta.size, m, n, compound.path);
       return k.kind === 'fixed-string' ? bytes : typed(k, bytes, n);
     };
+  }
 
+  private timeRaw(seg: Segment, lo: number, hi: number, member: ((m: CompoundMember, k: ValueKind) => Raw | string[]) | null): Raw | string[] {
     const t = seg.time;
-    const timeRaw = t.from === 'dataset' ? this.datasetValues(t.info, t.kind, lo, hi, null) : member(t.member, t.kind);
+    if (t.from === 'dataset') return this.datasetValues(t.info, t.kind, lo, hi, null);
+    return (member ?? this.compoundReader(seg, lo, hi))(t.member, t.kind);
+  }
+
+  /** Smallest and largest time value of a segment as stored (one pass over its time source), or null for no rows. */
+  timeRange(seg: Segment): ValueRange | null {
+    let min: number | bigint | null = null;
+    let max: number | bigint | null = null;
+    for (let lo = 0; lo < seg.rows; lo += seg.sliceRows) {
+      const raw = timeValues(this.timeRaw(seg, lo, Math.min(seg.rows, lo + seg.sliceRows), null), seg.time.kind);
+      if (Array.isArray(raw)) return null;
+      const values = raw as ArrayLike<number | bigint>;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (v !== v) continue;
+        if (min === null || v < min) min = v;
+        if (max === null || v > max) max = v;
+      }
+    }
+    return min === null || max === null ? null : { min, max };
+  }
+
+  private slice(seg: Segment, lo: number, hi: number): WireBatch {
+    const n = hi - lo;
+    const member = seg.compound ? this.compoundReader(seg, lo, hi) : null;
+    const t = seg.time;
+    const timeRaw = this.timeRaw(seg, lo, hi, member);
     const timePath = t.from === 'dataset' ? t.info.path : `${t.path} member ${t.member.name}`;
     const times = convertTimes(timeValues(timeRaw, t.kind), seg.enc, timePath, lo, this.naive);
     this.subMicro += times.subMicro;
@@ -172,11 +208,11 @@ export class PlanReader {
         case 'null': return nullColumn(n, this.plan.columns[i].type);
         case 'constant': return constantColumn(n, c.value);
         case 'member': {
-          const v = member(c.member, c.read.kind);
+          const v = (member as NonNullable<typeof member>)(c.member, c.read.kind);
           return toColumn(c.read.kind, c.read.packing, v, n);
         }
         case 'dataset': {
-          const v = this.datasetValues(c.info, c.read.kind, lo, hi, c.stationRow);
+          const v = this.datasetValues(c.info, c.read.kind, lo, hi, c.stationRow, c.column ?? null);
           return toColumn(c.read.kind, c.read.packing, v, n);
         }
       }

@@ -43,14 +43,24 @@ export function parseEpoch(text: string): bigint | null {
   return parseInstant(s)?.us ?? null;
 }
 
-/** "seconds since 2024-03-01T00:00:00Z" → unit and epoch; null when the text is not of that form. */
-export function parseSinceUnits(units: string): { unit: TimeUnit; epochUs: bigint } | null {
+/** Nanoseconds past the microsecond in an instant's fraction (…00.123456789 → 789). */
+function subMicroNs(text: string): number {
+  const frac = /[.,](\d+)/.exec(text.replace(/^[^T ]*[T ]?/, ''))?.[1] ?? '';
+  return Number(frac.padEnd(9, '0').slice(6, 9));
+}
+
+/**
+ * "seconds since 2024-03-01T00:00:00Z" → unit and epoch; null when the text is not of that form.
+ * An epoch finer than a microsecond (xarray: "nanoseconds since 2024-03-01 00:00:00.123456789")
+ * keeps its nanoseconds in epochSubNs.
+ */
+export function parseSinceUnits(units: string): { unit: TimeUnit; epochUs: bigint; epochSubNs: number } | null {
   const m = /^\s*(\S+)\s+since\s+(.+?)\s*$/i.exec(units);
   if (!m) return null;
   const unit = parseTimeUnit(m[1]);
   const epochUs = parseEpoch(m[2]);
   if (!unit || epochUs === null) return null;
-  return { unit, epochUs };
+  return { unit, epochUs, epochSubNs: subMicroNs(m[2]) };
 }
 
 /** How one dataset's (or member's) values become instants. */
@@ -60,6 +70,34 @@ export interface TimeEncoding {
   epochUs: bigint;
   /** Multiplies values before the unit applies (NeXus scaling_factor). */
   scale: number;
+  /** Nanoseconds of the epoch past epochUs (0–999), added to nanosecond values before they are floored to µs. */
+  epochSubNs?: number;
+  /** Set while the unit or epoch still depends on the values (time-inference.ts decides). */
+  pending?: PendingTime;
+  /** How an undeclared unit or epoch was decided, as the ingest record reports it. */
+  inferred?: TimeInference;
+}
+
+/** What the file and request say about a time whose unit or epoch it does not declare. */
+export interface PendingTime {
+  /** The dataset or member name (time_ms carries its unit). */
+  name: string;
+  /** A unit from the units attribute ("s" without "since"), the mapping or ?time_unit=. */
+  unit: TimeUnit | null;
+  unitFrom: 'units' | 'mapping' | 'request' | null;
+  /** A start instant from an attribute (start, start_time, t0) of the dataset, its group or the root. */
+  start: { text: string; epochUs: bigint; attribute: string } | null;
+}
+
+export interface TimeInference {
+  unit_from: 'units' | 'mapping' | 'request' | 'name' | 'magnitude' | 'assumed';
+  epoch_from: 'unix' | 'start';
+  /** The attribute the start instant came from, e.g. "/data/time@start". */
+  start_attribute?: string;
+  /** For magnitude: the smallest and largest value, and the window they were judged by. */
+  values?: { min: string; max: string };
+  window?: string;
+  also_fits?: string[];
 }
 
 export interface TimeBlock {
@@ -118,6 +156,12 @@ function fromNumbers(values: ArrayLike<number>, enc: TimeEncoding, path: string,
 /** 64-bit integer times: exact for s/ms/µs/ns without scaling; otherwise through a safe double. */
 function fromBigInts(values: BigInt64Array, enc: TimeEncoding, path: string, firstRow: number): TimeBlock {
   if (enc.scale === 1 && (enc.unit === 's' || enc.unit === 'ms' || enc.unit === 'us' || enc.unit === 'ns')) {
+    if (enc.unit === 'ns' && enc.epochSubNs) {
+      const sub = BigInt(enc.epochSubNs);
+      const shifted = new BigInt64Array(values.length);
+      for (let i = 0; i < values.length; i++) shifted[i] = values[i] + sub;
+      values = shifted;
+    }
     let r;
     try {
       r = toMicros(values, enc.unit, null, path, true);

@@ -1,6 +1,6 @@
 // HDF5 element types to stream column types, and slices of values to wire columns:
 //
-//   float32 → float4   float64 → float8          NaN, CF _FillValue / missing_value → NULL
+//   float32 → float4   float64 → float8          NaN stays NaN; what missing.ts names → NULL
 //   int8, uint8, int16 → int2   uint16, int32 → int4   uint32, int64 → int8   uint64 → int8 (≤ 2^63−1)
 //   CF packed integers (scale_factor / add_offset) → float8, unpacked after the fill check
 //   enum {FALSE, TRUE} (h5py bool), 1-byte bitfield (PyTables BoolCol) → bool
@@ -71,9 +71,18 @@ export function valueBytes(k: ValueKind): number {
   }
 }
 
-/** CF conventions: raw values that mean "no value", and the unpacking of packed integers. */
+/**
+ * Raw values that mean "no value" (missing.ts: CF _FillValue / missing_value / valid range, a
+ * mapping's null_values), and the CF unpacking of packed integers.
+ */
 export interface Packing {
+  /** Exact raw values read as NULL; NaN here makes NaN NULL. */
   fills: number[];
+  /** Raw values below validMin or above validMax are NULL. */
+  validMin: number | null;
+  validMax: number | null;
+  /** Text values read as NULL (string and enum columns). */
+  texts: string[];
   scale: number | null;
   offset: number | null;
 }
@@ -87,16 +96,24 @@ class ValidityBuilder {
   }
 }
 
+/** Clears the rows whose raw value is a fill value or outside the valid range. */
+function maskNumbers(values: ArrayLike<number>, packing: Packing, valid: ValidityBuilder): void {
+  const nanFill = packing.fills.some((f) => f !== f);
+  const fills = packing.fills.filter((f) => f === f);
+  const lo = packing.validMin ?? -Infinity;
+  const hi = packing.validMax ?? Infinity;
+  if (!nanFill && fills.length === 0 && lo === -Infinity && hi === Infinity) return;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v !== v ? nanFill : (v < lo || v > hi || (fills.length > 0 && fills.includes(v)))) valid.clear(i);
+  }
+}
+
 /** Numbers (floats, ≤ 32-bit integers, enum codes used as booleans). */
 export function numberColumn(values: NumericArray, packing: Packing | null): WireColumn {
   const n = values.length;
   const valid = new ValidityBuilder(n);
-  const fills = packing?.fills ?? [];
-  const isFloat = values instanceof Float64Array || values instanceof Float32Array;
-  for (let i = 0; i < n; i++) {
-    const v = values[i];
-    if ((isFloat && v !== v) || (fills.length > 0 && fills.includes(v))) valid.clear(i);
-  }
+  if (packing) maskNumbers(values, packing, valid);
   if (packing && (packing.scale !== null || packing.offset !== null)) {
     const scale = packing.scale ?? 1;
     const offset = packing.offset ?? 0;
@@ -111,8 +128,16 @@ export function numberColumn(values: NumericArray, packing: Packing | null): Wir
 export function bigintColumn(values: BigInt64Array | BigUint64Array, packing: Packing | null): WireColumn {
   const signed = values instanceof BigInt64Array ? values : new BigInt64Array(values.buffer, values.byteOffset, values.length);
   const valid = new ValidityBuilder(values.length);
-  const fills = (packing?.fills ?? []).map((f) => BigInt.asIntN(64, BigInt(Math.trunc(f))));
+  const fills = (packing?.fills ?? []).filter((f) => Number.isFinite(f)).map((f) => BigInt.asIntN(64, BigInt(Math.trunc(f))));
   if (fills.length > 0) for (let i = 0; i < signed.length; i++) if (fills.includes(signed[i])) valid.clear(i);
+  if (packing && (packing.validMin !== null || packing.validMax !== null)) {
+    const lo = packing.validMin ?? -Infinity;
+    const hi = packing.validMax ?? Infinity;
+    for (let i = 0; i < values.length; i++) {
+      const v = Number(values[i]);
+      if (v < lo || v > hi) valid.clear(i);
+    }
+  }
   if (packing && (packing.scale !== null || packing.offset !== null)) {
     const out = new Float64Array(values.length);
     for (let i = 0; i < values.length; i++) out[i] = Number(values[i]) * (packing.scale ?? 1) + (packing.offset ?? 0);
@@ -156,22 +181,23 @@ class Dictionary {
 }
 
 /** Text from JS strings (vlen strings as h5wasm returns them). NUL characters are dropped: PostgreSQL text cannot hold them. */
-export function stringColumn(values: readonly (string | null)[]): WireColumn {
+export function stringColumn(values: readonly (string | null)[], nulls: readonly string[] = []): WireColumn {
   const dict = new Dictionary();
   const indices = new Int32Array(values.length);
   const valid = new ValidityBuilder(values.length);
   for (let i = 0; i < values.length; i++) {
     const s = values[i];
-    if (s === null || s === undefined) { valid.clear(i); continue; }
+    if (s === null || s === undefined || (nulls.length > 0 && nulls.includes(s))) { valid.clear(i); continue; }
     indices[i] = dict.idOf(s, () => utf8.encode(s.includes('\0') ? s.replace(/\0/g, '') : s));
   }
   return dict.column(indices, valid.bitmap);
 }
 
 /** Text from fixed-length strings, raw: `size` bytes per row, cut at the first NUL (space-padded: trailing spaces trimmed). */
-export function fixedStringColumn(raw: Uint8Array, n: number, size: number, strpad: number): WireColumn {
+export function fixedStringColumn(raw: Uint8Array, n: number, size: number, strpad: number, nulls: readonly string[] = []): WireColumn {
   const dict = new Dictionary();
   const indices = new Int32Array(n);
+  const valid = new ValidityBuilder(n);
   const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   for (let i = 0; i < n; i++) {
     const start = i * size;
@@ -179,20 +205,21 @@ export function fixedStringColumn(raw: Uint8Array, n: number, size: number, strp
     while (end < start + size && raw[end] !== 0) end++;
     if (strpad === 2) while (end > start && raw[end - 1] === 0x20) end--;
     const key = buf.toString('latin1', start, end);
+    if (nulls.length > 0 && nulls.includes(utf8Decoder.decode(raw.subarray(start, end)))) { valid.clear(i); continue; }
     // Decoded as UTF-8 once per distinct value: invalid bytes become U+FFFD, never invalid text.
     indices[i] = dict.idOf(key, () => utf8.encode(utf8Decoder.decode(raw.subarray(start, end))));
   }
-  return dict.column(indices, null);
+  return dict.column(indices, valid.bitmap);
 }
 
 /** Enum codes to their labels (codes that are not members become NULL). */
-export function labelColumn(codes: NumericArray, labels: Map<number, string>): WireColumn {
+export function labelColumn(codes: NumericArray, labels: Map<number, string>, nulls: readonly string[] = []): WireColumn {
   const dict = new Dictionary();
   const indices = new Int32Array(codes.length);
   const valid = new ValidityBuilder(codes.length);
   for (let i = 0; i < codes.length; i++) {
     const label = labels.get(codes[i]);
-    if (label === undefined) { valid.clear(i); continue; }
+    if (label === undefined || (nulls.length > 0 && nulls.includes(label))) { valid.clear(i); continue; }
     indices[i] = dict.idOf(label, () => utf8.encode(label));
   }
   return dict.column(indices, valid.bitmap);

@@ -8,12 +8,15 @@ import type { File as H5File } from 'h5wasm/node';
 import { detectMapping } from './detect.ts';
 import { openError, otherError, toWire } from './errors.ts';
 import { type H5, loadH5 } from './h5.ts';
-import { Inspector } from './inspect.ts';
+import { Inspector, describeType } from './inspect.ts';
 import type { Mapping, MappingOrigin } from './mapping.ts';
 import { planCfTimeSeries } from './plan-cf.ts';
 import { planNxlog } from './plan-nexus.ts';
+import { planPandasFixed } from './plan-pandas.ts';
 import { planCompound, planFlatGroup } from './plan-table.ts';
-import type { ReadPlan } from './plan.ts';
+import { type ReadPlan, describeTime, reportTime } from './plan.ts';
+import type { TimeEncoding } from './time.ts';
+import { inferenceWarning, resolvePending } from './time-inference.ts';
 import type { FromWorker, OpenLimits, OpenedSchema, ToWorker, WireBatch } from './protocol.ts';
 import { transferables } from './protocol.ts';
 import { provenanceOf } from './provenance.ts';
@@ -36,6 +39,7 @@ function planFor(ins: Inspector, mapping: Mapping, origin: MappingOrigin, limits
     case 'compound': return planCompound(ins, mapping, origin, limits);
     case 'nxlog': return planNxlog(ins, mapping, origin, limits);
     case 'cf_timeseries': return planCfTimeSeries(ins, mapping, origin, limits);
+    case 'pandas_fixed': return planPandasFixed(ins, mapping, origin, limits);
   }
 }
 
@@ -50,6 +54,29 @@ function naiveTimeWarning(reader: PlanReader): string[] {
     reader.noteError();
     return [];
   }
+}
+
+/** Decides the unit and epoch of times the file does not declare, from their values (time-inference.ts). */
+function resolveTimes(reader: PlanReader, limits: OpenLimits): string[] {
+  const plan = reader.plan;
+  const warnings: string[] = [];
+  const done = new Set<TimeEncoding>();
+  for (const seg of plan.segments) {
+    if (!seg.enc.pending || done.has(seg.enc)) continue;
+    const t = seg.time;
+    const what = t.from === 'dataset' ? `time dataset ${t.info.path}` : `time member ${JSON.stringify(t.member.name)} of ${t.path}`;
+    resolvePending(seg.enc, reader.timeRange(seg), limits.time.window, what);
+    done.add(seg.enc);
+    const w = inferenceWarning(seg.enc, what);
+    if (w) warnings.push(w);
+  }
+  const first = plan.segments[0];
+  if (first && done.has(first.enc) && plan.mapping.layout !== 'nxlog') {
+    plan.mapping.time = reportTime(plan.mapping.time.source, plan.mapping.time.name, first.enc);
+    const base = first.time.from === 'dataset' ? describeType(first.time.info.meta) : describeType(first.time.member);
+    plan.time.sourceType = describeTime(first.time.kind, base, first.enc);
+  }
+  return warnings;
 }
 
 class Session {
@@ -77,9 +104,10 @@ class Session {
       const origin = msg.mapping ? msg.origin : 'auto';
       const plan = planFor(ins, msg.mapping ?? detectMapping(ins), origin, msg.limits);
       this.reader = new PlanReader(this.h5, plan);
+      const timeWarnings = resolveTimes(this.reader, msg.limits);
       const { attributes, datasets } = provenanceOf(ins, plan.provenancePaths);
       const schema: OpenedSchema = {
-        columns: plan.columns, time: plan.time, mapping: plan.mapping, warnings: [...plan.warnings, ...naiveTimeWarning(this.reader)],
+        columns: plan.columns, time: plan.time, mapping: plan.mapping, warnings: [...plan.warnings, ...timeWarnings, ...naiveTimeWarning(this.reader)],
         rows: plan.segments.reduce((a, s) => a + s.rows, 0),
         metadata: {
           hdf5: { library: this.h5.versions.hdf5, layout: plan.mapping.layout, bytes: msg.bytes },
