@@ -49,7 +49,17 @@ const FORMATS: FuzzFormat[] = [
     label: 'h5', kind: 'bytes', contentType: 'application/x-hdf5', perSeed: 20, reference: null,
     seeds: ['hdf5/compound.h5', 'hdf5/flat_gzip.h5', 'hdf5/cf_timeseries.nc'],
   },
+  {
+    label: 'pq', kind: 'bytes', contentType: 'application/vnd.apache.parquet', perSeed: 20, reference: null,
+    seeds: ['tabular/polars_uncompressed.parquet', 'tabular/polars_snappy.parquet'],
+  },
+  {
+    label: 'csv', kind: 'bytes', contentType: 'text/csv', perSeed: 20, reference: null,
+    seeds: ['tabular/polars_logger.csv', 'tabular/semicolon_decimal_comma_bom.csv'],
+  },
 ];
+/** Only these formats (labels, comma-separated) when set: for a quick look at one decoder. */
+const ONLY = process.env.STRATA_FUZZ_FORMATS?.split(',') ?? null;
 
 /** A mutant taking longer than this is a stall (the largest seed is 70 KB). */
 const MUTANT_TIMEOUT_MS = 20_000;
@@ -258,7 +268,7 @@ describe('ingest fuzzing', () => {
     const outcomes: Outcome[] = [];
     const broken: string[] = [];
     const started = performance.now();
-    for (const f of FORMATS) {
+    for (const f of FORMATS.filter((x) => ONLY === null || ONLY.includes(x.label))) {
       for (const [si, seedName] of f.seeds.entries()) {
         const seed = fixture(seedName);
         const donor = fixture(f.seeds[(si + 1) % f.seeds.length]);

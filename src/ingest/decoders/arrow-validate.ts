@@ -122,12 +122,16 @@ async function checkOffsets(data: Data, where: BatchWhere, bitmap: Uint8Array | 
   }
   let offsets: Int32Array | Float64Array;
   if (raw instanceof BigInt64Array) {
+    // Read as int32 halves: a BigInt per row would cost more than the rest of the checks.
+    const words = new Int32Array(raw.buffer, raw.byteOffset, (rows + 1) * 2);
     offsets = new Float64Array(rows + 1);
     for (let i = 0; i <= rows; i++) {
-      const o = raw[i];
-      // Beyond the data buffer either way; Number() of it would lose the evidence.
-      offsets[i] = o < 0n || o > BigInt(bytes.byteLength) ? -1 : Number(o);
-      if (offsets[i] < 0) throw corrupt(where, `value offset ${o} at row ${i} lies outside its ${bytes.byteLength}-byte data buffer`, raw, i * 8);
+      const hi = words[2 * i + 1];
+      const o = hi * 4294967296 + (words[2 * i] >>> 0);
+      if (hi < 0 || o > bytes.byteLength) {
+        throw corrupt(where, `value offset ${raw[i]} at row ${i} lies outside its ${bytes.byteLength}-byte data buffer`, raw, i * 8);
+      }
+      offsets[i] = o;
       if ((i & (ROWS_PER_CHECK - 1)) === 0) await y.maybe();
     }
   } else {
