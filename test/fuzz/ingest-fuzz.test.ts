@@ -215,6 +215,12 @@ async function runMutant(f: FuzzFormat, seedName: string, n: number, seed: Buffe
         if (!rec) await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const outcome: Outcome = { format: f.label, mutant: label, status: 499, ms: performance.now() - t0, code: rec?.code ?? undefined };
+      if (rec?.status === 'committed') {
+        // Stored, but the answer was lost with the connection: the rows must still be the record's.
+        const { rows: r } = await db.pool.query<{ rows: number }>('SELECT rows::int AS rows FROM strata.ingests WHERE id = $1', [rec.id]);
+        const kept = await storedRows(stream, rec.id);
+        return { outcome, broken: kept.total === r[0].rows && kept.ofIngest === r[0].rows ? null : `connection reset; ingest ${rec.id} says ${r[0].rows} rows, the stream holds ${kept.total}` };
+      }
       if (rec?.status !== 'rejected') return { outcome, broken: `connection reset, and the ingest record is ${rec?.status ?? 'missing'}` };
       const stored = await storedRows(stream, rec.id);
       return { outcome, broken: stored.total === 0 ? null : `${stored.total} rows stored for a rejected upload` };
