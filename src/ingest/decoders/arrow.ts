@@ -10,7 +10,6 @@ import { Schema as FbSchema } from 'apache-arrow/fb/schema';
 import { Type as FbType } from 'apache-arrow/fb/type';
 import { ByteBuffer } from 'flatbuffers';
 import { AppError, isAppError } from '../../errors/index.ts';
-import { findUnstorable } from '../../db/storable.ts';
 import type { ColumnBatch, ColumnData, StreamColumn } from '../../domain/types.ts';
 import { type ArrowColumnPlan, type ConvertContext, decideColumn, timeUnitName, validityOf } from './arrow-types.ts';
 import { type FramingState, frameArrowStream, releaseFrame } from './arrow-framing.ts';
@@ -187,12 +186,6 @@ export class ArrowDecoder implements Decoder {
     for (const f of schema.fields as Field[]) if (f.metadata.size > 0) fieldMeta[f.name] = Object.fromEntries(f.metadata);
     if (Object.keys(fieldMeta).length > 0) metadata.fields = fieldMeta;
     metadata.arrow_schema = (schema.fields as Field[]).map((f) => ({ name: f.name, type: String(f.type), nullable: f.nullable }));
-    const unstorable = findUnstorable(metadata);
-    if (unstorable) {
-      throw new AppError(422, 'invalid_utf8',
-        `the Arrow schema's metadata at ${unstorable.path} holds ${unstorable.reason}, which PostgreSQL cannot store; nothing was stored`,
-        { detail: { path: unstorable.path } });
-    }
     return { columns, timeCandidates, metadata, warnings, rejected };
   }
 
