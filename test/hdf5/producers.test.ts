@@ -76,7 +76,7 @@ describe.each(valid)('%s', (file) => {
   });
 });
 
-const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
+const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
 
 describe.each(refused)('%s is refused', (file) => {
   const e = expected[file];

@@ -33,6 +33,8 @@ function flatCandidate(ins: Inspector, group: string, ds: DatasetInfo[]): boolea
 
 function compoundCandidate(ins: Inspector, d: DatasetInfo): boolean {
   if (d.meta.type !== 6 || d.shape.length !== 1) return false;
+  // pandas' to_hdf(format="table") without a DatetimeIndex: its own rules say what is missing
+  if (d.name === 'table' && pandasType(ins, d.path.slice(0, d.path.lastIndexOf('/')) || '/') === 'frame_table') return true;
   return (d.meta.compound_type?.members ?? []).some((m) => isTimeLike(ins, d.path, m.name, `${m.name}_units`) || isPandasIndex(ins, d.path, m.name));
 }
 
