@@ -21,6 +21,8 @@ export const errorCodes = {
   batch_too_large: 'one Arrow record batch exceeds the batch size limit',
   unsupported_type: 'a column has a type Strata cannot store',
   unsupported_codec: 'the body uses a compression codec Strata cannot decode',
+  corrupt_batch: 'a record batch’s buffers contradict each other (offsets, lengths, views, dictionary indices); the file is damaged',
+  invalid_utf8: 'a text value (or dictionary entry) is not valid UTF-8, or holds a NUL character PostgreSQL text cannot store',
   malformed_hdf5: 'the body is not a readable HDF5 file',
   missing_filter: 'an HDF5 dataset needs a filter Strata does not have',
   corrupt_data: 'a chunk of the file failed its checksum or could not be decoded',

@@ -29,14 +29,15 @@ function nans(col: ColumnData, n: number): number {
   const a = col.values.values;
   if (!(a instanceof Float64Array || a instanceof Float32Array)) return 0;
   const v = col.validity;
+  const nanAt = (i: number): number => (a[i] !== a[i] && (v === null || ((v.bitmap[(v.offset + i) >> 3] >> ((v.offset + i) & 7)) & 1) === 1) ? 1 : 0);
   let count = 0;
-  if (v === null) {
-    for (let i = 0; i < n; i++) if (a[i] !== a[i]) count++;
-    return count;
+  let i = 0;
+  // Four at a time: NaN is rare, and one test of four values almost always says none.
+  for (; i + 4 <= n; i += 4) {
+    const x0 = a[i]; const x1 = a[i + 1]; const x2 = a[i + 2]; const x3 = a[i + 3];
+    if (x0 !== x0 || x1 !== x1 || x2 !== x2 || x3 !== x3) count += nanAt(i) + nanAt(i + 1) + nanAt(i + 2) + nanAt(i + 3);
   }
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== a[i] && ((v.bitmap[(v.offset + i) >> 3] >> ((v.offset + i) & 7)) & 1) === 1) count++;
-  }
+  for (; i < n; i++) count += nanAt(i);
   return count;
 }
 

@@ -65,6 +65,7 @@ export function bindColumns(schema: DecodedSchema, timeColumn: string, stream: S
       `cannot store column ${schema.rejected.join(', ')}; README.md "Arrow types" lists what Strata stores`,
       { detail: { columns: schema.rejected } });
   }
+  assertColumnName(timeColumn, `stream ${JSON.stringify(streamName)}`);
   const existing = new Map((stream?.columns ?? []).map((c) => [c.name, c]));
   const bound = new Map<string, StreamColumn>();
   const added: NewColumn[] = [];

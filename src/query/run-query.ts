@@ -57,7 +57,9 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
   if (from !== null && to !== null && to <= from) throw new AppError(400, 'invalid_request', '`to` must be after `from`');
   const limitText = one(req.query, 'limit');
   const limit = limitText === undefined ? null : Number(limitText);
-  if (limit !== null && (!Number.isInteger(limit) || limit < 1)) throw new AppError(400, 'invalid_request', 'limit must be a positive integer');
+  if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new AppError(400, 'invalid_request', `limit must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}; got ${JSON.stringify(String(limitText).slice(0, 40))}`);
+  }
   const raw = { stream, from, to, columns: selectColumns(stream, one(req.query, 'fields')), tags: tagFilters(stream, req.query), limit };
   // Raw rows retention dropped are declared, not silently left out (aggregated resolutions may still answer there).
   const { rawLost } = await coverageOf(db.pool, stream.id, [], from, to);

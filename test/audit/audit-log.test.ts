@@ -37,7 +37,9 @@ async function verify(t: TestApp, query = ''): Promise<Record<string, unknown>> 
 
 /** A test app with a few entries of every common kind. */
 async function populated(): Promise<TestApp> {
-  const t = await createTestApp();
+  // Room for the nine uploads the concurrency test sends at once (the default admits 8; the
+  // ninth would be refused, unaudited, whenever the others were still running).
+  const t = await createTestApp({ maxConcurrentUploads: 16 });
   await committed(t, 'audited', { sample: 'S-1' });
   await committed(t, 'audited', { sample: 'S-2', start: 1_709_251_200_000_000n + 3_600_000_000n });
   const k = await t.request('/v1/keys', json({ method: 'POST', body: { name: 'tech', role: 'reader' } }));

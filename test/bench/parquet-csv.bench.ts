@@ -5,7 +5,7 @@
 //   2. the server's peak RSS while it ingests a ~2 GB Parquet file and a ~2 GB CSV, each on a
 //      fresh server process.
 // Each run's bodies are its own (times shifted by a microsecond per run).
-// TABULAR_BENCH=single,rss picks parts; BENCH_BIG_GB sets the size of the big files (2 by default).
+// TABULAR_BENCH=single,rss picks parts, TABULAR_BIG=parquet,csv the big files; BENCH_BIG_GB sets their size (2 by default).
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const BIG_GB = Number(process.env.BENCH_BIG_GB ?? 2);
 const T0 = 1_709_251_200_000_000n; // 2024-03-01T00:00:00Z
 const PARTS = (process.env.TABULAR_BENCH ?? 'single,rss').split(',');
+/** Which big files the rss part uploads. */
+const BIG = (process.env.TABULAR_BIG ?? 'parquet,csv').split(',');
 const ARROW = 'application/vnd.apache.arrow.stream';
 const PARQUET = 'application/vnd.apache.parquet';
 const CSV = 'text/csv';
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
     const lazy = pl.concat(Array.from({ length: pqCopies }, () => base.lazy()), { how: 'vertical' }) as unknown as pl.LazyDataFrame;
     lazy.sinkParquet(pqFile, { compression: 'zstd' }).collectSync();
     for (const [name, file, type, rows] of [['Parquet', pqFile, PARQUET, ROWS * pqCopies], ['CSV', csvFile, CSV, ROWS * csvCopies]] as const) {
+      if (!BIG.includes(name.toLowerCase())) continue;
       await server.stop();
       server = await startBenchServer(db.serverUrl);
       const size = (await stat(file)).size;

@@ -11,6 +11,7 @@ import { waitFor } from '../helpers/clock.ts';
 import {
   type StrataProcess, arrowBody, copyRunning, ingestRecord, manualUpload, removeDir, request, rowsOfIngest, secondsUntil,
   serves, spoolFiles, startStrata, tempDir, ARROW_STREAM,
+  SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
 let pgDir: string;
@@ -36,7 +37,7 @@ beforeAll(async () => {
   await admin.end();
   dbUrl = withDatabase(embedded.url, DB);
   strata = await startStrata({ DATABASE_URL: dbUrl, STRATA_DATA_DIR: dataDir });
-});
+}, SPAWNED_TIMEOUT_MS);
 
 afterAll(async () => {
   await strata?.stop();
@@ -105,7 +106,7 @@ describe('PostgreSQL goes away during an upload', () => {
     expect(r.code).toBe('database_unavailable');
     expect(Number(r.retryAfter)).toBeGreaterThan(0);
     await expectRecovered('terminated', r, 'pg_terminate_backend');
-  });
+  }, SPAWNED_TIMEOUT_MS);
 
   it('PostgreSQL restarts (fast shutdown, then start): 503, nothing stored, serves again once it is back', async () => {
     const r = await uploadThrough('restarted', async () => {
@@ -116,7 +117,7 @@ describe('PostgreSQL goes away during an upload', () => {
     expect(r.code).toBe('database_unavailable');
     expect(Number(r.retryAfter)).toBeGreaterThan(0);
     await expectRecovered('restarted', r, 'PostgreSQL restart');
-  });
+  }, SPAWNED_TIMEOUT_MS);
 
   it('PostgreSQL stops at once (immediate) and stays down a while: 503 meanwhile, auth too, then serves again', async () => {
     const r = await uploadThrough('immediate', async () => {
@@ -133,5 +134,5 @@ describe('PostgreSQL goes away during an upload', () => {
     expect(ready.status).toBe(503);
     await embedded.restart();
     await expectRecovered('immediate', r, 'immediate stop, 1 s down');
-  });
+  }, SPAWNED_TIMEOUT_MS);
 });

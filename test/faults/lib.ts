@@ -11,6 +11,12 @@ import { serverArgs, root } from '../bench/lib.ts';
 import { waitFor } from '../helpers/clock.ts';
 import { T0, arrowStream, loggerFrame, times } from '../helpers/polars.ts';
 
+/**
+ * Time for a test that starts Strata processes: a few seconds on an idle machine, but a process's
+ * start (TypeScript compiled on the fly) takes 20 s and more when other work keeps both cores busy.
+ */
+export const SPAWNED_TIMEOUT_MS = 180_000;
+
 export const ADMIN_KEY = 'strata_faults_admin_key_0123456789';
 export const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 

@@ -10,6 +10,7 @@ import { waitFor } from '../helpers/clock.ts';
 import {
   type StrataProcess, ARROW_STREAM, arrowBody, manualUpload, removeDir, request, secondsUntil, serves,
   spoolFiles, startStrata, tempDir,
+  SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
 let strata: StrataProcess | null = null;
@@ -92,7 +93,7 @@ describe('the embedded PostgreSQL is killed', () => {
     const again = await request(s.url, '/v1/streams/rig/ingest', { method: 'POST', body: arrowBody(2, 1000), contentType: ARROW_STREAM });
     expect(again.status).toBe(201);
     await waitFor('the spool to be empty', async () => (await spoolFiles(dir)).length === 0 || undefined, 45_000);
-  });
+  }, SPAWNED_TIMEOUT_MS);
 
   it('and cannot be started again: Strata gives up after repeated attempts and exits non-zero', async () => {
     dataDir = await tempDir('strata-faults-embedded-');
@@ -113,5 +114,5 @@ describe('the embedded PostgreSQL is killed', () => {
     const code = await Promise.race([s.exited, new Promise((r) => setTimeout(() => r('still running'), 90_000))]);
     expect(code).toBe(1);
     expect(s.output()).toMatch(/attempts to start it again failed/);
-  }, 120_000);
+  }, SPAWNED_TIMEOUT_MS);
 });

@@ -9,7 +9,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
   type Answer, type StrataProcess, ARROW_STREAM, arrowBody, ingestRecord, manualUpload, removeDir, request, spoolFiles,
-  startStrata, tempDir,
+  startStrata, tempDir, SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
 const STALLED = 30;
@@ -24,7 +24,7 @@ beforeAll(async () => {
   strata = await startStrata({
     DATABASE_URL: db.url, STRATA_DATA_DIR: dataDir, STRATA_BODY_IDLE_TIMEOUT: '8s', STRATA_HEADERS_TIMEOUT: '3s', STRATA_MAX_CONCURRENT_UPLOADS: String(SLOTS),
   });
-});
+}, SPAWNED_TIMEOUT_MS);
 
 afterAll(async () => {
   await strata?.stop();
@@ -75,9 +75,11 @@ describe('30 stalled uploads', () => {
     expect(streams.answer.status).toBe(200);
     expect(query.answer.status).toBe(200);
     expect(ready.status).toBe(200);
-    // "Promptly" on a loaded two-core machine: well inside a client's timeout, not seconds of queueing.
-    expect(streams.seconds).toBeLessThan(5);
-    expect(query.seconds).toBeLessThan(5);
+    // Promptly: a request that had to wait for a connection held by an upload would wait for the
+    // pool's 30 s connect timeout and then fail; on a loaded two-core machine an answer may still
+    // take a few seconds of CPU.
+    expect(streams.seconds).toBeLessThan(10);
+    expect(query.seconds).toBeLessThan(10);
     const sessions = await uploadSessions();
     expect(sessions.active + sessions.idleInTx).toBeLessThanOrEqual(uploadPoolSize(SLOTS));
 
@@ -106,7 +108,7 @@ describe('30 stalled uploads', () => {
     // And a new upload is taken at once.
     const after = await request(strata.url, '/v1/streams/rig/ingest', { method: 'POST', body: arrowBody(2, 1000), contentType: ARROW_STREAM });
     expect(after.status).toBe(201);
-  });
+  }, SPAWNED_TIMEOUT_MS);
 
   it('a client that sends its headers slowly is cut off by the headers timeout', async () => {
     const { Socket } = await import('node:net');
@@ -124,5 +126,5 @@ describe('30 stalled uploads', () => {
     ]);
     sock.destroy();
     expect(closed).toMatch(/^HTTP\/1\.1 408|^$/);
-  }, 60_000);
+  }, SPAWNED_TIMEOUT_MS);
 });

@@ -8,7 +8,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
   type StrataProcess, arrowBody, ingestRecord, manualUpload, removeDir, rowsOfIngest, secondsUntil, serves, spoolFiles,
-  startStrata, tempDir,
+  startStrata, tempDir, SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
 let db: TestDb;
@@ -39,8 +39,7 @@ async function filesOf(pid: number): Promise<string[]> {
 
 describe('Strata is killed mid-upload', () => {
   it('the next start cleans its spool, records the upload as interrupted, and spares a live server\'s files', async () => {
-    const doomed = await start();
-    const live = await start();
+    const [doomed, live] = await Promise.all([start(), start()]);
     const body = arrowBody(16, 10_000);
     const half = body.subarray(0, body.length >> 1);
     const killed = manualUpload(doomed.url, 'rig', body.length);
@@ -85,5 +84,5 @@ describe('Strata is killed mid-upload', () => {
     expect(ingest.rows).toBe(160_000);
     expect(await rowsOfIngest(db.url, 'rig', ingest.id)).toBe(160_000);
     expect(await spoolFiles(dataDir)).toEqual([]);
-  });
+  }, SPAWNED_TIMEOUT_MS);
 });

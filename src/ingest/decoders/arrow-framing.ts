@@ -11,9 +11,10 @@
 import { Message, MessageHeader } from 'apache-arrow';
 import { AppError } from '../../errors/index.ts';
 import { BufferPool } from '../../copy/buffer-pool.ts';
+import { checkMessage, newMessageOrder } from './arrow-messages.ts';
 
 const CONTINUATION = 0xffffffff;
-const MAX_METADATA_BYTES = 64 * 1024 * 1024;
+export const MAX_METADATA_BYTES = 64 * 1024 * 1024;
 
 export interface FramingLimits {
   maxBatchBytes: number;
@@ -131,6 +132,7 @@ export async function* frameArrowStream(
   const q = new ByteQueue();
   const it = source[Symbol.asyncIterator]();
   let ended = false;
+  const order = newMessageOrder();
   const fill = async (n: number): Promise<boolean> => {
     while (q.length < n && !ended) {
       const r = await it.next();
@@ -198,6 +200,7 @@ export async function* frameArrowStream(
           `record batch ${state.recordBatches + 1} has a body of ${bodyLength} bytes; the limit is ${limits.maxBatchBytes} (STRATA_MAX_BATCH_BYTES) — write smaller batches`,
           { detail: { byte: state.bytes, body_bytes: bodyLength, limit: limits.maxBatchBytes } });
       }
+      checkMessage(message, order, state.bytes, limits.maxBatchBytes);
       const total = prefix + metaLen + bodyLength;
       if (!(await fill(total))) {
         throw truncated(state, `record batch ${state.recordBatches + 1} (expected ${bodyLength} body bytes)`);

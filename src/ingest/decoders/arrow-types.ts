@@ -20,8 +20,11 @@ export interface ArrowColumnPlan {
   storeAs: ColumnType;
   role: ColumnRole;
   unit: string | null;
-  /** Converts one batch's data for this column. */
-  convert(data: Data, ctx: ConvertContext): { values: ColumnValues; validity: Validity | null };
+  /**
+   * Converts one batch's data for this column, once arrow-validate.ts has checked it; `offsets`
+   * are a text column's checked offsets (LargeUtf8's already converted to numbers).
+   */
+  convert(data: Data, ctx: ConvertContext, offsets?: Int32Array | Float64Array | null): { values: ColumnValues; validity: Validity | null };
 }
 
 export interface ConvertContext {
@@ -55,14 +58,11 @@ function isStringType(t: DataType): boolean {
   return t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8 || t.typeId === Type.Utf8View;
 }
 
-function textValues(data: Data, ctx: ConvertContext): ColumnValues {
+function textValues(data: Data, ctx: ConvertContext, checked: Int32Array | Float64Array | null | undefined): ColumnValues {
   const t = data.type;
-  if (t.typeId === Type.Utf8) return { kind: 'utf8', offsets: data.valueOffsets as Int32Array, data: data.values as Uint8Array };
-  if (t.typeId === Type.LargeUtf8) {
-    const big = data.valueOffsets as unknown as BigInt64Array;
-    const offsets = new Float64Array(big.length);
-    for (let i = 0; i < big.length; i++) offsets[i] = Number(big[i]);
-    return { kind: 'utf8', offsets, data: data.values as Uint8Array };
+  if (t.typeId === Type.Utf8 || t.typeId === Type.LargeUtf8) {
+    if (!checked) throw new Error(`text column of type ${String(t)} converted before its offsets were checked`);
+    return { kind: 'utf8', offsets: checked, data: data.values as Uint8Array };
   }
   if (t.typeId === Type.Utf8View) return { kind: 'utf8view', views: data.values as Uint8Array, buffers: data.variadicBuffers };
   // Dictionary
@@ -135,11 +135,11 @@ export function decideColumn(field: Field): TypeDecision {
         values: { kind: 'bits', bitmap: data.values as Uint8Array, offset: data.offset }, validity: validityOf(data),
       }));
     case Type.Utf8: case Type.LargeUtf8: case Type.Utf8View:
-      return plan(name, t, 'text', 'tag', null, (data, ctx) => ({ values: textValues(data, ctx), validity: validityOf(data) }));
+      return plan(name, t, 'text', 'tag', null, (data, ctx, offsets) => ({ values: textValues(data, ctx, offsets), validity: validityOf(data) }));
     case Type.Dictionary: {
       const dt = (t as unknown as { dictionary: DataType }).dictionary;
       if (!isStringType(dt)) return { kind: 'reject', reason: `dictionary of ${String(dt)} (only string dictionaries are stored)` };
-      return plan(name, t, 'text', 'tag', null, (data, ctx) => ({ values: textValues(data, ctx), validity: validityOf(data) }));
+      return plan(name, t, 'text', 'tag', null, (data, ctx) => ({ values: textValues(data, ctx, null), validity: validityOf(data) }));
     }
     case Type.Timestamp: {
       const unit = timeUnitName(t.unit as TimeUnit);

@@ -3,17 +3,20 @@
 // becomes a ColumnBatch bound to the stream's columns.
 import { open, type FileHandle } from 'node:fs/promises';
 import {
-  type Data, type Field, type RecordBatch, RecordBatchReader, type Schema, type TimeUnit, Type,
+  type Data, type Field, type RecordBatch, RecordBatchReader, type Schema, type TimeUnit, Type, type Vector,
 } from 'apache-arrow';
 import { Message as FbMessage } from 'apache-arrow/fb/message';
 import { Schema as FbSchema } from 'apache-arrow/fb/schema';
 import { Type as FbType } from 'apache-arrow/fb/type';
 import { ByteBuffer } from 'flatbuffers';
 import { AppError, isAppError } from '../../errors/index.ts';
+import { findUnstorable } from '../../db/storable.ts';
 import type { ColumnBatch, ColumnData, StreamColumn } from '../../domain/types.ts';
 import { type ArrowColumnPlan, type ConvertContext, decideColumn, timeUnitName, validityOf } from './arrow-types.ts';
 import { type FramingState, frameArrowStream, releaseFrame } from './arrow-framing.ts';
 import { registerArrowCodecs } from './arrow-codecs.ts';
+import { checkFileFooter } from './arrow-footer.ts';
+import { type BatchWhere, Yielder, checkColumn } from './arrow-validate.ts';
 import { toMicros } from './timestamps.ts';
 import type { DecodedSchema, Decoder, SourceColumn } from './decoder.ts';
 
@@ -78,6 +81,9 @@ export class ArrowDecoder implements Decoder {
   private decoded!: DecodedSchema;
   /** The messages apache-arrow read last (a stream body's): a record batch just read lives in one of them. */
   private readonly recentFrames: Uint8Array[] = [];
+  /** Where each of recentFrames starts in the body, for naming the byte a check failed at. */
+  private readonly frameStarts = new WeakMap<Uint8Array, number>();
+  private readonly checkedDictionaries = new WeakSet<Vector>();
   recordBatches = 0;
 
   private constructor(format: 'arrow-stream' | 'arrow-file') {
@@ -91,6 +97,7 @@ export class ArrowDecoder implements Decoder {
     const frames = (async function* () {
       for await (const frame of frameArrowStream(body, { maxBatchBytes: opts.maxBatchBytes }, framing)) {
         if (framing.messages === 1) framing.schemaFrame = frame;
+        d.frameStarts.set(frame, framing.bytes - frame.byteLength);
         d.recentFrames.push(frame);
         if (d.recentFrames.length > 4) d.recentFrames.shift();
         yield frame;
@@ -131,19 +138,10 @@ export class ArrowDecoder implements Decoder {
       if (footerLen <= 0 || footerLen > size - 18) {
         throw new AppError(400, 'malformed_arrow', `the Arrow file's footer length (${footerLen}) does not fit in its ${size} bytes`);
       }
+      await checkFileFooter(fh, size, footerLen, opts.maxBatchBytes);
       d.reader = (await RecordBatchReader.from(fh)) as unknown as Reader;
       await d.reader.open();
       if (!d.reader.schema) throw new AppError(400, 'malformed_arrow', 'the Arrow file holds no schema');
-      const footer = (d.reader as unknown as { footer?: { recordBatches(): Iterable<{ bodyLength: number; offset: number }> } }).footer;
-      for (const block of footer?.recordBatches() ?? []) {
-        if (block.bodyLength > opts.maxBatchBytes) {
-          throw new AppError(413, 'batch_too_large',
-            `a record batch at byte ${block.offset} has a body of ${block.bodyLength} bytes; the limit is ${opts.maxBatchBytes} (STRATA_MAX_BATCH_BYTES)`);
-        }
-        if (block.offset + block.bodyLength > size) {
-          throw new AppError(400, 'truncated_arrow', `a record batch at byte ${block.offset} extends past the end of the file (${size} bytes)`);
-        }
-      }
     } catch (err) {
       await d.file?.close().catch(() => undefined);
       throw decodeError(err, 'file', undefined);
@@ -189,6 +187,12 @@ export class ArrowDecoder implements Decoder {
     for (const f of schema.fields as Field[]) if (f.metadata.size > 0) fieldMeta[f.name] = Object.fromEntries(f.metadata);
     if (Object.keys(fieldMeta).length > 0) metadata.fields = fieldMeta;
     metadata.arrow_schema = (schema.fields as Field[]).map((f) => ({ name: f.name, type: String(f.type), nullable: f.nullable }));
+    const unstorable = findUnstorable(metadata);
+    if (unstorable) {
+      throw new AppError(422, 'invalid_utf8',
+        `the Arrow schema's metadata at ${unstorable.path} holds ${unstorable.reason}, which PostgreSQL cannot store; nothing was stored`,
+        { detail: { path: unstorable.path } });
+    }
     return { columns, timeCandidates, metadata, warnings, rejected };
   }
 
@@ -215,17 +219,22 @@ export class ArrowDecoder implements Decoder {
         const batch = next.value;
         this.recordBatches++;
         if (batch.numRows === 0) continue;
-        const timeData = batch.data.children[timeIndex] as Data;
-        const t = toMicros(timeData.values as BigInt64Array, unit, validityOf(timeData), timeColumn, true);
+        const y = new Yielder();
+        const timeData = batch.data.children[timeIndex] as Data | undefined;
+        await checkColumn(timeData, batch.numRows, this.where(timeColumn), this.checkedDictionaries, y);
+        const timeValues = (timeData as Data).values as BigInt64Array;
+        const t = toMicros(timeValues.subarray(0, batch.numRows), unit, validityOf(timeData as Data), timeColumn, true);
         this.ctx.subMicro += t.subMicro;
         const columns: ColumnData[] = [];
         for (const [field, i] of boundIdx) {
           const plan = this.plans.get(field.name) as ArrowColumnPlan;
-          const data = batch.data.children[i] as Data;
-          const { values, validity } = plan.convert(data, this.ctx);
+          const data = batch.data.children[i] as Data | undefined;
+          const checked = await checkColumn(data, batch.numRows, this.where(field.name), this.checkedDictionaries, y);
+          const { values, validity } = plan.convert(data as Data, this.ctx, checked.offsets);
           columns.push({ column: bound.get(field.name) as StreamColumn, values, validity });
+          await y.maybe();
         }
-        yield { length: batch.numRows, time: t.micros, minTime: t.min, maxTime: t.max, columns, release: this.releaser(timeData) };
+        yield { length: batch.numRows, time: t.micros, minTime: t.min, maxTime: t.max, columns, release: this.releaser(timeData as Data) };
       }
     } finally {
       await iterator.return?.();
@@ -233,6 +242,21 @@ export class ArrowDecoder implements Decoder {
     if (this.format === 'arrow-stream' && !this.framing.sawEos) {
       throw new AppError(400, 'truncated_arrow', `the Arrow stream ended without its end-of-stream marker after ${this.recordBatches} record batches`);
     }
+  }
+
+  /** Where checks of the current record batch report a failure: the column, the batch and the byte. */
+  private where(column: string): BatchWhere {
+    return {
+      column, batch: this.recordBatches,
+      locate: (view, byteInView) => {
+        for (const f of this.recentFrames) {
+          if (f.buffer !== view.buffer || view.byteOffset < f.byteOffset || view.byteOffset >= f.byteOffset + f.byteLength) continue;
+          const start = this.frameStarts.get(f);
+          return start === undefined ? null : start + (view.byteOffset - f.byteOffset) + byteInView;
+        }
+        return null;
+      },
+    };
   }
 
   /**

@@ -4,6 +4,7 @@
 // objects); compound rows are decoded from their raw bytes with a DataView; vlen strings go
 // through h5wasm's slice(), which frees their heap memory.
 import type { CompoundMember } from 'h5wasm/node';
+import { AppError } from '../../../errors/index.ts';
 import type { NumericArray } from '../../../domain/types.ts';
 import type { ValueRange } from '../epoch-units.ts';
 import type { H5 } from './h5.ts';
@@ -54,8 +55,17 @@ function typed(k: ValueKind, bytes: Uint8Array, n: number): Raw {
   }
 }
 
-/** Copies one member's bytes out of interleaved compound rows (offset, size per row), aligned. */
-function memberBytes(raw: Uint8Array, rowSize: number, m: CompoundMember, n: number): Uint8Array {
+/**
+ * Copies one member's bytes out of interleaved compound rows (offset, size per row), aligned.
+ * The member's offset and size come from the file: they must lie within the row, and the rows
+ * within what was read, or a damaged type would be read as zeros from past the buffer.
+ */
+function memberBytes(raw: Uint8Array, rowSize: number, m: CompoundMember, n: number, path: string): Uint8Array {
+  if (!(m.offset >= 0) || !(m.size > 0) || m.offset + m.size > rowSize || raw.byteLength < rowSize * n) {
+    throw new AppError(422, 'corrupt_data',
+      `dataset ${path}: compound member ${JSON.stringify(m.name)} claims bytes ${m.offset}–${m.offset + m.size} of a ${rowSize}-byte row; the file's type information is damaged, nothing was stored`,
+      { detail: { dataset: path, member: m.name } });
+  }
   const out = new Uint8Array(m.size * n);
   for (let i = 0, src = m.offset, dst = 0; i < n; i++, src += rowSize, dst += m.size) {
     for (let j = 0; j < m.size; j++) out[dst + j] = raw[src + j];
@@ -155,7 +165,7 @@ export class PlanReader {
     }
     const raw = this.guarded(compound, lo, hi, () => readBytes(this.h5, compound, lo, hi, null));
     return (m, k) => {
-      const bytes = memberBytes(raw, compound.meta.size, m, n);
+      const bytes = memberBytes(raw, compound.meta.size, m, n, compound.path);
       return k.kind === 'fixed-string' ? bytes : typed(k, bytes, n);
     };
   }
