@@ -19,8 +19,8 @@ interface MappingReport { layout: string; time: TimeReport; fields: ColumnReport
 
 const valid = [
   'h5py_epoch_s.h5', 'h5py_epoch_ms.h5', 'h5py_epoch_ns.h5', 'h5py_named_units.h5', 'h5py_compound_t_us.h5', 'h5py_relative_start.h5',
-  'h5py_fill_valid.h5', 'pytables_epoch_s.h5', 'pytables_epoch_ms.h5', 'pandas_fixed.h5', 'pandas_table_dc.h5',
-  'xarray_multi.nc', 'xarray_ns.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc',
+  'h5py_fill_valid.h5', 'pytables_epoch_s.h5', 'pytables_epoch_ms.h5', 'pandas_fixed.h5', 'pandas_fixed_time_column.h5', 'pandas_table_dc.h5',
+  'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc',
 ];
 
 const typeOf = (file: string): string => (file.endsWith('.nc') ? NETCDF : 'application/x-hdf5');
@@ -76,7 +76,7 @@ describe.each(valid)('%s', (file) => {
   });
 });
 
-const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
+const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
 
 describe.each(refused)('%s is refused', (file) => {
   const e = expected[file];

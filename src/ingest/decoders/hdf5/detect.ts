@@ -1,10 +1,12 @@
 // Auto-detection: which layout rule fits a file when the request and the stream give no
-// mapping. In order: a CF featureType timeSeries file; NeXus NXlog groups; otherwise exactly one
+// mapping. In order: a CF featureType timeSeries file; NeXus NXlog groups; xarray's grid of
+// (time, station) variables over a station coordinate (read as timeSeries); otherwise exactly one
 // group of 1-D datasets with a time dataset, or one 1-D compound dataset with a time member. A
 // file that fits none is a 422 listing what was found and what the rules need.
 import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType } from './inspect.ts';
 import type { Mapping } from './mapping.ts';
+import { gridCoordinate } from './plan-cf.ts';
 import { nxlogGroups } from './plan-nexus.ts';
 import { pandasType } from './plan-pandas.ts';
 import { isDimensionHelper, isTimeLikeName, mappingError } from './plan.ts';
@@ -31,6 +33,8 @@ function flatCandidate(ins: Inspector, group: string, ds: DatasetInfo[]): boolea
 
 function compoundCandidate(ins: Inspector, d: DatasetInfo): boolean {
   if (d.meta.type !== 6 || d.shape.length !== 1) return false;
+  // pandas' to_hdf(format="table") without a DatetimeIndex: its own rules say what is missing
+  if (d.name === 'table' && pandasType(ins, d.path.slice(0, d.path.lastIndexOf('/')) || '/') === 'frame_table') return true;
   return (d.meta.compound_type?.members ?? []).some((m) => isTimeLike(ins, d.path, m.name, `${m.name}_units`) || isPandasIndex(ins, d.path, m.name));
 }
 
@@ -41,6 +45,8 @@ export function detectMapping(ins: Inspector): Mapping {
     throw mappingError(`the file is a CF discrete sampling geometry of featureType ${JSON.stringify(featureType)}; Strata reads featureType timeSeries (or give a mapping)`);
   }
   if (nxlogGroups(ins).length > 0) return { layout: 'nxlog' };
+  // xarray's grid: variables over (time, station) with a station coordinate, no featureType
+  if (gridCoordinate(ins, ins.datasets('/').filter((d) => !isDimensionHelper(ins, d))) !== null) return { layout: 'cf_timeseries', group: '/' };
 
   const found: DatasetInfo[] = [];
   const candidates: Mapping[] = [];

@@ -1,6 +1,8 @@
 // Read plan for netCDF-4 files following CF "featureType: timeSeries": the time coordinate, and
 // every variable whose only dimension is time (or station × time, one segment per station, with
-// the station's id from the cf_role=timeseries_id variable as a tag). _FillValue / missing_value
+// the station's id from the cf_role=timeseries_id variable as a tag). xarray's grid — variables
+// over (time, station) or (station, time) with a 1-D "station" coordinate and no featureType —
+// is read the same way, the coordinate's values as the tag. _FillValue / missing_value
 // become NULL and scale_factor / add_offset are applied (values.ts); dimension-only helper
 // datasets and other coordinates are skipped.
 import { AppError } from '../../../errors/index.ts';
@@ -63,7 +65,9 @@ function stationIds(ins: Inspector, d: DatasetInfo): string[] {
   return list.map((x) => (typeof x === 'bigint' ? x.toString() : String(x)));
 }
 
-interface Var { spec: ColumnSpec; d: DatasetInfo; stationDim: boolean }
+/** Where a variable's station dimension is: first (station, time), second (time, station), or none. */
+type StationDim = 'row' | 'column' | null;
+interface Var { spec: ColumnSpec; d: DatasetInfo; stationDim: StationDim }
 interface CfTime { time: DatasetInfo; n: number; kind: ValueKind; enc: TimeEncoding; name: string }
 interface Station { variable: DatasetInfo | null; spec: ColumnSpec | null; ids: string[] }
 
@@ -76,9 +80,31 @@ function cfTime(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): 
   return { time, n: time.shape[0], kind, enc, name: m.time?.name ?? m.time?.source ?? time.name };
 }
 
-/** The station id variable (cf_role = timeseries_id, or the mapping's one tag) and its ids. */
+const isSinceCoordinate = (ins: Inspector, d: DatasetInfo): boolean => d.shape.length === 1 && parseSinceUnits(ins.stringAttr(d.path, 'units') ?? '') !== null;
+
+/**
+ * xarray's grid coordinate: the one 1-D coordinate variable (not time) that 2-D variables have as
+ * their other dimension beside a time coordinate, e.g. "station" of temp(time, station). Null when
+ * there is none, or more than one (a mapping must choose).
+ */
+export function gridCoordinate(ins: Inspector, all: DatasetInfo[]): DatasetInfo | null {
+  const found = new Set<string>();
+  for (const d of all) {
+    if (d.shape.length !== 2 || ins.stringAttr(d.path, 'CLASS') === 'DIMENSION_SCALE') continue;
+    const dims = [scales(ins, d, 0)[0], scales(ins, d, 1)[0]].map((p) => (p === undefined ? undefined : all.find((x) => x.path === p)));
+    if (dims[0] === undefined || dims[1] === undefined) continue;
+    const timeAt = dims.findIndex((x) => x !== undefined && isSinceCoordinate(ins, x));
+    const other = dims[1 - timeAt];
+    if (timeAt >= 0 && other !== undefined && other.shape.length === 1 && !isSinceCoordinate(ins, other)) found.add(other.path);
+  }
+  return found.size === 1 ? (all.find((x) => found.has(x.path)) ?? null) : null;
+}
+
+/** The station id variable (cf_role = timeseries_id, the mapping's one tag, or xarray's grid coordinate) and its ids. */
 function cfStation(ins: Inspector, all: DatasetInfo[], group: string, m: Mapping): Station {
-  const specs: ColumnSpec[] = listed(m.tags) ?? all.filter((d) => ins.stringAttr(d.path, 'cf_role') === 'timeseries_id').slice(0, 1).map((d) => ({ source: d.name }));
+  const roles = all.filter((d) => ins.stringAttr(d.path, 'cf_role') === 'timeseries_id');
+  const grid = roles.length === 0 && !listed(m.tags) ? gridCoordinate(ins, all) : null;
+  const specs: ColumnSpec[] = listed(m.tags) ?? (grid ? [grid] : roles).slice(0, 1).map((d) => ({ source: d.name }));
   if (specs.length > 1) throw mappingError('cf_timeseries takes one station id tag (the cf_role=timeseries_id variable)');
   if (specs.length === 0) return { variable: null, spec: null, ids: [] };
   const v = ins.get(specs[0].source.startsWith('/') ? normalizePath(specs[0].source) : joinPath(group, specs[0].source));
@@ -92,6 +118,9 @@ function cfVariables(ins: Inspector, all: DatasetInfo[], m: Mapping, t: CfTime, 
     const s = scales(ins, d, dim);
     return s.length > 0 ? s.includes(t.time.path) : d.shape[dim] === t.n;
   };
+  // the station dimension of a CF file is often a bare netCDF dimension, not the id variable
+  const isStationDim = (d: DatasetInfo, dim: number): boolean => d.shape[dim] === Math.max(station.ids.length, 1)
+    || (station.variable !== null && scales(ins, d, dim).includes(station.variable.path));
   const unmapped: Unmapped[] = [];
   const vars: Var[] = [];
   const explicit = listed(m.fields);
@@ -101,10 +130,11 @@ function cfVariables(ins: Inspector, all: DatasetInfo[], m: Mapping, t: CfTime, 
     const spec = explicit ? explicit.find((c) => c.source === d.name || c.source === d.path) : { source: d.name };
     if (!spec) continue;
     const oneD = d.shape.length === 1 && isTimeDim(d, 0);
-    const twoD = d.shape.length === 2 && isTimeDim(d, 1) && d.shape[0] === Math.max(station.ids.length, 1);
-    if (oneD || twoD) vars.push({ spec, d, stationDim: twoD });
+    const twoD = d.shape.length === 2 && isTimeDim(d, 1) && isStationDim(d, 0);
+    const twoDByColumn = !twoD && station.variable !== null && d.shape.length === 2 && isTimeDim(d, 0) && isStationDim(d, 1);
+    if (oneD || twoD || twoDByColumn) vars.push({ spec, d, stationDim: twoD ? 'row' : twoDByColumn ? 'column' : null });
     else if (explicit) {
-      throw new AppError(422, 'unsupported_shape', `variable ${d.path} has shape [${d.shape.join(', ')}]; a timeSeries variable has dimensions (time) or (station, time)`,
+      throw new AppError(422, 'unsupported_shape', `variable ${d.path} has shape [${d.shape.join(', ')}]; a timeSeries variable has dimensions (time), (station, time) or (time, station)`,
         { detail: { dataset: d.path, shape: d.shape } });
     } else unmapped.push({ path: d.path, shape: d.shape, type: describeType(d.meta), reason: 'not a variable over time' });
   }
@@ -131,10 +161,12 @@ export function planCfTimeSeries(ins: Inspector, m: Mapping, origin: MappingOrig
   if (sv && tagName !== null) reads.push({ out: { name: tagName, sourceType: describeType(sv.meta), type: 'text', role: 'tag', unit: null }, kind: { kind: 'vlen-string' }, packing: null, nullWhen: null });
   checkNames(reads, t.name);
   for (const d of [t.time, ...vars.map((v) => v.d)]) { checkFilters(d); checkChunk(d, limits); }
-  const chunkRows = Math.max(t.time.meta.chunks?.[0] ?? 1, ...vars.map((v) => v.d.meta.chunks?.[v.stationDim ? 1 : 0] ?? 1));
+  const chunkRows = Math.max(t.time.meta.chunks?.[0] ?? 1, ...vars.map((v) => v.d.meta.chunks?.[v.stationDim === 'row' ? 1 : 0] ?? 1));
   const segments: Segment[] = [];
   for (let s = 0; s < stations; s++) {
-    const columns: SegmentColumn[] = vars.map((v, i) => ({ from: 'dataset', info: v.d, read: reads[i], stationRow: v.stationDim ? s : null }));
+    const columns: SegmentColumn[] = vars.map((v, i) => ({
+      from: 'dataset', info: v.d, read: reads[i], stationRow: v.stationDim === 'row' ? s : null, ...(v.stationDim === 'column' ? { column: s } : {}),
+    }));
     if (tagName !== null) columns.push({ from: 'constant', value: ids[s] ?? ids[0] ?? '' });
     segments.push({
       label: stations > 1 ? `${group} station ${ids[s]}` : group, rows: t.n, time: { from: 'dataset', info: t.time, kind: t.kind }, enc: t.enc,

@@ -1,7 +1,7 @@
 // pandas DataFrame.to_hdf. Nothing pandas pickles is ever unpickled; only what is readable as
 // plain HDF5 is used.
 //   format="fixed": a group (pandas_type "frame") with the index in axis1 (a DatetimeIndex is
-//     int64 ns, kind "datetime64") and blocks of same-typed columns: block<i>_items (the column
+//     int64 ns, kind "datetime64"; without one, the one datetime64 column is time) and blocks of same-typed columns: block<i>_items (the column
 //     names, plain strings) and block<i>_values (rows × columns). Object (string) columns are
 //     stored as pickled Python objects (a VLARRAY): refused, naming them.
 //   format="table": a compound dataset <key>/table read by the compound rules, the DatetimeIndex
@@ -68,6 +68,22 @@ function blocks(ins: Inspector, group: string): Block[] {
   return out;
 }
 
+/**
+ * The time of a frame without a DatetimeIndex: the mapping's time.source among the columns, else
+ * the one column pandas marks as datetime64 (block values with value_type "datetime64", int64 ns
+ * since the epoch, UTC instants also for tz-aware columns). Null when there is none or several.
+ */
+function datetimeColumn(ins: Inspector, all: Block[], m: Mapping): { block: Block; column: number; name: string } | null {
+  const found: { block: Block; column: number; name: string }[] = [];
+  for (const b of all) {
+    if (ins.stringAttr(b.values.path, 'value_type') !== 'datetime64' && m.time?.source === undefined) continue;
+    b.items.forEach((name, column) => {
+      if (m.time?.source !== undefined ? name === m.time.source : true) found.push({ block: b, column, name });
+    });
+  }
+  return found.length === 1 ? found[0] : null;
+}
+
 function isPickled(ins: Inspector, d: DatasetInfo): boolean {
   return ins.stringAttr(d.path, 'CLASS') === 'VLARRAY' || d.meta.type === 9 || d.meta.type === 5;
 }
@@ -82,13 +98,18 @@ export function planPandasFixed(ins: Inspector, m: Mapping, origin: MappingOrigi
   const indexName = plainName(ins.stringAttr(axis1.path, 'name'));
   const timeKind = kindOrThrow(valueKindOf(axis1.meta), `the index ${axis1.path}`);
   const datetime = /^datetime64/.test(indexKind);
-  if (!datetime && !(indexName && /^(float|integer)/.test(indexKind) && /^(t|time|timestamp|epoch|datetime)([_\- ]|$)/i.test(indexName))) {
+  const all = blocks(ins, group);
+  const timeBlock = datetime ? null : datetimeColumn(ins, all, m);
+  if (!datetime && !timeBlock && !(indexName && /^(float|integer)/.test(indexKind) && /^(t|time|timestamp|epoch|datetime)([_\- ]|$)/i.test(indexName))) {
     throw new AppError(422, 'no_time_column',
-      `pandas frame ${group} has a ${indexKind || 'non-time'} index${indexName ? ` named ${JSON.stringify(indexName)}` : ''}; Strata takes the time from a DatetimeIndex: write df.set_index("time").to_hdf(…)`,
+      `pandas frame ${group} has a ${indexKind || 'non-time'} index${indexName ? ` named ${JSON.stringify(indexName)}` : ''} and not exactly one datetime column; Strata takes the time from a DatetimeIndex or the one datetime64 column: write df.set_index("time").to_hdf(…)`,
       { detail: { group, index_kind: indexKind } });
   }
-  const timeName = m.time?.name ?? indexName ?? 'time';
-  const enc = timeEncoding(timeKind, m.time, datetime ? NS_SINCE_EPOCH : null, `the index ${axis1.path}`,
+  const timeInfo = timeBlock ? timeBlock.block.values : axis1;
+  const timeLabel = timeBlock ? `column ${JSON.stringify(timeBlock.name)} (${timeInfo.path})` : `the index ${axis1.path}`;
+  const timeName = m.time?.name ?? timeBlock?.name ?? indexName ?? 'time';
+  const tKind = timeBlock ? kindOrThrow(valueKindOf(timeInfo.meta), timeLabel) : timeKind;
+  const enc = timeEncoding(tKind, m.time, datetime || timeBlock ? NS_SINCE_EPOCH : null, timeLabel,
     { infer: { name: indexName ?? 'time', start: findStart(ins, axis1.path), requested: limits.time.unit } });
 
   const wanted = listed(m.fields);
@@ -97,8 +118,9 @@ export function planPandasFixed(ins: Inspector, m: Mapping, origin: MappingOrigi
   const columns: SegmentColumn[] = [];
   const specs: ColumnSpec[] = [];
   const pickled: string[] = [];
-  for (const b of blocks(ins, group)) {
+  for (const b of all) {
     b.items.forEach((name, j) => {
+      if (timeBlock && timeBlock.block === b && timeBlock.column === j) return;
       const tag = tags.find((c) => c.source === name);
       const spec = tag ?? (wanted ? wanted.find((c) => c.source === name) : { source: name });
       if (!spec) return;
@@ -122,20 +144,21 @@ export function planPandasFixed(ins: Inspector, m: Mapping, origin: MappingOrigi
   }
   for (const c of [...(wanted ?? []), ...tags]) if (!specs.includes(c)) throw mappingError(`pandas frame ${group} has no column ${JSON.stringify(c.source)}`);
   checkNames(reads, timeName);
-  const read = [axis1, ...new Set(columns.map((c) => (c as { info: DatasetInfo }).info))];
+  const read = [timeInfo, ...new Set(columns.map((c) => (c as { info: DatasetInfo }).info))];
   for (const d of read) { checkFilters(d); checkChunk(d, limits); }
   const chunkRows = Math.max(1, ...read.map((d) => d.meta.chunks?.[0] ?? 1));
   const segment = {
-    label: group, rows: n, time: { from: 'dataset' as const, info: axis1, kind: timeKind }, enc, compound: null, columns,
-    sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(timeKind, columns, null), limits),
+    label: group, rows: n, enc, compound: null, columns,
+    time: { from: 'dataset' as const, info: timeInfo, kind: tKind, ...(timeBlock ? { column: timeBlock.column } : {}) },
+    sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(tKind, columns, null), limits),
   };
   checkTotal([segment], limits);
   return {
     columns: reads.map((r) => r.out),
-    time: { name: timeName, sourceType: describeTime(timeKind, describeType(axis1.meta), enc) },
+    time: { name: timeName, sourceType: describeTime(tKind, describeType(timeInfo.meta), enc) },
     segments: [segment],
     mapping: {
-      origin, layout: 'pandas_fixed', group, time: reportTime('axis1', timeName, enc),
+      origin, layout: 'pandas_fixed', group, time: reportTime(timeBlock ? timeBlock.name : 'axis1', timeName, enc),
       fields: reads.flatMap((r, i) => (r.out.role === 'field' ? [reportColumn(specs[i], r)] : [])),
       tags: reads.flatMap((r, i) => (r.out.role === 'tag' ? [reportColumn(specs[i], r)] : [])),
     },

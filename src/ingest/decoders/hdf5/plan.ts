@@ -27,7 +27,7 @@ export type SegmentColumn =
   | { from: 'null' };
 
 export type TimeSource =
-  | { from: 'dataset'; info: DatasetInfo; kind: ValueKind }
+  | { from: 'dataset'; info: DatasetInfo; kind: ValueKind; column?: number }
   | { from: 'member'; member: CompoundMember; kind: ValueKind; path: string };
 
 export interface Segment {

@@ -172,7 +172,7 @@ export class PlanReader {
 
   private timeRaw(seg: Segment, lo: number, hi: number, member: ((m: CompoundMember, k: ValueKind) => Raw | string[]) | null): Raw | string[] {
     const t = seg.time;
-    if (t.from === 'dataset') return this.datasetValues(t.info, t.kind, lo, hi, null);
+    if (t.from === 'dataset') return this.datasetValues(t.info, t.kind, lo, hi, null, t.column ?? null);
     return (member ?? this.compoundReader(seg, lo, hi))(t.member, t.kind);
   }
 
