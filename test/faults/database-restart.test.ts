@@ -9,7 +9,7 @@ import pg from 'pg';
 import { type EmbeddedServer, startEmbedded } from '../../src/db/embedded.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
-  type StrataProcess, arrowBody, copyRunning, ingestRecord, manualUpload, removeDir, request, rowsOfIngest, secondsUntil,
+  type StrataProcess, alive, arrowBody, copyRunning, ingestRecord, manualUpload, removeDir, request, rowsOfIngest, secondsUntil,
   serves, spoolFiles, startStrata, tempDir, ARROW_STREAM,
   SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
@@ -45,15 +45,6 @@ afterAll(async () => {
   await removeDir(pgDir);
   await removeDir(dataDir);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Signals the postmaster (SIGINT: fast shutdown, SIGQUIT: immediate) and waits until it has exited. */
 async function stopPostgres(signal: 'SIGINT' | 'SIGQUIT'): Promise<void> {

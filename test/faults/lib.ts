@@ -223,3 +223,13 @@ export async function ingestRecord(url: string, id: string): Promise<{ status: s
     await c.end();
   }
 }
+
+/** Whether a process with this pid runs (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/clock.ts';
 import {
-  type StrataProcess, ARROW_STREAM, arrowBody, manualUpload, removeDir, request, secondsUntil, serves,
+  type StrataProcess, ARROW_STREAM, alive, arrowBody, manualUpload, removeDir, request, secondsUntil, serves,
   spoolFiles, startStrata, tempDir,
   SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
@@ -28,15 +28,6 @@ afterEach(async () => {
 
 async function postmasterPid(dir: string): Promise<number> {
   return Number((await readFile(path.join(dir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function metric(url: string, name: string): Promise<number> {

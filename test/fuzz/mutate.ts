@@ -3,17 +3,7 @@
 // repeated or footer blocks pointed at the wrong message. Every mutant is a pure function of
 // (seed file, seed number), so a failure is reproduced from its name alone.
 
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng as prng } from '../helpers/rollups.ts';
 
 export type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);
