@@ -66,7 +66,8 @@ describe('what the audit log records', () => {
   afterAll(async () => { await t.close(); });
 
   it('records stream creation, ingests, rejections and key changes with the actor key and role', async () => {
-    await t.request('/v1/streams/audited/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from('0a00ff13c7e2f00e9d', 'hex') });
+    const refused = await t.request('/v1/streams/audited/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from('0a00ff13c7e2f00e9d', 'hex') });
+    expect(refused.status, await refused.clone().text()).toBe(400);
     const { entries: all } = await entries(t, '?limit=1000');
     const actions = all.map((e) => e.action);
     for (const a of ['key.create', 'stream.create', 'ingest.commit', 'ingest.reject', 'key.revoke']) expect(actions).toContain(a);
