@@ -4,6 +4,7 @@
 import type { Db, PoolClient } from '../db/pool.ts';
 import type { Limits } from '../config/index.ts';
 import type { Actor } from '../audit/log.ts';
+import type { Logger } from '../logging/logger.ts';
 import { AppError, fromPgError, isAppError, isConnectionError } from '../errors/index.ts';
 import { type Stream, addColumns, createStream, getStream, getStreamById, setTimeColumn } from '../streams/catalog.ts';
 import { assertStreamName } from '../streams/identifiers.ts';
@@ -35,6 +36,8 @@ export interface IngestDeps {
   /** Where originals are kept; null to not keep them. */
   archiveDir: string | null;
   versions: Record<string, string>;
+  /** Told of a refusal whose rejected record could not be written. */
+  log?: Logger;
 }
 
 export interface IngestInput {
@@ -171,16 +174,16 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       facts.contentSha256 = body.contentSha256;
     }
     if (decoder) facts.subMicrosecondCount = decoder.subMicrosecondCount;
-    if (facts.id === 0n) facts.id = await nextIngestId(deps.db).catch(() => 0n);
     facts.rows = 0;
     facts.fieldStats = null;
-    if (facts.id !== 0n) {
-      const reason = { code: appErr.code, message: appErr.message, status: appErr.status };
-      await recordRejectedIngest(deps.db, facts, reason, actor).catch(async (e: unknown) => {
-        // PostgreSQL is unreachable: the record is written when it answers again (upload-claims.ts).
-        if (claim && isConnectionError(e)) await claim.keepUnrecorded(deps.spoolDir, facts, reason).catch(() => undefined);
+    const reason = { code: appErr.code, message: appErr.message, status: appErr.status };
+    if (facts.id === 0n) {
+      facts.id = await nextIngestId(deps.db).catch((e: unknown) => {
+        deps.log?.error({ err: e, stream: facts.streamName, code: reason.code }, 'refused upload not recorded: no ingest id could be drawn');
+        return 0n;
       });
     }
+    if (facts.id !== 0n) await recordRefusal(deps, facts, reason, actor, claim);
     throw new AppError(appErr.status, appErr.code, appErr.message, {
       cause: appErr.cause ?? err, retryAfter: appErr.retryAfter, detail: { ...(appErr.detail ?? {}), ingest_id: facts.id === 0n ? null : facts.id.toString() },
     });
@@ -188,6 +191,42 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
     await decoder?.close().catch(() => undefined);
     await body?.discard().catch(() => undefined);
     await claim?.remove().catch(() => undefined);
+  }
+}
+
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01']);
+const RECORD_ATTEMPTS = 3;
+
+/**
+ * Writes a refused upload's rejected record and audit entry. A transient conflict (deadlock,
+ * serialization failure) is retried; with PostgreSQL unreachable the refusal is kept on disk and
+ * written when it answers again (upload-claims.ts); any other failure is logged with the ingest id,
+ * never passed over in silence.
+ */
+async function recordRefusal(
+  deps: IngestDeps, facts: IngestFacts, reason: { code: string; message: string; status: number }, actor: Actor, claim: UploadClaim | null,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await recordRejectedIngest(deps.db, facts, reason, actor);
+      return;
+    } catch (err) {
+      if (TRANSIENT_SQLSTATES.has((err as { code?: string }).code ?? '') && attempt < RECORD_ATTEMPTS) continue;
+      let failure = err;
+      if (isConnectionError(err)) {
+        try {
+          const kept = claim ?? await UploadClaim.write(deps.spoolDir, facts, actor);
+          await kept.keepUnrecorded(deps.spoolDir, facts, reason);
+          deps.log?.warn({ err, ingest: facts.id.toString(), code: reason.code }, 'refused upload kept to be recorded when PostgreSQL answers again');
+          return;
+        } catch (keepErr) {
+          failure = keepErr;
+        }
+      }
+      deps.log?.error({ err: failure, ingest: facts.id.toString(), stream: facts.streamName, code: reason.code, attempts: attempt },
+        'refused upload could not be recorded as a rejected ingest');
+      return;
+    }
   }
 }
 

@@ -15,6 +15,7 @@ import { registeredJob } from '../../src/jobs/registry.ts';
 import { AUDIT_VERIFY_JOB } from '../../src/audit/verify-job.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { withTransaction } from '../../src/db/pool.ts';
+import { recordUnrecorded } from '../../src/ingest/upload-claims.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -67,7 +68,8 @@ describe('what the audit log records', () => {
   afterAll(async () => { await t.close(); });
 
   it('records stream creation, ingests, rejections and key changes with the actor key and role', async () => {
-    await t.request('/v1/streams/audited/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from('0a00ff13c7e2f00e9d', 'hex') });
+    const refused = await t.request('/v1/streams/audited/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from('0a00ff13c7e2f00e9d', 'hex') });
+    expect(refused.status, await refused.clone().text()).toBe(400);
     const { entries: all } = await entries(t, '?limit=1000');
     const actions = all.map((e) => e.action);
     for (const a of ['key.create', 'stream.create', 'ingest.commit', 'ingest.reject', 'key.revoke']) expect(actions).toContain(a);
@@ -150,21 +152,107 @@ describe('what the audit log records', () => {
   });
 
   it('numbers entries without gaps under concurrent acts, including failed ones', async () => {
+    const { log, lines } = capturingLogger();
+    t.deps.log = log;
     const before = (await auditHead(t.db.pool))?.seq ?? 0;
-    const work: Promise<unknown>[] = [];
-    for (let i = 0; i < 6; i++) work.push(upload(t, 'audited', { start: 1_709_251_200_000_000n + BigInt(i) * 86_400_000_000n }));
-    for (let i = 0; i < 3; i++) work.push(t.request('/v1/streams/audited/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: `junk ${i}` }));
+    type Answer = { act: string; status: number; body: Record<string, unknown> };
+    const work: Promise<Answer>[] = [];
+    for (let i = 0; i < 6; i++) {
+      work.push(upload(t, 'audited', { start: 1_709_251_200_000_000n + BigInt(i) * 86_400_000_000n })
+        .then((u) => ({ act: `upload ${i}`, status: u.status, body: u.body })));
+    }
+    for (let i = 0; i < 3; i++) {
+      work.push(t.request('/v1/streams/audited/ingest', {
+        method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from([0x0a, 0x00, 0xff, 0x13, i]),
+      }).then(async (r) => ({ act: `junk ${i}`, status: r.status, body: await r.json() as Record<string, unknown> })));
+    }
     // An act that fails after appending: its entry goes with its transaction.
-    work.push(withTransaction(t.db, async (tx) => {
+    const rolledBack = withTransaction(t.db, async (tx) => {
       await appendAudit(tx, systemActor, 'test.rolled_back', 'test', {});
       throw new Error('fails after appending');
-    }).catch(() => undefined));
-    await Promise.all(work);
+    }).catch(() => undefined);
+    const answers = await Promise.all(work);
+    await rolledBack;
+    // Every act's answer, so that a failure says what each was told and which entry is missing.
+    const told = JSON.stringify({
+      answers: answers.map((a) => ({ act: a.act, status: a.status, code: a.body.code, detail: a.body.detail })),
+      log: lines.filter((l) => (l.level as number) >= 40),
+    });
+    for (const a of answers) {
+      if (a.act.startsWith('upload')) expect(a.status, told).toBe(201);
+      else expect([a.status, a.body.code], told).toEqual([400, 'malformed_arrow']);
+    }
+    const ingestIds = answers.map((a) => String((a.body.ingest as { id?: string } | undefined)?.id ?? a.body.ingest_id));
     const { entries: after } = await entries(t, `?after=${before}&limit=1000`);
-    expect(after.length).toBe(9);
+    const listed = JSON.stringify(after.map((e) => [e.seq, e.action, e.subject]));
+    expect(after.map((e) => e.subject).sort(), `${listed} for ${told}`).toEqual(ingestIds.map((id) => `ingest:${id}`).sort());
+    expect(after.filter((e) => e.action === 'ingest.commit').length, listed).toBe(6);
+    expect(after.filter((e) => e.action === 'ingest.reject').length, listed).toBe(3);
     expect(after.map((e) => e.seq)).toEqual(after.map((_, i) => before + i + 1));
-    expect(after.some((e) => e.action === 'test.rolled_back')).toBe(false);
     expect((await verify(t)).ok).toBe(true);
+  });
+});
+
+describe('refusals whose record the database refuses', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+    await committed(t, 'contended');
+    await committed(t, 'unrecordable');
+    // Faults injected where the rejected record is written: a deadlock for the first two tries of
+    // stream "contended", an error that does not pass for "unrecordable", and a lost session for "gone".
+    await t.db.pool.query(`CREATE SEQUENCE public.record_faults;
+      CREATE FUNCTION public.fail_rejected_record() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.status = 'rejected' AND NEW.stream_name = 'contended' AND nextval('public.record_faults') <= 2 THEN
+          RAISE EXCEPTION 'deadlock detected (injected)' USING ERRCODE = '40P01';
+        END IF;
+        IF NEW.status = 'rejected' AND NEW.stream_name = 'unrecordable' THEN RAISE EXCEPTION 'no space left (injected)' USING ERRCODE = '53100'; END IF;
+        IF NEW.status = 'rejected' AND NEW.stream_name = 'gone' THEN
+          RAISE EXCEPTION 'terminating connection due to administrator command (injected)' USING ERRCODE = '57P01';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_rejected_record BEFORE INSERT ON strata.ingests FOR EACH ROW EXECUTE FUNCTION public.fail_rejected_record();`);
+  });
+  afterAll(async () => { await t.close(); });
+
+  const junk = { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: Buffer.from('0a00ff13c7e2f00e9d', 'hex') };
+
+  it('retries a record that lost a deadlock: the refusal is recorded and audited once', async () => {
+    const res = await t.request('/v1/streams/contended/ingest', junk);
+    const body = await res.json() as { code: string; ingest_id: string };
+    expect([res.status, body.code]).toEqual([400, 'malformed_arrow']);
+    const { rows } = await t.db.pool.query('SELECT status, error_code FROM strata.ingests WHERE id = $1', [body.ingest_id]);
+    expect(rows).toEqual([{ status: 'rejected', error_code: 'malformed_arrow' }]);
+    expect((await entries(t, `?subject=ingest:${body.ingest_id}`)).entries.map((e) => e.action)).toEqual(['ingest.reject']);
+  });
+
+  it('logs a record that cannot be written, with the ingest id and the refusal', async () => {
+    const { log, lines } = capturingLogger();
+    t.deps.log = log;
+    const res = await t.request('/v1/streams/unrecordable/ingest', junk);
+    const body = await res.json() as { code: string; ingest_id: string };
+    expect([res.status, body.code]).toEqual([400, 'malformed_arrow']);
+    expect(lines.find((l) => l.msg === 'refused upload could not be recorded as a rejected ingest')).toMatchObject({
+      level: 50, ingest: body.ingest_id, stream: 'unrecordable', code: 'malformed_arrow', err: { message: 'no space left (injected)' },
+    });
+    expect((await t.db.pool.query('SELECT 1 FROM strata.ingests WHERE id = $1', [body.ingest_id])).rows).toEqual([]);
+  });
+
+  it('keeps a refusal made before the upload began (no claim yet) for when PostgreSQL answers again', async () => {
+    const { log, lines } = capturingLogger();
+    t.deps.log = log;
+    const res = await t.request('/v1/streams/gone/ingest?create=false', junk);
+    const body = await res.json() as { code: string; ingest_id: string };
+    expect([res.status, body.code]).toEqual([404, 'stream_not_found']);
+    expect(lines.find((l) => l.msg === 'refused upload kept to be recorded when PostgreSQL answers again')).toMatchObject({ ingest: body.ingest_id });
+    await t.db.pool.query('DROP TRIGGER fail_rejected_record ON strata.ingests');
+    const settled = await recordUnrecorded(t.config.spoolDir, t.db);
+    expect(settled.recorded).toEqual([body.ingest_id]);
+    const { rows } = await t.db.pool.query('SELECT status, error_code FROM strata.ingests WHERE id = $1', [body.ingest_id]);
+    expect(rows).toEqual([{ status: 'rejected', error_code: 'stream_not_found' }]);
+    expect((await entries(t, `?subject=ingest:${body.ingest_id}`)).entries.map((e) => e.action)).toEqual(['ingest.reject']);
   });
 });
 

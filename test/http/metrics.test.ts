@@ -44,7 +44,8 @@ describe('per-stream metrics', () => {
   });
 
   it('take the last ingest time from the database, so a restarted server (or another replica) reports it', async () => {
-    await post('m-two', loggerBody({ n: 3 }));
+    const made = await post('m-two', loggerBody({ n: 3 }));
+    expect(made.status, await made.clone().text()).toBe(201);
     const fresh = createApp({ ...t.deps, metrics: createMetrics(false) });
     const text = await scrape(fresh);
     expect(value(text, 'strata_stream_last_ingest_timestamp_seconds{stream="m-two"}')).toBeGreaterThan(Date.now() / 1000 - 600);
@@ -52,7 +53,8 @@ describe('per-stream metrics', () => {
   });
 
   it('count refusals by stream and code; streams that do not exist share one label value', async () => {
-    await post('m-bad', loggerBody({ n: 2 }));
+    const made = await post('m-bad', loggerBody({ n: 2 }));
+    expect(made.status, await made.clone().text()).toBe(201);
     expect((await post('m-bad', loggerBody({ n: 2 }).subarray(0, 120))).status).toBe(400);
     for (let i = 0; i < 20; i++) expect((await post(`m-nope-${i}`, Buffer.from('x'), '?create=false')).status).toBe(404);
     const text = await scrape();

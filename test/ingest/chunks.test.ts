@@ -41,10 +41,12 @@ describe('chunks', () => {
       const day = BigInt(k % 3); // three uploads share each new day
       return arrowStream([loggerFrame({ time: times(T0 + 30n * DAY_US + day * DAY_US + BigInt(k) * 1000n, 1000, 50_000_000n), sample: Array(1000).fill(`dev-${k}`) })]);
     });
-    const results = await Promise.all(bodies.map((b) => post('concurrent', b)));
-    const statuses = results.map((r) => r.status);
-    expect(statuses).toEqual(Array(8).fill(201));
-    const ids = await Promise.all(results.map(async (r) => ((await r.json()) as { ingest: { id: string } }).ingest.id));
+    const results = await Promise.all(bodies.map(async (b) => {
+      const r = await post('concurrent', b);
+      return { status: r.status, body: await r.json() as { ingest: { id: string } } };
+    }));
+    expect(results.map((r) => r.status), JSON.stringify(results)).toEqual(Array(8).fill(201));
+    const ids = results.map((r) => r.body.ingest.id);
     expect(new Set(ids).size).toBe(8);
     expect(await storedRowCount(t.db, 'concurrent')).toBe(8000);
     for (const id of ids) expect(await rowsOfIngest(t.db, id)).toBe(1000);

@@ -57,7 +57,7 @@ describe('an Idempotency-Key', () => {
     await upload('key-race', body(T0 - 86_400_000_000n, 5));
     const bodies = [body(T0, 300), body(T0 + 86_400_000_000n, 300)];
     const results = await Promise.all(bodies.map((b) => upload('key-race', b, { 'idempotency-key': 'k-race' })));
-    expect(results.map((r) => r.status).sort()).toEqual([201, 422]);
+    expect(results.map((r) => r.status).sort(), JSON.stringify(results)).toEqual([201, 422]);
     expect(await storedRowCount(t.db, 'key-race')).toBe(305);
   });
 });
@@ -93,7 +93,7 @@ describe('without a key', () => {
       upload('content-race', plain), upload('content-race', gzipSync(plain), { 'content-encoding': 'gzip' }),
       upload('content-race', gzipSync(plain, { level: 1 }), { 'content-encoding': 'gzip' }),
     ]);
-    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 201]);
+    expect(results.map((r) => r.status).sort(), JSON.stringify(results)).toEqual([200, 200, 201]);
     expect(new Set(results.map((r) => r.json.ingest.id)).size).toBe(1);
     expect(await storedRowCount(t.db, 'content-race')).toBe(5000);
   });

@@ -76,10 +76,12 @@ describe('the ingest record', () => {
 
   it('stores identical bodies sent at the same moment once', async () => {
     const body = arrowStream([loggerFrame({ time: times(T0, 200, 1_000_000n) })]);
-    const results = await Promise.all([1, 2, 3].map(() => t.request('/v1/streams/same/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM }, body })));
-    const statuses = results.map((r) => r.status).sort();
-    expect(statuses).toEqual([200, 200, 201]);
-    const ids = new Set(await Promise.all(results.map(async (r) => ((await r.json()) as { ingest: { id: string } }).ingest.id)));
+    const results = await Promise.all([1, 2, 3].map(async () => {
+      const r = await t.request('/v1/streams/same/ingest', { method: 'POST', headers: { 'content-type': ARROW_STREAM }, body });
+      return { status: r.status, body: await r.json() as { ingest: { id: string } } };
+    }));
+    expect(results.map((r) => r.status).sort(), JSON.stringify(results)).toEqual([200, 200, 201]);
+    const ids = new Set(results.map((r) => r.body.ingest.id));
     expect(ids.size).toBe(1);
     expect(await storedRowCount(t.db, 'same')).toBe(200);
   });

@@ -19,6 +19,8 @@ export function ingestDeps(deps: AppDeps): IngestDeps {
     spoolDir: deps.config.spoolDir,
     archiveDir: deps.config.archiveDir,
     versions: deps.versions,
+    // Read at each use: the server's logger may be replaced after the routes are made.
+    get log() { return deps.log; },
   };
 }
 
