@@ -280,7 +280,12 @@ describe('ingest fuzzing', () => {
         const donor = fixture(f.seeds[(si + 1) % f.seeds.length]);
         for (let n = 0; n < Math.round(f.perSeed * SCALE); n++) {
           current = `${seedName}#${n}`;
-          const { outcome, broken: why } = await runMutant(f, seedName, n, seed, donor);
+          let { outcome, broken: why } = await runMutant(f, seedName, n, seed, donor);
+          // A reset with no ingest record at all means the request never reached the server: the
+          // client reused a keep-alive connection the server was closing, which a loaded machine
+          // makes likely. Mutants are deterministic, so a server that really drops a refusal
+          // unrecorded does it again on the second try.
+          if (why?.endsWith('the ingest record is missing')) ({ outcome, broken: why } = await runMutant(f, seedName, n, seed, donor));
           outcomes.push(outcome);
           if (why) {
             broken.push(`${outcome.mutant}: ${why}`);
