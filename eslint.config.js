@@ -14,6 +14,16 @@ export default tseslint.config(
     },
   },
   {
+    // The console's browser modules (src/web/): plain ES modules run by the browser.
+    files: ['src/web/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(['window', 'document', 'navigator', 'location', 'history', 'sessionStorage', 'fetch', 'Headers',
+        'URL', 'URLSearchParams', 'XMLHttpRequest', 'Event', 'Node', 'CSS', 'ResizeObserver', 'crypto', 'devicePixelRatio',
+        'setTimeout', 'clearTimeout', 'performance', 'Blob', 'console'].map((g) => [g, 'readonly'])),
+    },
+  },
+  {
     files: ['src/http/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: [{ name: 'pg', message: 'src/http must not touch the database directly; go through a module below it.' }] }],

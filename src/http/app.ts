@@ -10,7 +10,8 @@ import { healthRoutes } from './routes/health.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { ingestRoutes } from './routes/ingest.ts';
 import { queryRoutes } from './routes/query.ts';
-import { keyRoutes } from './routes/keys.ts';
+import { keyRoutes, whoamiRoutes } from './routes/keys.ts';
+import { consoleRoutes } from './routes/console.ts';
 import { ingestRecordRoutes } from './routes/ingests.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { streamProvenanceRoutes } from './routes/stream-provenance.ts';
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.route('/', healthRoutes(deps));
+  app.route('/', consoleRoutes());
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.versions.strata ?? 'unknown')));
   app.get('/metrics', async (c) => {
     // Per-stream last-ingest times come from the database, so that they survive restarts and
@@ -78,6 +80,7 @@ export function createApp(deps: AppDeps): Hono {
   v1.route('/streams', queryRoutes(deps));
   v1.route('/streams', streamRoutes(deps));
   v1.route('/keys', keyRoutes(deps));
+  v1.route('/whoami', whoamiRoutes());
   v1.route('/ingests', ingestRecordRoutes(deps));
   v1.route('/audit', auditRoutes(deps));
   for (const module of extraRoutes) {

@@ -97,6 +97,16 @@ export const responseSchemas: Record<string, Schema> = {
   },
   KeyCreated: { allOf: [ref('Key'), { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'the secret, shown this once' } } }] },
   KeyList: list('keys', 'Key'),
+  WhoAmI: { allOf: [ref('Key'), { type: 'object', required: ['permissions'], properties: { permissions: { type: 'array', items: { type: 'string' } } } }] },
+  StreamActivity: {
+    type: 'object', required: ['stream', 'rows', 'ingests', 'instruments', 'rollups'],
+    properties: { stream: { type: 'string' }, rows: { type: 'integer' }, ingests: { type: 'integer' }, time_min: nullable('string'), time_max: nullable('string'),
+      last_ingest_at: nullable('string'),
+      instruments: { type: 'array', items: { type: 'object', properties: { instrument: nullable('string'), ingests: { type: 'integer' }, last_ingest_at: time,
+        usual_gap_seconds: nullable('number'), silent_seconds: { type: 'number' }, silent: { type: 'boolean' } } } },
+      rollups: { type: 'array', items: { type: 'object', properties: { level: { type: 'string' }, watermark: nullable('string'), pending_from: nullable('string'),
+        invalidations: { type: 'integer' }, invalidated_from: nullable('string'), invalidated_to: nullable('string') } } } },
+  },
   JobList: list('jobs', 'Job'),
   Job: { type: 'object', required: ['job'], properties: { job: { type: 'string' } } },
   JobRun: {

@@ -87,6 +87,10 @@ export const operations: readonly Operation[] = [
     ok: { status: 200, description: 'ready (503 with the same body when not)', content: json('Readiness') } },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics',
     ok: { status: 200, description: 'Prometheus text exposition format', content: { 'text/plain; version=0.0.4; charset=utf-8': str() } } },
+  { method: 'get', path: '/', summary: 'The web console (an HTML page; sign in with an API key)',
+    ok: { status: 200, description: 'the console page', content: { 'text/html; charset=utf-8': str() } } },
+  { method: 'get', path: '/ui/{file}', summary: 'The console\'s scripts and style sheets',
+    ok: { status: 200, description: 'a file of the console', content: { 'text/javascript; charset=utf-8': str(), 'text/css; charset=utf-8': str() } } },
   { method: 'get', path: '/openapi.json', summary: 'This API description (OpenAPI 3.1)',
     ok: { status: 200, description: 'the OpenAPI document', content: { 'application/json': { type: 'object' } } } },
 
@@ -96,6 +100,8 @@ export const operations: readonly Operation[] = [
     ok: { status: 200, description: 'the streams the key may see', content: json('StreamList') } },
   { method: 'get', path: '/v1/streams/{stream}', summary: 'Show a stream', permission: 'streams:read',
     ok: { status: 200, description: 'the stream', content: json('Stream') } },
+  { method: 'get', path: '/v1/streams/{stream}/activity', summary: 'Rows, time range, last ingests, silent instruments, rollup watermarks and invalidations', permission: 'streams:read',
+    ok: { status: 200, description: 'the stream\'s activity', content: json('StreamActivity') } },
   { method: 'patch', path: '/v1/streams/{stream}', summary: 'Change description, labels, rollup levels, retention, HDF5 mapping', permission: 'streams:write',
     body: 'stream-patch', ok: { status: 200, description: 'the stream as changed', content: json('Stream') } },
   { method: 'delete', path: '/v1/streams/{stream}', summary: 'Delete a stream: its table, chunks and rollup levels; ingest records and originals stay',
@@ -114,6 +120,7 @@ export const operations: readonly Operation[] = [
     query: [
       { name: 'time', description: 'the instant of the reading', required: true, schema: instant('instant') },
       { name: 'resolution', description: 'raw (default), or a bucket width such as 1m, 1h, 1d', schema: str() },
+      { name: 'to', description: 'end of the bucket (exclusive) that starts at time, for a bucket not aligned to the epoch (resolution=auto); not with resolution', schema: instant('end') },
     ], tagParams: 'the tag values of the reading\'s series',
     ok: { status: 200, description: 'the ingests', content: json('Trace') } },
 
@@ -125,7 +132,8 @@ export const operations: readonly Operation[] = [
       { name: 'to', description: 'ingests with data before this instant', schema: instant('end') },
       { name: 'status', description: 'committed, rejected or retracted', schema: str({ enum: ['committed', 'rejected', 'retracted'] }) },
       { name: 'instrument', description: 'the instrument name recorded', schema: str() },
-      { name: 'after', description: 'ingest id to page from', schema: str({ pattern: '^\\d{1,18}$' }) },
+      { name: 'after', description: 'ingest id to page from (oldest first)', schema: str({ pattern: '^\\d{1,18}$' }) },
+      { name: 'before', description: 'ingest id to page back from (newest first); not with after', schema: str({ pattern: '^\\d{1,18}$' }) },
       { name: 'limit', description: '1–1000 (default 100)', schema: int(1, 1000) },
     ], ok: { status: 200, description: 'ingest records', content: json('IngestList') } },
   { method: 'get', path: '/v1/ingests/{id}', summary: 'An ingest record with its audit entries', permission: 'ingests:read',
@@ -151,6 +159,8 @@ export const operations: readonly Operation[] = [
 
   { method: 'post', path: '/v1/keys', summary: 'Create an API key (the secret is shown once)', permission: 'keys:admin', body: 'key',
     ok: { status: 201, description: 'the key with its secret', content: json('KeyCreated') } },
+  { method: 'get', path: '/v1/whoami', summary: 'The calling key: name, role, stream scope and permissions', permission: 'streams:read',
+    ok: { status: 200, description: 'the key (never its secret)', content: json('WhoAmI') } },
   { method: 'get', path: '/v1/keys', summary: 'List API keys', permission: 'keys:admin',
     ok: { status: 200, description: 'the keys (never their secrets)', content: json('KeyList') } },
   { method: 'delete', path: '/v1/keys/{id}', summary: 'Revoke an API key', permission: 'keys:admin',

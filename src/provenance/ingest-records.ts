@@ -293,6 +293,8 @@ export interface IngestFilter {
   /** Only ingests into these streams (a key's scope). */
   streams?: string[] | null;
   after?: bigint;
+  /** Only ingests with a smaller id (newest first), for paging back. */
+  before?: bigint;
   limit?: number;
 }
 
@@ -317,6 +319,7 @@ export async function listIngests(q: Queryable, f: IngestFilter): Promise<Ingest
   if (f.from != null) add('time_max >= ?::timestamptz', pgTimestamp(f.from));
   if (f.to != null) add('time_min < ?::timestamptz', pgTimestamp(f.to));
   if (f.after !== undefined) add('id > ?', f.after.toString());
+  if (f.before !== undefined) add('id < ?', f.before.toString());
   params.push(Math.min(Math.max(f.limit ?? 100, 1), 1000));
   const order = f.after !== undefined ? 'id ASC' : 'id DESC';
   const { rows } = await q.query<IngestRow>(

@@ -19,6 +19,8 @@ export interface TraceRequest {
   tags: Map<StreamColumn, string[]>;
   /** Bucket width in µs (buckets aligned to the Unix epoch), or null for the reading at `time`. */
   bucketUs: bigint | null;
+  /** The bucket starts at `time` (not aligned to the epoch): [time, time + bucketUs). */
+  start?: boolean;
 }
 
 export interface TraceResult {
@@ -85,7 +87,7 @@ async function countPerIngest(db: Db, q: TraceRequest, where: { sql: string; par
 }
 
 export async function traceReading(db: Db, q: TraceRequest): Promise<TraceResult> {
-  const from = q.bucketUs === null ? q.time : floorDiv(q.time, q.bucketUs) * q.bucketUs;
+  const from = q.bucketUs === null || q.start ? q.time : floorDiv(q.time, q.bucketUs) * q.bucketUs;
   const to = q.bucketUs === null ? q.time + 1n : from + q.bucketUs;
   const where = whereClause(q, from, to);
   const raw = q.bucketUs === null ? await rawRows(db, q, where) : null;

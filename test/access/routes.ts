@@ -83,12 +83,16 @@ export const routeCases: RouteCase[] = [
   { method: 'GET', path: '/readyz', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/readyz' }) },
   { method: 'GET', path: '/metrics', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/metrics' }) },
   { method: 'GET', path: '/openapi.json', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/openapi.json' }) },
+  { method: 'GET', path: '/', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/' }) },
+  { method: 'GET', path: '/ui/:file', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/ui/app.js' }) },
 
   // A scoped key may create only streams in its scope; the request creates a fresh name, in nobody's scope.
   { method: 'POST', path: '/v1/streams', allowed: ['admin'], target: 'global', ok: 201,
     request: async (x) => ({ url: '/v1/streams', init: jsonInit('POST', { name: x.unique('made'), tags: ['sample'], fields: [{ name: 'value', type: 'float8' }] }) }) },
   { method: 'GET', path: '/v1/streams', allowed: ALL, target: 'list', ok: 200, request: async () => ({ url: '/v1/streams' }) },
   { method: 'GET', path: '/v1/streams/:stream', allowed: ALL, target: 'stream', ok: 200, request: async (x) => ({ url: `/v1/streams/${x.stream}` }) },
+  { method: 'GET', path: '/v1/streams/:stream/activity', allowed: ALL, target: 'stream', ok: 200, request: async (x) => ({ url: `/v1/streams/${x.stream}/activity` }) },
+  { method: 'GET', path: '/v1/whoami', allowed: ALL, target: 'list', ok: 200, request: async () => ({ url: '/v1/whoami' }) },
   { method: 'PATCH', path: '/v1/streams/:stream', allowed: ['admin'], target: 'stream', ok: 200,
     request: async (x) => ({ url: `/v1/streams/${x.stream}`, init: jsonInit('PATCH', { description: x.unique('described') }) }) },
   { method: 'DELETE', path: '/v1/streams/:stream', allowed: ['admin'], target: 'stream', ok: 200,

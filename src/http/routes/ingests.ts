@@ -77,6 +77,8 @@ function listFilter(c: Context): Parameters<typeof listIngests>[1] {
   const limit = q.limit === undefined ? 100 : Number(q.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new AppError(400, 'invalid_request', 'limit must be an integer from 1 to 1000');
   if (q.after !== undefined && !/^\d{1,18}$/.test(q.after)) throw new AppError(400, 'invalid_request', 'after must be an ingest id');
+  if (q.before !== undefined && !/^\d{1,18}$/.test(q.before)) throw new AppError(400, 'invalid_request', 'before must be an ingest id');
+  if (q.before !== undefined && q.after !== undefined) throw new AppError(400, 'invalid_request', 'give after or before, not both');
   if (q.stream_id !== undefined && !/^[1-9]\d{0,15}$/.test(q.stream_id)) throw new AppError(400, 'invalid_request', 'stream_id must be a positive integer');
   for (const name of ['stream', 'instrument'] as const) {
     if (q[name] !== undefined && q[name].length > 1024) throw new AppError(400, 'invalid_request', `${name} must be at most 1024 characters`);
@@ -87,7 +89,7 @@ function listFilter(c: Context): Parameters<typeof listIngests>[1] {
   return {
     stream: q.stream, streamId: q.stream_id === undefined ? undefined : Number(q.stream_id), status, instrument: q.instrument, from, to,
     keyId: key.role === 'instrument' ? key.id : undefined, streams: key.streams,
-    after: q.after === undefined ? undefined : BigInt(q.after), limit,
+    after: q.after === undefined ? undefined : BigInt(q.after), before: q.before === undefined ? undefined : BigInt(q.before), limit,
   };
 }
 

@@ -2,7 +2,7 @@
 // unscoped key): POST /v1/keys answers with the secret once; GET lists; DELETE revokes.
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
-import { currentKey, need } from '../auth.ts';
+import { type Permission, allows, currentKey, need } from '../auth.ts';
 import { readJson } from '../json-body.ts';
 import { AppError } from '../../errors/index.ts';
 import { type ApiKey, type Role, createKey, listKeys, revokeKey } from '../../keys/api-keys.ts';
@@ -30,6 +30,19 @@ export function keyRoutes(deps: AppDeps): Hono {
     if (!Number.isSafeInteger(id) || id <= 0) throw new AppError(400, 'invalid_request', 'key id must be a positive integer');
     const actor = currentKey(c);
     return c.json(keyJson(await revokeKey(deps.db, id, { keyId: actor.id, role: actor.role })));
+  });
+  return app;
+}
+
+const PERMISSIONS: readonly Permission[] = ['streams:read', 'streams:write', 'ingest', 'query', 'ingests:read', 'provenance:read',
+  'originals:read', 'retract', 'audit:read', 'keys:admin', 'jobs:read', 'jobs:run', 'holds:read', 'holds:write'];
+
+/** GET /v1/whoami: the calling key (never its secret) and what its role may do, for the console. */
+export function whoamiRoutes(): Hono {
+  const app = new Hono();
+  app.get('/', need('streams:read'), (c) => {
+    const k = currentKey(c);
+    return c.json({ ...keyJson(k), permissions: PERMISSIONS.filter((p) => allows(k.role, p)) });
   });
   return app;
 }

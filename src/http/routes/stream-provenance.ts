@@ -1,7 +1,9 @@
 // Trace a value: GET /v1/streams/{stream}/provenance?time=<instant>&tag.<name>=<value>
 // [&resolution=raw|<level or interval>] answers which ingests hold the reading at that instant, or,
 // for a bucket resolution (1m, 1h, 1d, any fixed interval), which ingests the bucket containing
-// that instant aggregates. Buckets are aligned to the Unix epoch, as fixed-length rollup levels are.
+// that instant aggregates. Buckets are aligned to the Unix epoch, as fixed-length rollup levels are;
+// `to` instead names a bucket [time, to) anywhere (a bucket of resolution=auto, which starts at the
+// query's `from`).
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
 import { need } from '../auth.ts';
@@ -47,14 +49,20 @@ export function streamProvenanceRoutes(deps: AppDeps): Hono {
     const query = c.req.queries();
     const time = parseTimeParam('time', one(query, 'time'));
     if (time === null) throw new AppError(400, 'invalid_request', 'time is required: give the instant of the reading, e.g. time=2024-03-01T12:00:00.000001Z');
-    const bucketUs = bucketOf(one(query, 'resolution'));
+    const resolution = one(query, 'resolution');
+    const to = parseTimeParam('to', one(query, 'to'));
+    if (to !== null && resolution !== undefined) throw new AppError(400, 'invalid_request', 'give either resolution or to, not both');
+    if (to !== null && (to <= time || to - time > MAX_BUCKET_US)) {
+      throw new AppError(400, 'invalid_request', '`to` must be after `time`, at most 366 days later');
+    }
+    const bucketUs = to === null ? bucketOf(resolution) : to - time;
     const stream = await requireStream(deps.db.pool, name);
     const tags = tagFilters(stream, query);
-    const r = await traceReading(deps.db, { stream, time, tags, bucketUs });
+    const r = await traceReading(deps.db, { stream, time, tags, bucketUs, start: to !== null });
     return c.json({
       stream: stream.name,
       time: formatMicros(time),
-      resolution: bucketUs === null ? 'raw' : formatInterval(bucketUs),
+      resolution: bucketUs === null ? 'raw' : to !== null ? 'range' : formatInterval(bucketUs),
       range: { from: formatMicros(r.from), to: formatMicros(r.to) },
       tags: Object.fromEntries([...tags].map(([col, values]) => [col.name, values])),
       ingests: r.ingests.map((x) => ({ ...summary(x.ingest), rows_matched: x.rows_matched })),

@@ -1,5 +1,6 @@
 // Stream definitions: POST /v1/streams, GET /v1/streams, GET/PATCH/DELETE /v1/streams/{stream},
-// POST /v1/streams/{stream}/rename.
+// POST /v1/streams/{stream}/rename, GET /v1/streams/{stream}/activity (rows, last ingests, silent
+// instruments, rollup freshness).
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
 import { assertScope, currentKey, inScope, need } from '../auth.ts';
@@ -11,6 +12,7 @@ import { assertStreamName } from '../../streams/identifiers.ts';
 import { deleteStream, renameStream } from '../../streams/lifecycle.ts';
 import { validate } from '../../validation/json-schemas.ts';
 import { forgetStream } from '../../metrics/metrics.ts';
+import { streamActivity } from '../../streams/activity.ts';
 
 export function streamRoutes(deps: AppDeps): Hono {
   const app = new Hono();
@@ -34,6 +36,12 @@ export function streamRoutes(deps: AppDeps): Hono {
     const name = c.req.param('stream');
     assertStreamName(name);
     return c.json(streamJson(await requireStream(deps.db.pool, name)));
+  });
+
+  app.get('/:stream/activity', need('streams:read', { stream: (c) => c.req.param('stream') }), async (c) => {
+    const name = c.req.param('stream');
+    assertStreamName(name);
+    return c.json(await streamActivity(deps.db.pool, await requireStream(deps.db.pool, name)));
   });
 
   app.patch('/:stream', need('streams:write', { stream: (c) => c.req.param('stream') }), async (c) => {
