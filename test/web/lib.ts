@@ -5,11 +5,10 @@
 import type { AddressInfo } from 'node:net';
 import { inflateSync } from 'node:zlib';
 import { serve } from '@hono/node-server';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createTestApp, type TestApp } from '../helpers/app.ts';
 
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+export { launchChromium } from './browser.ts';
 
 export interface ConsoleServer {
   t: TestApp;
@@ -30,10 +29,6 @@ export async function startConsoleServer(): Promise<ConsoleServer> {
       await t.close();
     },
   };
-}
-
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
 
 export interface Session {
