@@ -24,13 +24,14 @@ async function jobsSection(sec) {
   const runs = h('div');
   const load = async () => {
     const { jobs } = await api('/v1/jobs');
-    clear(body, table(['Job', 'Schedule', 'Last run', 'Next run', 'Health', ''], jobs.map((j) => h('tr', { dataset: { job: j.job } },
-      h('th', { scope: 'row' }, j.job),
-      h('td', {}, describeSchedule(j)),
-      h('td', {}, j.last_run ? `${fmtTime(j.last_run.started_at)} · ${j.last_run.outcome}` : '—'),
-      h('td', {}, fmtTime(j.next_run_at ?? j.next_run)),
-      h('td', {}, j.healthy === false || j.health?.ok === false ? h('span.error', {}, `unhealthy${j.health?.reason ? `: ${j.health.reason}` : ''}`) : h('span.ok', {}, 'healthy')),
-      h('td', {}, can('jobs:run') ? h('button.small', { type: 'button', onclick: (e) => runNow(j.job, e.target) }, 'Run now') : null)))));
+    clear(body, table(['Job', 'Schedule', 'Last run', 'Next run', 'Health', ''], jobs.map((j) => h('tr', { dataset: { job: j.name } },
+      h('th', { scope: 'row' }, j.name, j.description ? h('div.muted', {}, j.description) : null),
+      h('td', {}, describeSchedule(j.schedule), j.scheduled_here === false ? h('div.muted', {}, 'not scheduled on this server (STRATA_JOBS=off)') : null),
+      h('td', {}, j.last_run ? `${fmtTime(j.last_run.started_at)} · ${j.last_run.outcome}` : '—',
+        j.last_success_at ? h('div.muted', {}, `last success ${fmtTime(j.last_success_at)}`) : null),
+      h('td', {}, fmtTime(j.next_run_at)),
+      h('td', {}, j.healthy ? h('span.ok', {}, 'healthy') : h('span.error', {}, `unhealthy${j.health ? `: ${j.health}` : ''}`)),
+      h('td', {}, can('jobs:run') ? h('button.small', { type: 'button', onclick: (e) => runNow(j.name, e.target) }, 'Run now') : null)))));
     const { runs: recent } = await api('/v1/jobs/runs?limit=15');
     clear(runs, h('h3', {}, 'Recent runs'), table(['Run', 'Job', 'Stream', 'Trigger', 'Started', 'Took', 'Outcome'], recent.map((r) => h('tr', {},
       h('td.num', {}, r.id), h('td', {}, r.job), h('td', {}, r.stream ?? 'all'), h('td', {}, r.trigger), h('td', {}, fmtTime(r.started_at)),
@@ -52,11 +53,18 @@ async function jobsSection(sec) {
   await load();
 }
 
-function describeSchedule(j) {
-  const s = j.schedule ?? j.interval ?? j.every;
+function span(msec) {
+  const s = msec / 1000;
+  if (s < 120) return `${+s.toFixed(1)} s`;
+  if (s < 7200) return `${+(s / 60).toFixed(1)} min`;
+  if (s < 172800) return `${+(s / 3600).toFixed(1)} h`;
+  return `${+(s / 86400).toFixed(1)} d`;
+}
+
+function describeSchedule(s) {
   if (!s) return '—';
-  if (typeof s === 'string') return s;
-  return Object.entries(s).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ');
+  return [h('div', {}, `every ${span(s.interval_ms)} (± ${span(s.jitter_ms)}), timeout ${span(s.timeout_ms)}, ${s.retries} retries`),
+    h('div.muted', {}, h('small', {}, s.settings))];
 }
 
 async function streamsSection(sec) {

@@ -132,7 +132,7 @@ export async function chartPage(root, params, current) {
 
   function plotWidth() {
     if (plot) return Math.max(2, Math.round(plot.bbox.width / devicePixelRatio));
-    return Math.max(2, plotBox.clientWidth - 70 * Math.min(2, new Set(st.fields.map(unitOf)).size) - 20);
+    return Math.max(2, plotBox.clientWidth - 70 * Math.min(2, new Set(st.fields.map((f) => unitOf(f) || f)).size) - 20);
   }
   const unitOf = (f) => stream.fields.find((x) => x.name === f)?.unit ?? '';
 
@@ -172,12 +172,23 @@ export async function chartPage(root, params, current) {
     const data = [Float64Array.from(times, (t) => Number(isoToUs(t)) / 1e6)];
     const num = (v) => (v === null || v === undefined ? null : typeof v === 'string' ? Number(v) : v);
     for (const s of series) {
-      const arrs = ['avg', 'min', 'max'].map(() => new Array(times.length).fill(null));
+      // Buckets this line has no row for stay undefined (drawn across: another line's bucket);
+      // a stretch longer than three of the line's usual steps is a gap (null: not drawn across).
+      const arrs = ['avg', 'min', 'max'].map(() => new Array(times.length).fill(undefined));
       const [ia, imin, imax] = ['avg', 'min', 'max'].map((a) => col.get(`${s.f}_${a}`));
+      const present = [];
       for (const r of body.rows) {
         if (gi !== undefined && r[gi] !== s.g) continue;
         const k = xi.get(r[0]);
         arrs[0][k] = num(r[ia]); arrs[1][k] = num(r[imin]); arrs[2][k] = num(r[imax]);
+        present.push(k);
+      }
+      present.sort((a, b) => a - b);
+      const steps = present.slice(1).map((k, i) => data[0][k] - data[0][present[i]]).sort((a, b) => a - b);
+      const usual = steps.length ? steps[Math.floor(steps.length / 2)] : 0;
+      for (let i = 1; i < present.length; i++) {
+        const a = present[i - 1];
+        if (present[i] - a > 1 && data[0][present[i]] - data[0][a] > 3 * usual) for (const arr of arrs) arr[a + 1] = null;
       }
       data.push(...arrs);
     }
@@ -191,8 +202,10 @@ export async function chartPage(root, params, current) {
     }
     shape = newShape;
     plot?.destroy();
-    const units = [...new Set(st.fields.map(unitOf))];
-    const scaleOf = (f) => `u${units.indexOf(unitOf(f))}`;
+    // One scale per unit; a field without a unit has a scale of its own.
+    const scaleKey = (f) => (unitOf(f) ? `unit:${unitOf(f)}` : `field:${f}`);
+    const scales = [...new Set(st.fields.map(scaleKey))];
+    const scaleOf = (f) => `u${scales.indexOf(scaleKey(f))}`;
     const opts = {
       width: plotBox.clientWidth - 8,
       height: Math.max(240, Math.min(420, window.innerHeight - 360)),
@@ -206,7 +219,7 @@ export async function chartPage(root, params, current) {
         const unit = unitOf(s.f);
         const fmt = (u, v) => (v === null ? '—' : `${+v.toPrecision(6)}${unit ? ` ${unit}` : ''}`);
         return [
-          { label, stroke: color, width: 1.5, scale: scaleOf(s.f), value: fmt, spanGaps: false },
+          { label, stroke: color, width: 1.5, scale: scaleOf(s.f), value: fmt },
           { label: `${label} min`, stroke: `${color}66`, width: 1, scale: scaleOf(s.f), value: fmt },
           { label: `${label} max`, stroke: `${color}66`, width: 1, scale: scaleOf(s.f), value: fmt },
         ];
@@ -214,10 +227,12 @@ export async function chartPage(root, params, current) {
       bands: series.map((s, i) => ({ series: [3 + i * 3, 2 + i * 3], fill: `${COLORS[i % COLORS.length]}26` })),
       axes: [
         { label: `Time (${st.tz})`, stroke: '#222', grid: { stroke: '#e3e3e3' }, values: (u, splits, ax, space, incr) => timeLabels(splits, incr, st.tz) },
-        ...units.slice(0, 2).map((u, i) => ({
-          scale: `u${i}`, side: i === 0 ? 3 : 1, stroke: '#222', grid: { show: i === 0, stroke: '#e3e3e3' },
-          label: `${st.fields.filter((f) => unitOf(f) === u).join(', ')}${u ? ` [${u}]` : ''}`, size: 70,
-        })),
+        ...scales.slice(0, 2).map((key, i) => {
+          const fields = st.fields.filter((f) => scaleKey(f) === key);
+          const u = unitOf(fields[0]);
+          return { scale: `u${i}`, side: i === 0 ? 3 : 1, stroke: '#222', grid: { show: i === 0, stroke: '#e3e3e3' },
+            label: `${fields.join(', ')}${u ? ` [${u}]` : ''}`, size: 70 };
+        }),
       ],
       hooks: {
         setSelect: [(u) => {
@@ -234,6 +249,8 @@ export async function chartPage(root, params, current) {
     };
     plot = new uPlot(opts, data, plotBox);
     plotBox.uplot = plot; // for the browser tests: positions of values on the canvas
+    // The legend names each line once: its min and max series are drawn as its band.
+    plot.root.querySelectorAll('.u-legend .u-series').forEach((el, i) => { if (i > 0 && (i - 1) % 3 !== 0) el.hidden = true; });
     plot.over.addEventListener('mousedown', () => { dragged = false; });
     plot.over.addEventListener('click', () => { if (!dragged) traceAt(plot.cursor.idx, plot.cursor.top); });
     plot.over.addEventListener('dblclick', () => reset());

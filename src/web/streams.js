@@ -26,7 +26,7 @@ export async function streamsPage(root) {
       h('td', {}, a?.last_ingest_at ? fmtTime(a.last_ingest_at) : '—',
         silent.map((x) => h('div.warn', { role: 'note' }, `⚠ ${x.instrument ?? 'unnamed instrument'} silent for ${fmtAgo(x.silent_seconds)} (usually every ${fmtAgo(x.usual_gap_seconds)})`))),
       h('td', {}, rollups.length === 0 ? h('span.muted', {}, 'no levels') : h('ul.plain', {}, rollups.map((r) =>
-        h('li', {}, h('strong', {}, r.level), ' to ', r.watermark ? fmtTime(r.watermark) : 'not built yet',
+        h('li', {}, h('strong', {}, r.level), r.watermark ? `: built to ${fmtTime(r.watermark)}` : ': not built yet',
           r.invalidations ? h('span.warn', {}, ` · ${r.invalidations} pending invalidation${r.invalidations > 1 ? 's' : ''} (${fmtTime(r.invalidated_from)} – ${fmtTime(r.invalidated_to)})`) : null)))));
   });
   root.append(table(['Stream', 'Tags', 'Fields [unit]', 'Rows', 'Time range', 'Last ingest', 'Rollups (watermark)'], rows));

@@ -121,6 +121,26 @@ async function main(): Promise<void> {
     const run = await call(server.url, 'POST', `/v1/jobs/rollups/run?stream=${STREAM}`) as { outcome: string };
     console.log(`rollups refreshed (${run.outcome}) in ${fmt((performance.now() - t) / 1000, 1)} s`);
 
+    if (process.env.BENCH_CONSOLE_PROBE) {
+      // Where a view's time goes: the same query with fewer aggregates, no group_by, CSV.
+      const base = `/v1/streams/${STREAM}/query?from=2024-03-01T00:00:00Z&to=2024-03-31T00:00:00Z&resolution=auto&max_points=1156&fields=temp_c`;
+      const zoomRange = `/v1/streams/${STREAM}/query?from=2024-03-10T00:00:00Z&to=2024-03-19T00:00:00Z&resolution=auto&max_points=1156&fields=temp_c`;
+      for (const [label, q] of [['30d min,max,avg by sample', `${base}&agg=min,max,avg&group_by=sample`], ['30d avg by sample', `${base}&agg=avg&group_by=sample`],
+        ['30d min,max,avg all tags', `${base}&agg=min,max,avg`], ['30d min,max,avg by sample csv', `${base}&agg=min,max,avg&group_by=sample&format=csv`],
+        ['9d min,max,avg by sample', `${zoomRange}&agg=min,max,avg&group_by=sample`], ['9d avg all tags', `${zoomRange}&agg=avg`]]) {
+        const times: number[] = [];
+        let served = '';
+        for (let i = 0; i < 7; i++) {
+          const s = performance.now();
+          const res = await fetch(`${server.url}${q}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+          await res.arrayBuffer();
+          served = res.headers.get('strata-served-by') ?? '';
+          times.push(performance.now() - s);
+        }
+        console.log(`  ${label}: median ${ms(median(times))} (${served})`);
+      }
+    }
+
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, baseURL: server.url });
     const page = await context.newPage();
     await page.goto('/');

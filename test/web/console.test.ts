@@ -116,7 +116,7 @@ describe('the console', () => {
       const pts: [number, number][] = [];
       for (let i = 0; i < u.data[0].length; i += Math.max(1, Math.floor(u.data[0].length / 12))) {
         const v = u.data[1][i];
-        if (v === null) continue;
+        if (v === null || v === undefined) continue;
         pts.push([o.left + u.valToPos(u.data[0][i]!, 'x'), o.top + u.valToPos(v, u.series[1].scale)]);
       }
       return { pts, blank: [o.left + 3, o.top + 3] as [number, number] };
