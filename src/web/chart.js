@@ -256,10 +256,19 @@ export async function chartPage(root, params, current) {
     plot.over.addEventListener('dblclick', () => reset());
   }
 
+  // The finest rollup level's interval, in seconds: edges of wide views are put on its grid, where
+  // the levels serve whole buckets (an edge inside a bucket is read from the raw rows).
+  const finestS = Math.min(...(Array.isArray(stream.rollups) ? stream.rollups : [])
+    .map((l) => intervalUs(typeof l === 'string' ? l : l?.name ?? l?.interval)).filter((x) => x !== null).map((x) => Number(x) / 1e6));
+
   function zoomTo(a, b) {
     if (!(b > a)) return;
     const minSpan = 0.002;
     if (b - a < minSpan) b = a + minSpan;
+    if (Number.isFinite(finestS) && b - a > 200 * finestS) {
+      a = Math.floor(a / finestS) * finestS;
+      b = Math.ceil(b / finestS) * finestS;
+    }
     st.range = 'custom';
     st.from = new Date(Math.floor(a * 1000)).toISOString();
     st.to = new Date(Math.ceil(b * 1000)).toISOString();

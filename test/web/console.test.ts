@@ -72,8 +72,14 @@ describe('the console', () => {
     await expect.poll(() => item.textContent()).toContain('Stored as ingest');
     expect(await item.textContent()).toContain('3,500');
     expect(await item.locator('progress').evaluate((p) => (p as unknown as { value: number }).value)).toBe(1);
-    // The same file again: the idempotency key (its SHA-256) makes it a duplicate.
-    await s.page.locator('#upload-files').setInputFiles(FIXTURE);
+    // The same file again, dropped on the page: the idempotency key (its SHA-256) makes it a duplicate.
+    const dropped = await s.page.evaluateHandle(`(() => {
+      const dt = new DataTransfer();
+      const bytes = Uint8Array.from(atob(${JSON.stringify(fixture.toString('base64'))}), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], 'logger_us.arrows'));
+      return dt;
+    })()`);
+    await s.page.locator('.drop').dispatchEvent('drop', { dataTransfer: dropped });
     const second = s.page.locator('ol.uploads li').nth(1);
     await expect.poll(() => second.getAttribute('data-status'), { timeout: 30_000 }).toBe('200');
     expect(await second.textContent()).toContain('Already stored');
