@@ -54,12 +54,10 @@ describe('GET /v1/streams/{stream}/activity', () => {
 
     // Silent: its last upload more than three usual gaps ago (the clock moved on by a day).
     const stream = await requireStream(t.db.pool, 'act');
-    const rig1 = a.instruments[0];
     const later = await streamActivity(t.db.pool, stream, new Date(Date.parse(a.last_ingest_at) + 86_400_000));
     expect(later.instruments.find((x) => x.instrument === 'rig-1')?.silent).toBe(true);
     const justAfter = await streamActivity(t.db.pool, stream, new Date(Date.parse(a.last_ingest_at)));
     expect(justAfter.instruments.find((x) => x.instrument === 'rig-1')?.silent).toBe(false);
-    expect(rig1.silent).toBe(false);
 
     // Invalidations below a watermark are listed per level.
     const run = await t.request('/v1/jobs/rollups/run?stream=act', { method: 'POST' });
