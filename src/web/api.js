@@ -57,13 +57,15 @@ export function qs(params) {
 }
 
 /** Upload with XMLHttpRequest, for its upload progress events. */
-export function upload(path, file, { contentType, idempotencyKey, onProgress }) {
+export function upload(path, file, { contentType, idempotencyKey, provenance, onProgress }) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', path);
     xhr.setRequestHeader('authorization', `Bearer ${session.key}`);
     xhr.setRequestHeader('content-type', contentType);
     if (idempotencyKey) xhr.setRequestHeader('idempotency-key', idempotencyKey);
+    // Header values are Latin-1: characters beyond ASCII go as JSON \u escapes.
+    if (provenance) xhr.setRequestHeader('strata-provenance', JSON.stringify(provenance).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
     const encoded = encodeURIComponent(file.name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
     const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, '_');
     xhr.setRequestHeader('content-disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`);

@@ -213,7 +213,7 @@ export async function chartPage(root, params, current) {
       scales: { x: { time: true, range: () => curX } },
       cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => () => null } },
       legend: { live: true },
-      series: [{ label: 'Time' }, ...series.flatMap((s, i) => {
+      series: [{ label: 'Time', value: (u, v) => (v === null || v === undefined ? '—' : fullTime(v, st.tz)) }, ...series.flatMap((s, i) => {
         const color = COLORS[i % COLORS.length];
         const label = `${s.f}${s.g !== null ? ` ${st.group}=${s.g}` : ''}`;
         const unit = unitOf(s.f);
@@ -387,6 +387,11 @@ function humanBucket(text) {
   if (s < 7200) return `${+(s / 60).toPrecision(3)} min`;
   if (s < 172800) return `${+(s / 3600).toPrecision(3)} h`;
   return `${+(s / 86400).toPrecision(3)} d`;
+}
+
+/** An instant in the chosen zone, to the second (the legend). */
+function fullTime(v, tz) {
+  return new Date(v * 1000).toLocaleString('sv-SE', { timeZone: tz, hour12: false });
 }
 
 /** Axis labels in the chosen zone, 24-hour clock, as precise as the tick spacing needs. */

@@ -39,6 +39,8 @@ export async function uploadPage(root, params) {
   const type = h('select', {}, TYPES.map(([v, l]) => h('option', { value: v }, l)));
   const create = h('input', { type: 'checkbox', checked: true, id: 'create-stream' });
   const input = h('input', { type: 'file', multiple: true, id: 'upload-files' });
+  const instrument = h('input', { type: 'text', maxlength: 256, spellcheck: 'false' });
+  const operator = h('input', { type: 'text', maxlength: 256 });
   const results = h('ol.uploads', { 'aria-live': 'polite' });
   const drop = h('div.drop', { tabindex: 0, role: 'button', 'aria-label': 'Drop files here, or press Enter to choose files',
     onclick: () => input.click(),
@@ -50,9 +52,18 @@ export async function uploadPage(root, params) {
   input.addEventListener('change', () => { send([...input.files]); input.value = ''; });
   root.append(h('form.controls', { onsubmit: (e) => e.preventDefault() },
     h('div.row', {}, field('Stream', stream, 'an existing stream, or a new name'), names, field('Format', type),
+      field('Instrument (optional)', instrument), field('Operator (optional)', operator),
       h('span.check', {}, create, h('label', { for: 'create-stream' }, 'create the stream if it does not exist')),
       field('Files', input))),
   drop, results);
+
+  /** Strata-Provenance: who and what made the files (recorded with each upload). */
+  function provenance() {
+    const p = {};
+    if (instrument.value.trim()) p.instrument = instrument.value.trim();
+    if (operator.value.trim()) p.operator = operator.value.trim();
+    return Object.keys(p).length ? p : null;
+  }
 
   async function send(files) {
     if (!stream.reportValidity()) return;
@@ -65,7 +76,7 @@ export async function uploadPage(root, params) {
       const sha = await sha256Hex(await file.arrayBuffer());
       const q = qs({ create: create.checked ? undefined : 'false' });
       const { status, body } = await upload(`/v1/streams/${encodeURIComponent(stream.value)}/ingest${q}`, file, {
-        contentType, idempotencyKey: `sha256:${sha}`, onProgress: (a, b) => { bar.value = a / b; },
+        contentType, idempotencyKey: `sha256:${sha}`, provenance: provenance(), onProgress: (a, b) => { bar.value = a / b; },
       });
       bar.value = 1;
       item.dataset.status = String(status);

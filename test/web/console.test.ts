@@ -42,6 +42,8 @@ const api = (p: string, init: RequestInit & { key?: string } = {}): Promise<Resp
 async function uploadThroughPage(s: Session): Promise<void> {
   await s.page.goto('/#/upload');
   await s.page.getByLabel('Stream', { exact: true }).fill(STREAM);
+  await s.page.getByLabel('Instrument (optional)').fill('logger-3');
+  await s.page.getByLabel('Operator (optional)').fill('Åsa Chen');
   await s.page.locator('#upload-files').setInputFiles(FIXTURE);
 }
 
@@ -192,6 +194,8 @@ describe('the console', () => {
     await card.waitFor();
     expect(await card.locator('code.sha').first().textContent()).toBe(fixtureSha);
     expect(await card.textContent()).toContain('logger_us.arrows');
+    expect(await card.textContent()).toContain('logger-3');
+    expect(await card.textContent()).toContain('Åsa Chen');
     await expect.poll(() => card.locator('details summary', { hasText: 'Audit entries' }).textContent()).toMatch(/Audit entries \([1-9]/);
     await s.page.screenshot({ path: 'docs/console.png' });
     const download = s.page.waitForEvent('download');
@@ -270,6 +274,29 @@ describe('the console', () => {
       const overflow = await s.page.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
       expect(overflow, hash).toBeLessThanOrEqual(1);
     }
+  });
+
+  it('shows rejected uploads with their reasons, and lets an auditor retract an ingest with a reason and a confirmation', async () => {
+    const other = await api('/v1/streams/lab2/ingest', { method: 'POST', headers: { 'content-type': 'application/vnd.apache.arrow.stream' }, body: new Uint8Array(fixture) });
+    const id = ((await other.json()) as { ingest: { id: string } }).ingest.id;
+    const bad = await api('/v1/streams/lab2/ingest', { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'no,time\n1,2\n' });
+    const badBody = await bad.json() as { code: string; ingest_id: string };
+    const s = await session();
+    await signIn(s.page, await srv.t.key('auditor'));
+    await s.page.goto('/#/ingests?stream=lab2');
+    const rejected = s.page.locator(`tr[data-ingest="${badBody.ingest_id}"]`);
+    await rejected.waitFor();
+    expect(await rejected.textContent()).toContain(badBody.code);
+    expect(await rejected.getByRole('button', { name: 'Retract' }).count()).toBe(0);
+    await s.page.locator(`tr[data-ingest="${id}"]`).getByRole('button', { name: 'Retract' }).click();
+    const dialog = s.page.getByRole('dialog');
+    await dialog.getByRole('button', { name: 'Retract' }).click(); // no reason: refused by the form
+    expect(await dialog.isVisible()).toBe(true);
+    await dialog.getByLabel(/Reason/).fill('sensor 3 miscalibrated');
+    await dialog.getByRole('button', { name: 'Retract' }).click();
+    await expect.poll(() => s.page.locator(`tr[data-ingest="${id}"]`).getAttribute('data-status')).toBe('retracted');
+    const rec = await (await api(`/v1/ingests/${id}`)).json() as { status: string; retraction: { reason: string } };
+    expect(rec).toMatchObject({ status: 'retracted', retraction: { reason: 'sensor 3 miscalibrated' } });
   });
 
   it('makes no request to any other host', () => {
