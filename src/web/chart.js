@@ -353,7 +353,10 @@ export async function chartPage(root, params, current) {
 
   async function download(format) {
     try {
-      const res = await apiRaw(queryUrl(format, plotWidth()));
+      // Exactly the view shown: the last query, in another format.
+      const u = last ? new URL(last.url, location.origin) : new URL(queryUrl(null, plotWidth()), location.origin);
+      u.searchParams.set('format', format);
+      const res = await apiRaw(`${u.pathname}${u.search}`);
       const [from, to] = viewRange();
       downloadBlob(await res.blob(), `${st.stream}_${from}_${to}.${format === 'csv' ? 'csv' : 'arrows'}`.replace(/[:]/g, ''));
     } catch (x) {

@@ -141,6 +141,13 @@ describe('the console', () => {
     for (const [x, y] of positions.pts) expect(inked(x, y), `line at ${x},${y}`).toBe(true);
     expect(box.width).toBeGreaterThan(600);
 
+    // The view as CSV: the same query with format=csv.
+    const csvDownload = s.page.waitForEvent('download');
+    await s.page.getByRole('button', { name: 'Download CSV' }).click();
+    const csv = await readFile((await (await csvDownload).path())!, 'utf8');
+    expect(csv.split('\n')[0]).toBe('time,temp_c_min,temp_c_max,temp_c_avg');
+    expect(csv.trim().split('\n')).toHaveLength(received.rows.length + 1);
+
     // Drag over the middle third: a new query with a narrower range inside the old one; the chart redraws.
     const draws = Number(await plot.getAttribute('data-draws'));
     const over = (await s.page.locator('.u-over').boundingBox())!;
@@ -172,6 +179,12 @@ describe('the console', () => {
     await s.page.locator('.u-over').dblclick();
     const b = new URL((await back).url());
     expect(Date.parse(b.searchParams.get('to')!) - Date.parse(b.searchParams.get('from')!)).toBe(t0 - f0);
+    // From the keyboard: → pans later by a quarter of the view.
+    await s.page.locator('.plot').focus();
+    const panned = s.page.waitForRequest((r) => r.url().includes('/query?') && r.url() !== b.toString());
+    await s.page.keyboard.press('ArrowRight');
+    const p = new URL((await panned).url());
+    expect(Date.parse(p.searchParams.get('from')!) - Date.parse(b.searchParams.get('from')!)).toBe((t0 - f0) / 4);
   });
 
   it('traces a clicked point to its ingest: the SHA-256 matches the posted file and the original downloads with it', async () => {
