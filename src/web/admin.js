@@ -1,7 +1,7 @@
 // Admin: jobs (schedule, last runs, health, run now), retention policies and rollup levels per
 // stream, legal holds (place, release with a reason) and API keys (create with the secret shown
 // once, list, revoke). Each section shows only what the key's role may do.
-import { api, post, can, qs } from './api.js';
+import { api, post, can } from './api.js';
 import { h, clear, field, fmtTime, table, copyButton, askReason, toast, problemText } from './dom.js';
 
 export async function adminPage(root) {
@@ -174,4 +174,3 @@ async function keysSection(sec) {
   await load();
 }
 
-export { qs };

@@ -1,5 +1,5 @@
 // The console's shell: sign-in, the navigation (only the pages the key's role may use), and a
-// hash router (#/page?state) so that every view can be reloaded and shared; the key is never in it.
+// hash router (router.js).
 import { api, session, can } from './api.js';
 import { h, clear, field, problemText } from './dom.js';
 import { streamsPage } from './streams.js';
@@ -8,6 +8,7 @@ import { ingestsPage } from './ingests.js';
 import { uploadPage } from './upload.js';
 import { auditPage } from './audit.js';
 import { adminPage } from './admin.js';
+import { route } from './router.js';
 
 const pages = [
   { path: 'streams', title: 'Streams', show: () => can('streams:read'), render: streamsPage },
@@ -19,18 +20,6 @@ const pages = [
 ];
 
 const main = document.getElementById('main');
-
-export function route() {
-  const raw = location.hash.replace(/^#\/?/, '');
-  const [path, query = ''] = raw.split('?');
-  return { path: path || 'streams', params: new URLSearchParams(query) };
-}
-
-/** Replaces the URL's state without re-rendering (the chart keeps its view in it). */
-export function setState(path, params) {
-  const q = params.toString();
-  history.replaceState(null, '', `#/${path}${q ? `?${q}` : ''}`);
-}
 
 function signInPage(message) {
   const key = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'strata_…' });

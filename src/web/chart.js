@@ -6,7 +6,7 @@
 import uPlot from './uplot.esm.js';
 import { apiRaw, api, can } from './api.js';
 import { h, field, fmtTime, downloadBlob, problemText } from './dom.js';
-import { route, setState } from './app.js';
+import { route, setState } from './router.js';
 import { isoToUs, usToIso, intervalUs, PRESETS } from './time.js';
 import { openTrace } from './trace.js';
 

@@ -45,7 +45,8 @@ export function fmtTime(iso, tz) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
   try {
-    return d.toLocaleString('sv-SE', { timeZone: tz || undefined, hour12: false }).replace(' ', ' ') + (tz ? '' : '');
+    // sv-SE writes ISO-like dates: 2024-03-01 00:29:09
+    return d.toLocaleString('sv-SE', { timeZone: tz || undefined, hour12: false });
   } catch {
     return d.toISOString();
   }

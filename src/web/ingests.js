@@ -2,7 +2,7 @@
 // reasons; a record's details; retraction (admin, auditor) with a reason and a confirmation.
 import { api, post, can, qs } from './api.js';
 import { h, clear, field, fmtTime, fmtNum, table, jsonBlock, askReason, toast, problemText } from './dom.js';
-import { setState } from './app.js';
+import { setState } from './router.js';
 
 const PAGE = 50;
 

@@ -2,7 +2,7 @@
 // ingests holding its readings (GET /v1/streams/{s}/provenance), each with its record
 // (GET /v1/ingests/{id}): file name, SHA-256, instrument, operator, attributes, mapping, warnings and
 // audit entries; the original (checked against its SHA-256 here too) and the PROV-JSON to download.
-import { api, apiRaw, can, qs } from './api.js';
+import { api, apiRaw, can } from './api.js';
 import { h, clear, fmtTime, fmtNum, copyButton, downloadBlob, jsonBlock, sha256Hex, problemText } from './dom.js';
 
 export async function openTrace(panel, p) {
@@ -80,4 +80,3 @@ async function downloadProv(i) {
   downloadBlob(await res.blob(), `ingest-${i.id}.prov.json`);
 }
 
-export { qs };
