@@ -11,6 +11,9 @@ import { isoToUs, usToIso, intervalUs, PRESETS } from './time.js';
 import { openTrace } from './trace.js';
 
 const COLORS = ['#1f5fbf', '#c0392b', '#1e8449', '#8e44ad', '#b9770e', '#117a8b', '#6c3483', '#a04000', '#2e4053', '#d35400'];
+// Fixed padding (uPlot otherwise sizes it from the tick labels), so that the drawing area's width —
+// the query's max_points — is known before the data is.
+const PADDING = [12, 24, 0, 8];
 const NUMERIC = new Set(['float8', 'float4', 'int2', 'int4', 'int8']);
 
 function zones() {
@@ -132,7 +135,16 @@ export async function chartPage(root, params, current) {
 
   function plotWidth() {
     if (plot) return Math.max(2, Math.round(plot.bbox.width / devicePixelRatio));
-    return Math.max(2, plotBox.clientWidth - 70 * Math.min(2, new Set(st.fields.map((f) => unitOf(f) || f)).size) - 20);
+    // Before the first draw: an empty plot with the same axes says how wide the drawing area is.
+    const axes = Math.min(2, new Set(st.fields.map((f) => unitOf(f) || f)).size);
+    const probe = new uPlot({
+      width: plotBox.clientWidth - 8, height: 100, scales: { x: { time: true } }, padding: PADDING,
+      series: [{}, ...Array.from({ length: axes }, (_, i) => ({ scale: `u${i}` }))],
+      axes: [{ label: 'x' }, ...Array.from({ length: axes }, (_, i) => ({ scale: `u${i}`, side: i === 0 ? 3 : 1, size: 70, label: 'y' }))],
+    }, [[], ...Array.from({ length: axes }, () => [])], h('div'));
+    const w = Math.round(probe.bbox.width / devicePixelRatio);
+    probe.destroy();
+    return Math.max(2, w);
   }
   const unitOf = (f) => stream.fields.find((x) => x.name === f)?.unit ?? '';
 
@@ -208,6 +220,7 @@ export async function chartPage(root, params, current) {
     const scaleOf = (f) => `u${scales.indexOf(scaleKey(f))}`;
     const opts = {
       width: plotBox.clientWidth - 8,
+      padding: PADDING,
       height: Math.max(240, Math.min(420, window.innerHeight - 360)),
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), st.tz),
       scales: { x: { time: true, range: () => curX } },

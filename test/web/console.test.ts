@@ -109,7 +109,7 @@ describe('the console', () => {
     const maxPoints = Number(url.searchParams.get('max_points'));
     await s.page.locator('.plot[data-draws]').waitFor();
     const plotWidth = await s.page.locator('.plot').evaluate((el) => Math.round((el as unknown as { uplot: { bbox: { width: number } } }).uplot.bbox.width / (globalThis as unknown as { devicePixelRatio: number }).devicePixelRatio));
-    expect(Math.abs(maxPoints - plotWidth)).toBeLessThanOrEqual(120); // the first query guesses the width; zooms use it exactly
+    expect(maxPoints).toBe(plotWidth);
     // The series the page received are what the API answers for that view.
     const direct = await (await api(`${url.pathname}${url.search}`)).json();
     expect(received).toEqual(direct);
