@@ -1,7 +1,8 @@
 // Writes an upload's batches into its stream inside the ingest transaction. Rows go through
 // one COPY for as long as the chunks they need exist; when a batch needs new chunks, they are
-// created on another connection (partitions/), the running COPY is finished, the new chunks are
-// locked here (which makes this transaction see them), and a new COPY continues.
+// created on another connection (partitions/) if no one has made them yet, the running COPY is
+// finished, the chunks new to this upload are locked here (which makes this transaction see them,
+// also those a concurrent upload attached), and a new COPY continues.
 import type { Db, PoolClient } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import type { ColumnBatch } from '../domain/types.ts';
@@ -37,16 +38,20 @@ export class RowWriter {
 
   async write(batch: ColumnBatch): Promise<void> {
     if (batch.length === 0) return;
-    const created = this.covered(batch.minTime, batch.maxTime) ? [] : await ensureChunks(this.db,
-      { streamId: this.stream.id, tableName: this.stream.tableName, chunkIntervalUs: this.stream.chunkIntervalUs },
-      batch.minTime, batch.maxTime, this.limits.maxNewChunks);
-    this.noteChunks(batch.minTime, batch.maxTime);
-    if (created.length > 0 && this.copy) {
-      this.rows += await this.copy.finish();
-      this.copy = null;
-    }
-    if (created.length > 0) {
-      await this.tx.query(`LOCK TABLE ${created.map((n) => qualified(DATA_SCHEMA, n)).join(', ')} IN ROW EXCLUSIVE MODE`);
+    if (!this.covered(batch.minTime, batch.maxTime)) {
+      await ensureChunks(this.db,
+        { streamId: this.stream.id, tableName: this.stream.tableName, chunkIntervalUs: this.stream.chunkIntervalUs },
+        batch.minTime, batch.maxTime, this.limits.maxNewChunks);
+      // Every chunk this upload needs for the first time is locked here, whoever created it: a
+      // concurrent upload may have attached it after this transaction last looked at the stream
+      // table, and only a newly taken lock makes PostgreSQL read the new partition list. A COPY
+      // routes its rows with the list it started with, so the running one is finished first.
+      const fresh = this.noteChunks(batch.minTime, batch.maxTime);
+      if (this.copy) {
+        this.rows += await this.copy.finish();
+        this.copy = null;
+      }
+      await this.tx.query(`LOCK TABLE ${fresh.map((n) => qualified(DATA_SCHEMA, n)).join(', ')} IN ROW EXCLUSIVE MODE`);
     }
     if (!this.copy) this.copy = this.openCopy(batch);
     const est = estimateRowBytes(batch);
@@ -78,13 +83,19 @@ export class RowWriter {
     return true;
   }
 
-  private noteChunks(min: bigint, max: bigint): void {
+  /** Records the chunks of [min, max] as made sure of; returns the table names new to this upload. */
+  private noteChunks(min: bigint, max: bigint): string[] {
     const { first, count } = chunkRangesCovering(min, max, this.stream.chunkIntervalUs);
+    const fresh: string[] = [];
     for (let i = 0n; i < count; i++) {
       const start = first + i * this.stream.chunkIntervalUs;
+      if (this.ensured.has(start)) continue;
       this.ensured.add(start);
-      this.chunks.add(chunkTableName(this.stream.tableName, start, this.stream.chunkIntervalUs));
+      const name = chunkTableName(this.stream.tableName, start, this.stream.chunkIntervalUs);
+      this.chunks.add(name);
+      fresh.push(name);
     }
+    return fresh;
   }
 
   /** Finishes the open COPY; returns the rows PostgreSQL stored for this upload. */
