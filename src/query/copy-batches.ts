@@ -1,0 +1,188 @@
+// Reads `COPY (SELECT …) TO STDOUT (FORMAT binary)` and decodes it straight into column buffers:
+// typed arrays for numbers and times, offsets plus UTF-8 bytes for text, bit-packed booleans and
+// validity, handed on as ColumnBatches (the shape the decoders give the COPY encoder). No value
+// is ever a JavaScript string or number on the way unless the output format needs one.
+//
+// The stream is pulled one socket read at a time, so a slow client slows the COPY (backpressure)
+// and memory stays at one batch plus one read.
+import type { ColumnBatch, ColumnData, ColumnType, StreamColumn, Validity } from '../domain/types.ts';
+
+/** µs from 1970-01-01 to PostgreSQL's epoch 2000-01-01, split in 32-bit halves for carry arithmetic. */
+const PG_EPOCH_US = 946_684_800_000_000;
+const EPOCH_LO = PG_EPOCH_US % 2 ** 32;
+const EPOCH_HI = Math.floor(PG_EPOCH_US / 2 ** 32);
+const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+interface Builder {
+  column: StreamColumn | null;
+  type: ColumnType | 'time';
+  rows: number;
+  /** 8-byte values (time, timestamptz, int8) as pairs of int32 words, little-endian. */
+  words?: Int32Array;
+  numbers?: Float64Array | Float32Array | Int16Array | Int32Array;
+  bits?: Uint8Array;
+  offsets?: Int32Array;
+  text?: Uint8Array;
+  textBytes: number;
+  nulls: Uint8Array | null;
+}
+
+function builder(column: StreamColumn | null, type: ColumnType | 'time', capacity: number): Builder {
+  const b: Builder = { column, type, rows: 0, textBytes: 0, nulls: null };
+  switch (type) {
+    case 'time': case 'timestamptz': case 'int8': b.words = new Int32Array(capacity * 2); break;
+    case 'float8': b.numbers = new Float64Array(capacity); break;
+    case 'float4': b.numbers = new Float32Array(capacity); break;
+    case 'int2': b.numbers = new Int16Array(capacity); break;
+    case 'int4': b.numbers = new Int32Array(capacity); break;
+    case 'bool': b.bits = new Uint8Array(Math.ceil(capacity / 8)); break;
+    case 'text': b.offsets = new Int32Array(capacity + 1); b.text = new Uint8Array(64 * 1024); break;
+  }
+  return b;
+}
+
+/** Decodes the binary COPY stream of a SELECT whose first column is `time` and the rest `columns`. */
+export class CopyBatchDecoder {
+  private pending: Buffer | null = null;
+  private headerDone = false;
+  private ended = false;
+  private builders: Builder[] = [];
+
+  constructor(private readonly columns: readonly StreamColumn[], private readonly batchRows = 65_536) {
+    this.reset();
+  }
+
+  private reset(): void {
+    this.builders = [builder(null, 'time', this.batchRows), ...this.columns.map((c) => builder(c, c.type, this.batchRows))];
+  }
+
+  get rows(): number {
+    return this.builders[0].rows;
+  }
+
+  /** Decodes what `chunk` completes; returns the batches that filled up. */
+  push(chunk: Buffer): ColumnBatch[] {
+    let buf = chunk;
+    if (this.pending) { buf = Buffer.concat([this.pending, chunk]); this.pending = null; }
+    let pos = 0;
+    if (!this.headerDone) {
+      if (buf.length < 19) { this.pending = buf; return []; }
+      if (!buf.subarray(0, 11).equals(SIGNATURE)) throw new Error('not a binary COPY stream (bad signature)');
+      pos = 19 + buf.readInt32BE(15);
+      this.headerDone = true;
+    }
+    const out: ColumnBatch[] = [];
+    const width = this.builders.length;
+    while (pos + 2 <= buf.length) {
+      const count = buf.readInt16BE(pos);
+      if (count === -1) { this.ended = true; pos += 2; break; }
+      if (count !== width) throw new Error(`binary COPY row has ${count} fields, expected ${width}`);
+      // The whole tuple must be here before any of it is decoded.
+      let end = pos + 2;
+      let complete = true;
+      for (let i = 0; i < width; i++) {
+        if (end + 4 > buf.length) { complete = false; break; }
+        const len = buf.readInt32BE(end);
+        end += 4 + (len > 0 ? len : 0);
+        if (end > buf.length) { complete = false; break; }
+      }
+      if (!complete) break;
+      this.decodeTuple(buf, pos + 2);
+      pos = end;
+      if (this.builders[0].rows === this.batchRows) { out.push(this.take()); }
+    }
+    if (pos < buf.length && !this.ended) this.pending = buf.subarray(pos);
+    return out;
+  }
+
+  /** The rows decoded since the last full batch, if any; checks the stream ended properly. */
+  finish(): ColumnBatch | null {
+    if (!this.ended) throw new Error('binary COPY stream ended without its trailer');
+    return this.builders[0].rows > 0 ? this.take() : null;
+  }
+
+  private decodeTuple(buf: Buffer, start: number): void {
+    let p = start;
+    for (const b of this.builders) {
+      const len = buf.readInt32BE(p);
+      p += 4;
+      const r = b.rows++;
+      if (len === -1) {
+        b.nulls ??= new Uint8Array(Math.ceil(this.batchRows / 8));
+        b.nulls[r >> 3] |= 1 << (r & 7);
+        if (b.offsets) b.offsets[r + 1] = b.textBytes;
+        continue;
+      }
+      switch (b.type) {
+        case 'time': case 'timestamptz': {
+          // PostgreSQL's µs since 2000 → µs since 1970, as 64-bit addition on 32-bit halves.
+          const hi = buf.readInt32BE(p);
+          const lo = buf.readUInt32BE(p + 4);
+          const sum = lo + EPOCH_LO;
+          const words = b.words as Int32Array;
+          words[2 * r] = sum | 0;
+          words[2 * r + 1] = hi + EPOCH_HI + (sum >= 2 ** 32 ? 1 : 0);
+          break;
+        }
+        case 'int8': {
+          const words = b.words as Int32Array;
+          words[2 * r] = buf.readInt32BE(p + 4);
+          words[2 * r + 1] = buf.readInt32BE(p);
+          break;
+        }
+        case 'float8': (b.numbers as Float64Array)[r] = buf.readDoubleBE(p); break;
+        case 'float4': (b.numbers as Float32Array)[r] = buf.readFloatBE(p); break;
+        case 'int2': (b.numbers as Int16Array)[r] = buf.readInt16BE(p); break;
+        case 'int4': (b.numbers as Int32Array)[r] = buf.readInt32BE(p); break;
+        case 'bool': if (buf[p] !== 0) (b.bits as Uint8Array)[r >> 3] |= 1 << (r & 7); break;
+        default: {
+          let text = b.text as Uint8Array;
+          if (b.textBytes + len > text.length) {
+            const grown = new Uint8Array(Math.max(text.length * 2, b.textBytes + len));
+            grown.set(text.subarray(0, b.textBytes));
+            b.text = text = grown;
+          }
+          text.set(buf.subarray(p, p + len), b.textBytes);
+          b.textBytes += len;
+          (b.offsets as Int32Array)[r + 1] = b.textBytes;
+        }
+      }
+      p += len;
+    }
+  }
+
+  private take(): ColumnBatch {
+    const [timeB, ...rest] = this.builders;
+    const n = timeB.rows;
+    const time = new BigInt64Array((timeB.words as Int32Array).buffer, 0, n);
+    const columns: ColumnData[] = rest.map((b) => ({ column: b.column as StreamColumn, values: valuesOf(b, n), validity: validityOf(b) }));
+    this.reset();
+    // Rows come ordered by time, so the extremes are the first and last.
+    return { length: n, time, minTime: time[0], maxTime: time[n - 1], columns };
+  }
+}
+
+function validityOf(b: Builder): Validity | null {
+  if (!b.nulls) return null;
+  // The builder marks nulls; Arrow's validity marks values.
+  const bitmap = b.nulls;
+  for (let i = 0; i < bitmap.length; i++) bitmap[i] = ~bitmap[i];
+  return { bitmap, offset: 0 };
+}
+
+function valuesOf(b: Builder, n: number): ColumnData['values'] {
+  switch (b.type) {
+    case 'timestamptz': case 'int8': return { kind: 'bigint', values: new BigInt64Array((b.words as Int32Array).buffer, 0, n) };
+    case 'bool': return { kind: 'bits', bitmap: b.bits as Uint8Array, offset: 0 };
+    case 'text': return { kind: 'utf8', offsets: (b.offsets as Int32Array).subarray(0, n + 1), data: (b.text as Uint8Array).subarray(0, b.textBytes) };
+    default: return { kind: 'number', values: (b.numbers as Float64Array).subarray(0, n) };
+  }
+}
+
+/** Decodes a binary COPY byte stream into batches, pulling one chunk at a time. */
+export async function* decodeCopyStream(source: AsyncIterable<Buffer>, columns: readonly StreamColumn[], batchRows?: number): AsyncGenerator<ColumnBatch> {
+  const decoder = new CopyBatchDecoder(columns, batchRows);
+  for await (const chunk of source) yield* decoder.push(chunk);
+  const last = decoder.finish();
+  if (last) yield last;
+}
