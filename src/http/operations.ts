@@ -87,6 +87,8 @@ export const operations: readonly Operation[] = [
     ok: { status: 200, description: 'ready (503 with the same body when not)', content: json('Readiness') } },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics',
     ok: { status: 200, description: 'Prometheus text exposition format', content: { 'text/plain; version=0.0.4; charset=utf-8': str() } } },
+  { method: 'get', path: '/client/strata.py', summary: 'The Python client (one file, standard library only)',
+    ok: { status: 200, description: 'Python source', content: { 'text/x-python; charset=utf-8': str() } } },
   { method: 'get', path: '/openapi.json', summary: 'This API description (OpenAPI 3.1)',
     ok: { status: 200, description: 'the OpenAPI document', content: { 'application/json': { type: 'object' } } } },
 
