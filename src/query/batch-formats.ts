@@ -53,52 +53,185 @@ function float4Text(x: number): string {
   return String(Number(x.toPrecision(9)));
 }
 
-type CellText = (r: number) => string | null;
-
 function isNull(validity: ColumnData['validity'], r: number): boolean {
   if (!validity) return false;
   const i = validity.offset + r;
   return (validity.bitmap[i >> 3] & (1 << (i & 7))) === 0;
 }
 
-/** A function from row to the value's text (unquoted), or null for null. */
-function cellText(col: ColumnData): CellText {
-  const { values, validity } = col;
-  const guard = (f: (r: number) => string): CellText => (validity ? (r) => (isNull(validity, r) ? null : f(r)) : f);
+/**
+ * The text of every value of a column (unquoted), or null for nulls: one tight loop per column
+ * and value layout, which is where the time of CSV and JSON goes.
+ */
+function columnTexts(col: ColumnData, n: number): (string | null)[] {
+  const out: (string | null)[] = new Array<string | null>(n);
+  const { values } = col;
   switch (values.kind) {
     case 'number': {
       const v = values.values;
-      return guard(col.column.type === 'float4' ? (r) => float4Text(v[r]) : (r) => float8Text(v[r]));
+      if (col.column.type === 'float4') for (let r = 0; r < n; r++) out[r] = float4Text(v[r]);
+      else if (col.column.type === 'float8') for (let r = 0; r < n; r++) out[r] = float8Text(v[r]);
+      else for (let r = 0; r < n; r++) out[r] = String(v[r]);
+      break;
     }
     case 'bigint': {
       const v = values.values;
       if (col.column.type === 'timestamptz') {
         const words = new Int32Array(v.buffer, v.byteOffset, v.length * 2);
-        return guard((r) => timeText(words, r, v));
+        for (let r = 0; r < n; r++) out[r] = timeText(words, r, v);
+      } else {
+        for (let r = 0; r < n; r++) out[r] = String(v[r]);
       }
-      return guard((r) => String(v[r]));
+      break;
     }
     case 'bits': {
       const { bitmap, offset } = values;
-      return guard((r) => ((bitmap[(offset + r) >> 3] & (1 << ((offset + r) & 7))) !== 0 ? 'true' : 'false'));
+      for (let r = 0; r < n; r++) out[r] = (bitmap[(offset + r) >> 3] & (1 << ((offset + r) & 7))) !== 0 ? 'true' : 'false';
+      break;
     }
     case 'utf8': {
       const { offsets, data } = values;
       const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      return guard((r) => b.toString('utf8', offsets[r], offsets[r + 1]));
+      // Tags repeat: the previous value's bytes are compared before a new string is made.
+      let prev = '';
+      let prevStart = -1;
+      let prevLen = -1;
+      for (let r = 0; r < n; r++) {
+        const a = offsets[r];
+        const len = offsets[r + 1] - a;
+        if (len !== prevLen || b.compare(b, prevStart, prevStart + prevLen, a, a + len) !== 0) {
+          prev = b.toString('utf8', a, a + len);
+          prevStart = a;
+          prevLen = len;
+        }
+        out[r] = prev;
+      }
+      break;
     }
     case 'strings': {
       const v = values.values;
-      return (r) => (isNull(validity, r) ? null : v[r]);
+      for (let r = 0; r < n; r++) out[r] = v[r];
+      break;
+    }
+    default:
+      throw new Error(`raw export: column ${col.column.name} arrives as ${values.kind}, which the writers do not take`);
+  }
+  if (col.validity) for (let r = 0; r < n; r++) if (isNull(col.validity, r)) out[r] = null;
+  return out;
+}
+
+/** Output bytes of one batch, written in place: each cell's text dies young, no batch-sized string is built. */
+class Sink {
+  buf = Buffer.allocUnsafe(1 << 20);
+  pos = 0;
+
+  ensure(more: number): void {
+    if (this.pos + more <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + more));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+
+  /** ASCII text (numbers, times, booleans). */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    this.pos += this.buf.write(s, this.pos, 'latin1');
+  }
+
+  utf8(s: string): void {
+    this.ensure(s.length * 3);
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = c;
+  }
+
+  take(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(1 << 20);
+    this.pos = 0;
+    return out;
+  }
+}
+
+/** Writes the value of row r (known not null) as text; `quote` makes text JSON or CSV text. */
+type CellWriter = (r: number, out: Sink) => void;
+
+function cellWriter(col: ColumnData, style: 'csv' | 'json'): CellWriter {
+  const { values } = col;
+  const type = col.column.type;
+  switch (values.kind) {
+    case 'number': {
+      const v = values.values;
+      const text = type === 'float4' ? float4Text : type === 'float8' ? float8Text : String;
+      if (style === 'json' && (type === 'float4' || type === 'float8')) {
+        return (r, out) => { const x = v[r]; out.ascii(Number.isFinite(x) ? text(x) : `"${text(x)}"`); };
+      }
+      return (r, out) => out.ascii(text(v[r]));
+    }
+    case 'bigint': {
+      const v = values.values;
+      if (type === 'timestamptz') {
+        const words = new Int32Array(v.buffer, v.byteOffset, v.length * 2);
+        return style === 'json' ? (r, out) => out.ascii(`"${timeText(words, r, v)}"`) : (r, out) => out.ascii(timeText(words, r, v));
+      }
+      return (r, out) => out.ascii(String(v[r]));
+    }
+    case 'bits': {
+      const { bitmap, offset } = values;
+      return (r, out) => out.ascii((bitmap[(offset + r) >> 3] & (1 << ((offset + r) & 7))) !== 0 ? 'true' : 'false');
+    }
+    case 'utf8': {
+      const { offsets, data } = values;
+      const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      // Text that needs no quoting or escaping is copied as bytes; the rest goes through a string.
+      return (r, out) => {
+        const start = offsets[r];
+        const end = offsets[r + 1];
+        let simple = end > start || style === 'json';
+        for (let i = start; i < end && simple; i++) { const c = b[i]; simple = c >= 0x20 && c !== 0x22 && c !== 0x2c && c !== 0x5c; }
+        if (simple) {
+          if (style === 'json') out.byte(0x22);
+          out.ensure(end - start);
+          b.copy(out.buf, out.pos, start, end);
+          out.pos += end - start;
+          if (style === 'json') out.byte(0x22);
+          return;
+        }
+        const s = b.toString('utf8', start, end);
+        out.utf8(style === 'json' ? JSON.stringify(s) : csvQuote(s));
+      };
+    }
+    case 'strings': {
+      const v = values.values;
+      return (r, out) => {
+        const s = v[r] as string;
+        out.utf8(style === 'json' ? JSON.stringify(s) : csvQuote(s));
+      };
     }
     default:
       throw new Error(`raw export: column ${col.column.name} arrives as ${values.kind}, which the writers do not take`);
   }
 }
 
-function timeColumn(batch: ColumnBatch): CellText {
+/** Writes the rows of a batch: `[` / `]` and `null` for JSON, nothing for CSV's nulls. */
+function writeRows(batch: ColumnBatch, style: 'csv' | 'json', out: Sink, first: boolean): void {
   const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, batch.length * 2);
-  return (r) => timeText(words, r, batch.time);
+  const writers = batch.columns.map((c) => cellWriter(c, style));
+  const validity = batch.columns.map((c) => c.validity);
+  const width = writers.length;
+  for (let r = 0; r < batch.length; r++) {
+    if (style === 'json') out.ascii(first && r === 0 ? '\n["' : ',\n["');
+    out.ascii(timeText(words, r, batch.time));
+    if (style === 'json') out.byte(0x22);
+    for (let i = 0; i < width; i++) {
+      out.byte(0x2c);
+      if (isNull(validity[i], r)) { if (style === 'json') out.ascii('null'); } else writers[i](r, out);
+    }
+    out.byte(style === 'json' ? 0x5d : 0x0a);
+  }
 }
 
 function csvQuote(s: string): string {
@@ -106,38 +239,21 @@ function csvQuote(s: string): string {
 }
 
 export function csvBatchFormatter(): BatchFormatter {
+  const out = new Sink();
   return {
     contentType: 'text/csv; charset=utf-8',
     begin: (cols) => enc.encode(`${cols.map((c) => csvQuote(c.name)).join(',')}\n`),
     batch(batch) {
-      const cells = [timeColumn(batch), ...batch.columns.map((c) => {
-        const f = cellText(c);
-        return c.column.type === 'text' ? (r: number) => { const s = f(r); return s === null ? null : csvQuote(s); } : f;
-      })];
-      let out = '';
-      for (let r = 0; r < batch.length; r++) {
-        let line = cells[0](r) as string;
-        for (let i = 1; i < cells.length; i++) line += `,${cells[i](r) ?? ''}`;
-        out += `${line}\n`;
-      }
-      return enc.encode(out);
+      writeRows(batch, 'csv', out, false);
+      return out.take();
     },
     end: () => new Uint8Array(0),
   };
 }
 
-const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
-
-function jsonCell(type: ResultType, f: CellText): CellText {
-  switch (type) {
-    case 'timestamptz': case 'text': return (r) => { const s = f(r); return s === null ? 'null' : JSON.stringify(s); };
-    case 'float8': case 'float4': return (r) => { const s = f(r); return s === null ? 'null' : NON_FINITE.has(s) ? `"${s}"` : s; };
-    default: return (r) => f(r) ?? 'null';
-  }
-}
-
 export function jsonBatchFormatter(): BatchFormatter {
   let first = true;
+  const out = new Sink();
   return {
     contentType: 'application/json',
     begin(cols, meta) {
@@ -145,16 +261,9 @@ export function jsonBatchFormatter(): BatchFormatter {
       return enc.encode(`${head.slice(0, -1)},"rows":[`);
     },
     batch(batch) {
-      const time = timeColumn(batch);
-      const cells = batch.columns.map((c) => jsonCell(c.column.type, cellText(c)));
-      let out = '';
-      for (let r = 0; r < batch.length; r++) {
-        let line = `${first ? '\n' : ',\n'}["${time(r)}"`;
-        first = false;
-        for (const cell of cells) line += `,${cell(r)}`;
-        out += `${line}]`;
-      }
-      return enc.encode(out);
+      writeRows(batch, 'json', out, first);
+      if (batch.length > 0) first = false;
+      return out.take();
     },
     end(meta) {
       const tail = JSON.stringify(meta);
@@ -201,10 +310,7 @@ function arrowData(col: ColumnData, n: number): Data {
       return makeData({ type: type as Utf8, length: n, nullCount: nulls, nullBitmap, valueOffsets: Int32Array.from(v.offsets, (o) => o - v.offsets[0]), data: v.data.subarray(v.offsets[0]) });
     }
     default: {
-      const cell = cellText(col);
-      const strings: string[] = [];
-      for (let r = 0; r < n; r++) strings.push(cell(r) ?? '');
-      const bytes = strings.map((s) => enc.encode(s));
+      const bytes = columnTexts(col, n).map((s) => enc.encode(s ?? ''));
       const offsets = new Int32Array(n + 1);
       for (let r = 0; r < n; r++) offsets[r + 1] = offsets[r] + bytes[r].length;
       const data = new Uint8Array(offsets[n]);

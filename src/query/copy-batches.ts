@@ -13,32 +13,50 @@ const EPOCH_LO = PG_EPOCH_US % 2 ** 32;
 const EPOCH_HI = Math.floor(PG_EPOCH_US / 2 ** 32);
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
+/** Column kinds, as small integers: the decoding loop switches on them for every value. */
+const enum Kind { Micros, Int8, Float8, Float4, Int2, Int4, Bool, Text }
+
+const KIND: Record<ColumnType | 'time', Kind> = {
+  time: Kind.Micros, timestamptz: Kind.Micros, int8: Kind.Int8, float8: Kind.Float8, float4: Kind.Float4,
+  int2: Kind.Int2, int4: Kind.Int4, bool: Kind.Bool, text: Kind.Text,
+};
+
+/**
+ * One column's buffers. Every builder has every property, set in the same order, so that the
+ * decoding loop sees one object shape.
+ */
 interface Builder {
   column: StreamColumn | null;
-  type: ColumnType | 'time';
+  kind: Kind;
   rows: number;
   /** 8-byte values (time, timestamptz, int8) as pairs of int32 words, little-endian. */
-  words?: Int32Array;
-  numbers?: Float64Array | Float32Array | Int16Array | Int32Array;
-  bits?: Uint8Array;
-  offsets?: Int32Array;
-  text?: Uint8Array;
+  words: Int32Array | null;
+  f8: Float64Array | null;
+  f4: Float32Array | null;
+  i2: Int16Array | null;
+  i4: Int32Array | null;
+  bits: Uint8Array | null;
+  offsets: Int32Array | null;
+  text: Uint8Array | null;
   textBytes: number;
   nulls: Uint8Array | null;
 }
 
 function builder(column: StreamColumn | null, type: ColumnType | 'time', capacity: number): Builder {
-  const b: Builder = { column, type, rows: 0, textBytes: 0, nulls: null };
-  switch (type) {
-    case 'time': case 'timestamptz': case 'int8': b.words = new Int32Array(capacity * 2); break;
-    case 'float8': b.numbers = new Float64Array(capacity); break;
-    case 'float4': b.numbers = new Float32Array(capacity); break;
-    case 'int2': b.numbers = new Int16Array(capacity); break;
-    case 'int4': b.numbers = new Int32Array(capacity); break;
-    case 'bool': b.bits = new Uint8Array(Math.ceil(capacity / 8)); break;
-    case 'text': b.offsets = new Int32Array(capacity + 1); b.text = new Uint8Array(64 * 1024); break;
-  }
-  return b;
+  const kind = KIND[type];
+  return {
+    column, kind, rows: 0,
+    words: kind === Kind.Micros || kind === Kind.Int8 ? new Int32Array(capacity * 2) : null,
+    f8: kind === Kind.Float8 ? new Float64Array(capacity) : null,
+    f4: kind === Kind.Float4 ? new Float32Array(capacity) : null,
+    i2: kind === Kind.Int2 ? new Int16Array(capacity) : null,
+    i4: kind === Kind.Int4 ? new Int32Array(capacity) : null,
+    bits: kind === Kind.Bool ? new Uint8Array(Math.ceil(capacity / 8)) : null,
+    offsets: kind === Kind.Text ? new Int32Array(capacity + 1) : null,
+    text: kind === Kind.Text ? new Uint8Array(64 * 1024) : null,
+    textBytes: 0,
+    nulls: null,
+  };
 }
 
 /** Decodes the binary COPY stream of a SELECT whose first column is `time` and the rest `columns`. */
@@ -103,38 +121,40 @@ export class CopyBatchDecoder {
 
   private decodeTuple(buf: Buffer, start: number): void {
     let p = start;
-    for (const b of this.builders) {
+    const builders = this.builders;
+    for (let i = 0; i < builders.length; i++) {
+      const b = builders[i];
       const len = buf.readInt32BE(p);
       p += 4;
       const r = b.rows++;
       if (len === -1) {
         b.nulls ??= new Uint8Array(Math.ceil(this.batchRows / 8));
         b.nulls[r >> 3] |= 1 << (r & 7);
-        if (b.offsets) b.offsets[r + 1] = b.textBytes;
+        if (b.offsets !== null) b.offsets[r + 1] = b.textBytes;
         continue;
       }
-      switch (b.type) {
-        case 'time': case 'timestamptz': {
+      switch (b.kind) {
+        case Kind.Micros: {
           // PostgreSQL's µs since 2000 → µs since 1970, as 64-bit addition on 32-bit halves.
           const hi = buf.readInt32BE(p);
           const lo = buf.readUInt32BE(p + 4);
           const sum = lo + EPOCH_LO;
           const words = b.words as Int32Array;
           words[2 * r] = sum | 0;
-          words[2 * r + 1] = hi + EPOCH_HI + (sum >= 2 ** 32 ? 1 : 0);
+          words[2 * r + 1] = hi + EPOCH_HI + (sum >= 4294967296 ? 1 : 0);
           break;
         }
-        case 'int8': {
+        case Kind.Int8: {
           const words = b.words as Int32Array;
           words[2 * r] = buf.readInt32BE(p + 4);
           words[2 * r + 1] = buf.readInt32BE(p);
           break;
         }
-        case 'float8': (b.numbers as Float64Array)[r] = buf.readDoubleBE(p); break;
-        case 'float4': (b.numbers as Float32Array)[r] = buf.readFloatBE(p); break;
-        case 'int2': (b.numbers as Int16Array)[r] = buf.readInt16BE(p); break;
-        case 'int4': (b.numbers as Int32Array)[r] = buf.readInt32BE(p); break;
-        case 'bool': if (buf[p] !== 0) (b.bits as Uint8Array)[r >> 3] |= 1 << (r & 7); break;
+        case Kind.Float8: (b.f8 as Float64Array)[r] = buf.readDoubleBE(p); break;
+        case Kind.Float4: (b.f4 as Float32Array)[r] = buf.readFloatBE(p); break;
+        case Kind.Int2: (b.i2 as Int16Array)[r] = buf.readInt16BE(p); break;
+        case Kind.Int4: (b.i4 as Int32Array)[r] = buf.readInt32BE(p); break;
+        case Kind.Bool: if (buf[p] !== 0) (b.bits as Uint8Array)[r >> 3] |= 1 << (r & 7); break;
         default: {
           let text = b.text as Uint8Array;
           if (b.textBytes + len > text.length) {
@@ -142,7 +162,8 @@ export class CopyBatchDecoder {
             grown.set(text.subarray(0, b.textBytes));
             b.text = text = grown;
           }
-          text.set(buf.subarray(p, p + len), b.textBytes);
+          if (len <= 32) for (let k = 0; k < len; k++) text[b.textBytes + k] = buf[p + k];
+          else text.set(buf.subarray(p, p + len), b.textBytes);
           b.textBytes += len;
           (b.offsets as Int32Array)[r + 1] = b.textBytes;
         }
@@ -171,11 +192,14 @@ function validityOf(b: Builder): Validity | null {
 }
 
 function valuesOf(b: Builder, n: number): ColumnData['values'] {
-  switch (b.type) {
-    case 'timestamptz': case 'int8': return { kind: 'bigint', values: new BigInt64Array((b.words as Int32Array).buffer, 0, n) };
-    case 'bool': return { kind: 'bits', bitmap: b.bits as Uint8Array, offset: 0 };
-    case 'text': return { kind: 'utf8', offsets: (b.offsets as Int32Array).subarray(0, n + 1), data: (b.text as Uint8Array).subarray(0, b.textBytes) };
-    default: return { kind: 'number', values: (b.numbers as Float64Array).subarray(0, n) };
+  switch (b.kind) {
+    case Kind.Micros: case Kind.Int8: return { kind: 'bigint', values: new BigInt64Array((b.words as Int32Array).buffer, 0, n) };
+    case Kind.Bool: return { kind: 'bits', bitmap: b.bits as Uint8Array, offset: 0 };
+    case Kind.Text: return { kind: 'utf8', offsets: (b.offsets as Int32Array).subarray(0, n + 1), data: (b.text as Uint8Array).subarray(0, b.textBytes) };
+    case Kind.Float8: return { kind: 'number', values: (b.f8 as Float64Array).subarray(0, n) };
+    case Kind.Float4: return { kind: 'number', values: (b.f4 as Float32Array).subarray(0, n) };
+    case Kind.Int2: return { kind: 'number', values: (b.i2 as Int16Array).subarray(0, n) };
+    default: return { kind: 'number', values: (b.i4 as Int32Array).subarray(0, n) };
   }
 }
 

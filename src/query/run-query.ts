@@ -109,7 +109,7 @@ async function* render(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Ui
 /** The formatted response body, chunk by chunk. */
 export function renderQuery(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Uint8Array> {
   const body = render(plan, format);
-  return format === 'parquet' ? parquetFromArrow(body, schemaMetadata(plan.meta)) : body;
+  return format === 'parquet' ? parquetFromArrow(body, schemaMetadata(plan.meta), plan.columns.filter((c) => c.type === 'text').map((c) => c.name)) : body;
 }
 
 const CONTENT_TYPES: Record<OutputFormat, string> = {

@@ -98,6 +98,7 @@ describe('raw export read back by polars', () => {
 
   it('JSON: int8 digits and float text exact', async () => {
     const text = (await body('json')).toString('utf8');
+    expect((JSON.parse(text) as { row_count: number }).row_count).toBe(N);
     const rows = text.split('\n').filter((l) => l.startsWith('['));
     expect(rows).toHaveLength(N);
     const i8 = valuesOf(source).i8;
