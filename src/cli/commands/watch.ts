@@ -28,7 +28,9 @@ has it taken at once. Files go up oldest first, one at a time.
   --journal FILE     the journal (default DIR/.strata-watch.jsonl): which files were stored,
                      with their size, SHA-256 and ingest id; append-only, fsync'ed
   --poll SECONDS     how often the folder is scanned besides change notifications (default 2)
+  --backoff SECONDS  first wait before a retry (default 1), doubling up to --max-backoff
   --max-backoff SECONDS  longest wait between retries while the server is away (default 60)
+  --retries N        give up on a file after N retries (default: never; with --once, exit 3)
   --once             upload what is in DIR, then exit
 ${CONNECTION_USAGE}
 Every upload is logged on stdout with its ingest id. A file the server refuses (4xx) is logged,
