@@ -91,8 +91,10 @@ export class CopyBatchDecoder {
     }
     const out: ColumnBatch[] = [];
     const width = this.builders.length;
+    // DataView reads are inlined by V8; Buffer's readDoubleBE goes through a byte copy.
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     while (pos + 2 <= buf.length) {
-      const count = buf.readInt16BE(pos);
+      const count = view.getInt16(pos);
       if (count === -1) { this.ended = true; pos += 2; break; }
       if (count !== width) throw new Error(`binary COPY row has ${count} fields, expected ${width}`);
       // The whole tuple must be here before any of it is decoded.
@@ -100,12 +102,12 @@ export class CopyBatchDecoder {
       let complete = true;
       for (let i = 0; i < width; i++) {
         if (end + 4 > buf.length) { complete = false; break; }
-        const len = buf.readInt32BE(end);
+        const len = view.getInt32(end);
         end += 4 + (len > 0 ? len : 0);
         if (end > buf.length) { complete = false; break; }
       }
       if (!complete) break;
-      this.decodeTuple(buf, pos + 2);
+      this.decodeTuple(buf, view, pos + 2);
       pos = end;
       if (this.builders[0].rows === this.batchRows) { out.push(this.take()); }
     }
@@ -119,12 +121,12 @@ export class CopyBatchDecoder {
     return this.builders[0].rows > 0 ? this.take() : null;
   }
 
-  private decodeTuple(buf: Buffer, start: number): void {
+  private decodeTuple(buf: Buffer, view: DataView, start: number): void {
     let p = start;
     const builders = this.builders;
     for (let i = 0; i < builders.length; i++) {
       const b = builders[i];
-      const len = buf.readInt32BE(p);
+      const len = view.getInt32(p);
       p += 4;
       const r = b.rows++;
       if (len === -1) {
@@ -136,8 +138,8 @@ export class CopyBatchDecoder {
       switch (b.kind) {
         case Kind.Micros: {
           // PostgreSQL's µs since 2000 → µs since 1970, as 64-bit addition on 32-bit halves.
-          const hi = buf.readInt32BE(p);
-          const lo = buf.readUInt32BE(p + 4);
+          const hi = view.getInt32(p);
+          const lo = view.getUint32(p + 4);
           const sum = lo + EPOCH_LO;
           const words = b.words as Int32Array;
           words[2 * r] = sum | 0;
@@ -146,14 +148,14 @@ export class CopyBatchDecoder {
         }
         case Kind.Int8: {
           const words = b.words as Int32Array;
-          words[2 * r] = buf.readInt32BE(p + 4);
-          words[2 * r + 1] = buf.readInt32BE(p);
+          words[2 * r] = view.getInt32(p + 4);
+          words[2 * r + 1] = view.getInt32(p);
           break;
         }
-        case Kind.Float8: (b.f8 as Float64Array)[r] = buf.readDoubleBE(p); break;
-        case Kind.Float4: (b.f4 as Float32Array)[r] = buf.readFloatBE(p); break;
-        case Kind.Int2: (b.i2 as Int16Array)[r] = buf.readInt16BE(p); break;
-        case Kind.Int4: (b.i4 as Int32Array)[r] = buf.readInt32BE(p); break;
+        case Kind.Float8: (b.f8 as Float64Array)[r] = view.getFloat64(p); break;
+        case Kind.Float4: (b.f4 as Float32Array)[r] = view.getFloat32(p); break;
+        case Kind.Int2: (b.i2 as Int16Array)[r] = view.getInt16(p); break;
+        case Kind.Int4: (b.i4 as Int32Array)[r] = view.getInt32(p); break;
         case Kind.Bool: if (buf[p] !== 0) (b.bits as Uint8Array)[r >> 3] |= 1 << (r & 7); break;
         default: {
           let text = b.text as Uint8Array;
