@@ -120,7 +120,7 @@ function columnTexts(col: ColumnData, n: number): (string | null)[] {
   return out;
 }
 
-/** Output bytes of one batch, written in place: each cell's text dies young, no batch-sized string is built. */
+/** Output bytes of one batch, filled slice by slice: no batch-sized string is ever built. */
 class Sink {
   buf = Buffer.allocUnsafe(1 << 20);
   pos = 0;
@@ -132,20 +132,9 @@ class Sink {
     this.buf = grown;
   }
 
-  /** ASCII text (numbers, times, booleans). */
-  ascii(s: string): void {
-    this.ensure(s.length);
-    this.pos += this.buf.write(s, this.pos, 'latin1');
-  }
-
   utf8(s: string): void {
     this.ensure(s.length * 3);
     this.pos += this.buf.write(s, this.pos, 'utf8');
-  }
-
-  byte(c: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = c;
   }
 
   take(): Uint8Array {
@@ -156,82 +145,78 @@ class Sink {
   }
 }
 
-/** Writes the value of row r (known not null) as text; `quote` makes text JSON or CSV text. */
-type CellWriter = (r: number, out: Sink) => void;
+/** The text of row r's value (known not null), as CSV or JSON writes it. */
+type CellText = (r: number) => string;
 
-function cellWriter(col: ColumnData, style: 'csv' | 'json'): CellWriter {
+function cellText(col: ColumnData, style: 'csv' | 'json'): CellText {
   const { values } = col;
   const type = col.column.type;
   switch (values.kind) {
     case 'number': {
       const v = values.values;
-      const text = type === 'float4' ? float4Text : type === 'float8' ? float8Text : String;
-      if (style === 'json' && (type === 'float4' || type === 'float8')) {
-        return (r, out) => { const x = v[r]; out.ascii(Number.isFinite(x) ? text(x) : `"${text(x)}"`); };
-      }
-      return (r, out) => out.ascii(text(v[r]));
+      if (type === 'float8') return style === 'json' ? (r) => { const x = v[r]; return Number.isFinite(x) ? float8Text(x) : `"${x}"`; } : (r) => float8Text(v[r]);
+      if (type === 'float4') return style === 'json' ? (r) => { const x = v[r]; return Number.isFinite(x) ? float4Text(x) : `"${x}"`; } : (r) => float4Text(v[r]);
+      return (r) => String(v[r]);
     }
     case 'bigint': {
       const v = values.values;
       if (type === 'timestamptz') {
         const words = new Int32Array(v.buffer, v.byteOffset, v.length * 2);
-        return style === 'json' ? (r, out) => out.ascii(`"${timeText(words, r, v)}"`) : (r, out) => out.ascii(timeText(words, r, v));
+        return style === 'json' ? (r) => `"${timeText(words, r, v)}"` : (r) => timeText(words, r, v);
       }
-      return (r, out) => out.ascii(String(v[r]));
+      return (r) => String(v[r]);
     }
     case 'bits': {
       const { bitmap, offset } = values;
-      return (r, out) => out.ascii((bitmap[(offset + r) >> 3] & (1 << ((offset + r) & 7))) !== 0 ? 'true' : 'false');
+      return (r) => ((bitmap[(offset + r) >> 3] & (1 << ((offset + r) & 7))) !== 0 ? 'true' : 'false');
     }
     case 'utf8': {
       const { offsets, data } = values;
       const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      // Text that needs no quoting or escaping is copied as bytes; the rest goes through a string.
-      return (r, out) => {
+      const render = style === 'json' ? (s: string) => JSON.stringify(s) : csvQuote;
+      // Tags repeat: the last value's bytes are compared before a new string is made.
+      let last = '';
+      let lastStart = 0;
+      let lastLen = -1;
+      return (r) => {
         const start = offsets[r];
-        const end = offsets[r + 1];
-        let simple = end > start || style === 'json';
-        for (let i = start; i < end && simple; i++) { const c = b[i]; simple = c >= 0x20 && c !== 0x22 && c !== 0x2c && c !== 0x5c; }
-        if (simple) {
-          if (style === 'json') out.byte(0x22);
-          out.ensure(end - start);
-          b.copy(out.buf, out.pos, start, end);
-          out.pos += end - start;
-          if (style === 'json') out.byte(0x22);
-          return;
+        const len = offsets[r + 1] - start;
+        if (len !== lastLen || b.compare(b, lastStart, lastStart + lastLen, start, start + len) !== 0) {
+          last = render(b.toString('utf8', start, start + len));
+          lastStart = start;
+          lastLen = len;
         }
-        const s = b.toString('utf8', start, end);
-        out.utf8(style === 'json' ? JSON.stringify(s) : csvQuote(s));
+        return last;
       };
     }
     case 'strings': {
       const v = values.values;
-      return (r, out) => {
-        const s = v[r] as string;
-        out.utf8(style === 'json' ? JSON.stringify(s) : csvQuote(s));
-      };
+      return style === 'json' ? (r) => JSON.stringify(v[r]) : (r) => csvQuote(v[r] as string);
     }
     default:
       throw new Error(`raw export: column ${col.column.name} arrives as ${values.kind}, which the writers do not take`);
   }
 }
 
+/** Rows per string handed to the output buffer: one native call per slice, not per cell. */
+const SLICE_ROWS = 256;
+
 /** Writes the rows of a batch: `[` / `]` and `null` for JSON, nothing for CSV's nulls. */
 function writeRows(batch: ColumnBatch, style: 'csv' | 'json', out: Sink, first: boolean): void {
   const words = new Int32Array(batch.time.buffer, batch.time.byteOffset, batch.length * 2);
-  const writers = batch.columns.map((c) => cellWriter(c, style));
+  const cells = batch.columns.map((c) => cellText(c, style));
   const validity = batch.columns.map((c) => c.validity);
-  const width = writers.length;
+  const width = cells.length;
+  const json = style === 'json';
+  const nullText = json ? 'null' : '';
+  let slice = '';
   for (let r = 0; r < batch.length; r++) {
-    if (style === 'json') out.ascii(first && r === 0 ? '\n["' : ',\n["');
-    out.ascii(timeText(words, r, batch.time));
-    if (style === 'json') out.byte(0x22);
-    for (let i = 0; i < width; i++) {
-      out.byte(0x2c);
-      if (isNull(validity[i], r)) { if (style === 'json') out.ascii('null'); } else writers[i](r, out);
-    }
-    out.byte(style === 'json' ? 0x5d : 0x0a);
+    let line = json ? `${first && r === 0 ? '\n' : ',\n'}["${timeText(words, r, batch.time)}"` : timeText(words, r, batch.time);
+    for (let i = 0; i < width; i++) line += `,${validity[i] !== null && isNull(validity[i], r) ? nullText : cells[i](r)}`;
+    slice += json ? `${line}]` : `${line}\n`;
+    if ((r + 1) % SLICE_ROWS === 0) { out.utf8(slice); slice = ''; }
   }
+  if (slice) out.utf8(slice);
 }
 
 function csvQuote(s: string): string {
