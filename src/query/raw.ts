@@ -20,6 +20,9 @@ export interface RawQuery {
   limit?: number | null;
 }
 
+/** Bytes of COPY data read ahead of the batch being formatted. */
+const COPY_READ_AHEAD_BYTES = 4 << 20;
+
 /** Rows per batch: one Arrow record batch, one Parquet row group at most. */
 export const RAW_BATCH_ROWS = 65_536;
 
@@ -50,7 +53,8 @@ export async function* rawBatches(db: Db, q: RawQuery, batchRows = RAW_BATCH_ROW
   const client = await db.pool.connect();
   let finished = false;
   let broken: Error | undefined;
-  const copy = client.query(copyTo(rawCopySql(q)));
+  // A few MB of read-ahead: PostgreSQL goes on producing rows while a batch is formatted and sent.
+  const copy = client.query(copyTo(rawCopySql(q), { highWaterMark: COPY_READ_AHEAD_BYTES }));
   try {
     yield* decodeCopyStream(copy, q.columns, batchRows);
     finished = true;
