@@ -83,6 +83,7 @@ export const routeCases: RouteCase[] = [
   { method: 'GET', path: '/readyz', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/readyz' }) },
   { method: 'GET', path: '/metrics', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/metrics' }) },
   { method: 'GET', path: '/openapi.json', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/openapi.json' }) },
+  { method: 'GET', path: '/client/strata.py', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/client/strata.py' }) },
 
   // A scoped key may create only streams in its scope; the request creates a fresh name, in nobody's scope.
   { method: 'POST', path: '/v1/streams', allowed: ['admin'], target: 'global', ok: 201,
