@@ -1,6 +1,6 @@
 // `strata push`: content types from magic bytes, retries with one Idempotency-Key, a push killed
 // halfway and run again, bad arguments, exit codes.
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ beforeAll(async () => {
   app = await listeningApp();
   dir = await tempDir('strata-push-');
 });
-afterAll(async () => { await app.close(); });
+afterAll(async () => { await app.close(); await rm(dir, { recursive: true, force: true }); });
 
 describe('strata push', () => {
   it('names a bad argument, a missing setting and an unknown command, with exit code 2', async () => {

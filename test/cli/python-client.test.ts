@@ -3,7 +3,7 @@
 // (clients/python/test_strata.py) against a listening server, once with python3-pandas
 // importable and once with it hidden.
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root } from '../bench/lib.ts';
@@ -18,7 +18,7 @@ beforeAll(async () => {
   app = await listeningApp();
   clientDir = await tempDir('strata-py-');
 });
-afterAll(async () => { await app.close(); });
+afterAll(async () => { await app.close(); await rm(clientDir, { recursive: true, force: true }); });
 
 function python(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {

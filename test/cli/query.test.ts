@@ -1,5 +1,5 @@
 // `strata query` and `strata verify-original` against a listening server.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const r = await run(['push', file, '--stream', 'q'], { app });
   expect(r.code, r.err).toBe(0);
 }, TIMEOUT);
-afterAll(async () => { await app.close(); });
+afterAll(async () => { await app.close(); await rm(dir, { recursive: true, force: true }); });
 
 describe('strata query', () => {
   it('writes CSV, Arrow and Parquet files that polars reads back whole', async () => {

@@ -1,7 +1,7 @@
 // `strata watch`: a folder an instrument writes into. Files written slowly go up once, complete;
 // a watcher killed between an upload and its journal entry neither doubles nor misses a file; a
 // server away for 30 s gets every file that arrived meanwhile, in order, once it is back.
-import { open, readFile, readdir, writeFile, utimes } from 'node:fs/promises';
+import { open, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrowBody, tempDir } from '../faults/lib.ts';
@@ -13,9 +13,13 @@ const TIMEOUT = 240_000;
 const DOWN_SECONDS = Number(process.env.STRATA_TEST_WATCH_DOWN_SECONDS ?? 30);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let app: ListeningApp;
+const dirs: string[] = [];
 
 beforeAll(async () => { app = await listeningApp(); });
-afterAll(async () => { await app.close(); });
+afterAll(async () => {
+  await app.close();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 
 async function rejected(stream: string): Promise<number> {
   const { rows } = await app.db.pool.query<{ n: string }>("SELECT count(*)::text AS n FROM strata.ingests WHERE status = 'rejected' AND stream_name = $1", [stream]);
@@ -45,6 +49,7 @@ async function stopWatch(w: CliRun): Promise<number | null> {
 describe('strata watch', () => {
   it('uploads each file once, only after the instrument finished writing it, and moves it to --done-dir', async () => {
     const dir = await tempDir('strata-watch-slow-');
+    dirs.push(dir);
     const done = path.join(dir, 'done');
     const w = strata(['watch', dir, '--stream', 'slow', '--settle', '1.5', '--poll', '0.2', '--done-dir', done], { app });
     try {
@@ -70,6 +75,7 @@ describe('strata watch', () => {
 
   it('killed with kill -9 between an upload and its journal entry, then restarted: no duplicate rows, no file missed', async () => {
     const dir = await tempDir('strata-watch-kill-');
+    dirs.push(dir);
     const names = ['a.arrows', 'b.arrows', 'c.arrows'];
     for (let i = 0; i < names.length; i++) {
       await writeFile(path.join(dir, names[i]), arrowBody(2, 1500));
@@ -96,6 +102,7 @@ describe('strata watch', () => {
 
   it(`keeps the files while the server is away for ${DOWN_SECONDS} s and uploads all of them in order when it is back`, async () => {
     const dir = await tempDir('strata-watch-down-');
+    dirs.push(dir);
     const w = strata(['watch', dir, '--stream', 'outage', '--settle', '0.5', '--poll', '0.2', '--backoff', '0.2', '--max-backoff', '2'], { app });
     try {
       await waitFor('the watcher to start', () => w.out().includes('watching'), 120_000);
