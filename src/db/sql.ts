@@ -14,3 +14,13 @@ export function qualified(schema: string, table: string): string {
 
 /** Schema holding every stream table and its chunks. */
 export const DATA_SCHEMA = 'strata_data';
+
+/**
+ * Quotes a text value as a SQL literal, for the statements that take no parameters (COPY): quotes
+ * doubled, and backslashes doubled inside an E'' literal whatever standard_conforming_strings says.
+ */
+export function literal(value: string): string {
+  if (value.includes('\0')) throw new Error('literal contains a NUL byte');
+  const body = value.replace(/'/g, "''");
+  return value.includes('\\') ? ` E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
+}

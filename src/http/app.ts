@@ -7,6 +7,7 @@ import './context.ts';
 import { bearerAuth } from './auth.ts';
 import { asAppError, problemResponse } from './problem.ts';
 import { healthRoutes } from './routes/health.ts';
+import { clientRoutes } from './routes/client.ts';
 import { streamRoutes } from './routes/streams.ts';
 import { ingestRoutes } from './routes/ingest.ts';
 import { queryRoutes } from './routes/query.ts';
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route('/', healthRoutes(deps));
   app.route('/', consoleRoutes());
+  app.route('/', clientRoutes());
   app.get('/openapi.json', (c) => c.json(openApiDocument(deps.versions.strata ?? 'unknown')));
   app.get('/metrics', async (c) => {
     // Per-stream last-ingest times come from the database, so that they survive restarts and

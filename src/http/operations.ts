@@ -65,7 +65,7 @@ const queryParams: ParamSpec[] = [
   { name: 'nan', description: 'NaN in aggregates: skip (default, as numpy\'s nan-functions) or propagate (IEEE semantics)', schema: str({ enum: ['skip', 'propagate'] }) },
   { name: 'tz', description: 'IANA time zone: day, week and calendar buckets start at local midnight', schema: str() },
   { name: 'group_by', description: 'a tag: one series per tag value', schema: str() },
-  { name: 'format', description: 'json (default), csv or arrow; also chosen by Accept', schema: str({ enum: ['json', 'csv', 'arrow'] }) },
+  { name: 'format', description: 'json (default), csv, arrow or parquet; also chosen by Accept', schema: str({ enum: ['json', 'csv', 'arrow', 'parquet'] }) },
   { name: 'limit', description: 'raw rows at most', schema: { type: 'integer', minimum: 1 } },
 ];
 
@@ -91,6 +91,8 @@ export const operations: readonly Operation[] = [
     ok: { status: 200, description: 'the console page', content: { 'text/html; charset=utf-8': str() } } },
   { method: 'get', path: '/ui/{file}', summary: 'The console\'s scripts and style sheets',
     ok: { status: 200, description: 'a file of the console', content: { 'text/javascript; charset=utf-8': str(), 'text/css; charset=utf-8': str() } } },
+  { method: 'get', path: '/client/strata.py', summary: 'The Python client (one file, standard library only)',
+    ok: { status: 200, description: 'Python source', content: { 'text/x-python; charset=utf-8': str() } } },
   { method: 'get', path: '/openapi.json', summary: 'This API description (OpenAPI 3.1)',
     ok: { status: 200, description: 'the OpenAPI document', content: { 'application/json': { type: 'object' } } } },
 
@@ -112,10 +114,11 @@ export const operations: readonly Operation[] = [
     query: ingestParams, tagParams: 'a constant tag added to every row of the upload', recordsRefusals: true,
     requestHeaders: ['Content-Encoding', 'Idempotency-Key', 'Strata-Provenance', 'Content-Disposition'], fileBody: true,
     ok: { status: 201, description: 'stored (200 with "duplicate": true when the upload was stored before)', content: json('IngestResult'), headers: ['Location'] } },
-  { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV or Arrow', permission: 'query',
+  { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV, Arrow or Parquet', permission: 'query',
     query: queryParams, tagParams: 'only rows with this tag value (values of one tag are OR-ed)', requestHeaders: ['Accept'],
     ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By', 'Strata-Gaps', 'Strata-Coarsened'],
-      content: { 'application/json': 'QueryResult', 'text/csv; charset=utf-8': str(), 'application/vnd.apache.arrow.stream': str({ contentMediaType: 'application/vnd.apache.arrow.stream' }) } } },
+      content: { 'application/json': 'QueryResult', 'text/csv; charset=utf-8': str(), 'application/vnd.apache.arrow.stream': str({ contentMediaType: 'application/vnd.apache.arrow.stream' }),
+        'application/vnd.apache.parquet': str({ contentMediaType: 'application/vnd.apache.parquet' }) } } },
   { method: 'get', path: '/v1/streams/{stream}/provenance', summary: 'The ingests whose rows hold a reading or a bucket', permission: 'provenance:read',
     query: [
       { name: 'time', description: 'the instant of the reading', required: true, schema: instant('instant') },

@@ -5,7 +5,7 @@ import { parseInstant } from '../domain/time.ts';
 import type { StreamColumn } from '../domain/types.ts';
 import type { Stream } from '../streams/catalog.ts';
 
-export type OutputFormat = 'json' | 'csv' | 'arrow';
+export type OutputFormat = 'json' | 'csv' | 'arrow' | 'parquet';
 
 /** What NaN does to aggregates: left out (skip, the default) or IEEE semantics (propagate). */
 export type NanMode = 'skip' | 'propagate';
@@ -31,8 +31,11 @@ export function parseTimeParam(name: string, value: string | undefined): bigint 
 }
 
 export function parseFormat(value: string | undefined, accept: string | undefined): OutputFormat {
-  const v = value ?? (accept?.includes('text/csv') ? 'csv' : accept?.includes('application/vnd.apache.arrow.stream') ? 'arrow' : 'json');
-  if (v !== 'json' && v !== 'csv' && v !== 'arrow') throw new AppError(400, 'invalid_request', `format=${JSON.stringify(v)}: use json, csv or arrow`);
+  const v = value ?? (accept?.includes('text/csv') ? 'csv' : accept?.includes('application/vnd.apache.arrow.stream') ? 'arrow'
+    : accept?.includes('application/vnd.apache.parquet') ? 'parquet' : 'json');
+  if (v !== 'json' && v !== 'csv' && v !== 'arrow' && v !== 'parquet') {
+    throw new AppError(400, 'invalid_request', `format=${JSON.stringify(v)}: use json, csv, arrow or parquet`);
+  }
   return v;
 }
 

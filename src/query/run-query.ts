@@ -7,8 +7,11 @@ import { FAR_PAST, intersect } from '../domain/ranges.ts';
 import { MAX_TIMESTAMP_US } from '../domain/time.ts';
 import { coverageOf, describeGaps, rangesHeader } from './coverage.ts';
 import { parseFormat, parseNanMode, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
-import { rawColumns, rawPages } from './raw.ts';
-import { type Cell, type ResultColumn, formatterFor } from './result-formats.ts';
+import { rawBatches, rawColumns } from './raw.ts';
+import { type Cell, type ResultColumn, arrowFormatter, formatterFor } from './result-formats.ts';
+import { arrowBatchFormatter, csvBatchFormatter, jsonBatchFormatter, schemaMetadata, type BatchFormatter } from './batch-formats.ts';
+import { parquetFromArrow } from './parquet-output.ts';
+import type { ColumnBatch } from '../domain/types.ts';
 
 export interface QueryRequest {
   streamName: string;
@@ -19,7 +22,9 @@ export interface QueryRequest {
 
 export interface QueryPlan {
   columns: ResultColumn[];
-  pages: AsyncGenerator<Cell[][]>;
+  /** The rows: pages of text cells (aggregates), or column batches (raw rows). */
+  pages?: AsyncGenerator<Cell[][]>;
+  batches?: AsyncGenerator<ColumnBatch>;
   meta: Record<string, unknown>;
   /** Response headers beside the content type (e.g. which sources served the answer). */
   headers?: Record<string, string>;
@@ -67,24 +72,50 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
   return {
     format,
     plan: {
-      columns: rawColumns(raw), pages: rawPages(db, raw), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
+      columns: rawColumns(raw), batches: rawBatches(db, raw), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
       ...(gaps.length > 0 ? { headers: { 'strata-gaps': rangesHeader(gaps) } } : {}),
     },
   };
 }
 
-/** The formatted response body, chunk by chunk. */
-export async function* renderQuery(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Uint8Array> {
-  const f = formatterFor(format);
-  yield f.begin(plan.columns, plan.meta);
+function batchFormatterFor(format: OutputFormat): BatchFormatter {
+  if (format === 'csv') return csvBatchFormatter();
+  if (format === 'json') return jsonBatchFormatter();
+  return arrowBatchFormatter();
+}
+
+/** The body in `format`, or for Parquet in Arrow (which parquetFromArrow then writes). */
+async function* render(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Uint8Array> {
   let rows = 0;
-  for await (const page of plan.pages) {
+  if (plan.batches) {
+    const f = batchFormatterFor(format);
+    yield f.begin(plan.columns, plan.meta);
+    for await (const batch of plan.batches) {
+      rows += batch.length;
+      yield f.batch(batch);
+    }
+    yield f.end({ row_count: rows, ...(plan.trailer?.() ?? {}) });
+    return;
+  }
+  const f = format === 'parquet' ? arrowFormatter() : formatterFor(format);
+  yield f.begin(plan.columns, plan.meta);
+  for await (const page of plan.pages ?? []) {
     rows += page.length;
     yield f.page(page);
   }
   yield f.end({ row_count: rows, ...(plan.trailer?.() ?? {}) });
 }
 
+/** The formatted response body, chunk by chunk. */
+export function renderQuery(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Uint8Array> {
+  const body = render(plan, format);
+  return format === 'parquet' ? parquetFromArrow(body, schemaMetadata(plan.meta), plan.columns.filter((c) => c.type === 'text').map((c) => c.name)) : body;
+}
+
+const CONTENT_TYPES: Record<OutputFormat, string> = {
+  json: 'application/json', csv: 'text/csv; charset=utf-8', arrow: 'application/vnd.apache.arrow.stream', parquet: 'application/vnd.apache.parquet',
+};
+
 export function contentTypeOf(format: OutputFormat): string {
-  return formatterFor(format).contentType;
+  return CONTENT_TYPES[format];
 }

@@ -85,6 +85,7 @@ export const routeCases: RouteCase[] = [
   { method: 'GET', path: '/openapi.json', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/openapi.json' }) },
   { method: 'GET', path: '/', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/' }) },
   { method: 'GET', path: '/ui/:file', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/ui/app.js' }) },
+  { method: 'GET', path: '/client/strata.py', allowed: ALL, target: 'public', ok: 200, request: async () => ({ url: '/client/strata.py' }) },
 
   // A scoped key may create only streams in its scope; the request creates a fresh name, in nobody's scope.
   { method: 'POST', path: '/v1/streams', allowed: ['admin'], target: 'global', ok: 201,

@@ -1,0 +1,15 @@
+// Every `strata` command, in the order `strata help` lists them. A new command is one line here.
+import type { CliCommand } from '../command.ts';
+import { audit } from './audit.ts';
+import { push } from './push.ts';
+import { query } from './query.ts';
+import { verifyOriginal } from './verify-original.ts';
+import { watch } from './watch.ts';
+
+export const commands: CliCommand[] = [
+  push,
+  watch,
+  query,
+  verifyOriginal,
+  audit,
+];
