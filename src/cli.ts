@@ -12,6 +12,11 @@ import { type Db, closeDb, createDb } from './db/pool.ts';
 import { startEmbedded } from './db/embedded.ts';
 import { type ChainAnchor, verifyAndLog } from './audit/log.ts';
 import { createLogger } from './logging/logger.ts';
+import type { CliCommand } from './cli/command.ts';
+import { backupCommand } from './cli/commands/backup.ts';
+import { restoreCommand } from './cli/commands/restore.ts';
+import { standbyCommand } from './cli/commands/standby.ts';
+import { verifyRestoreCommand } from './cli/commands/verify-restore.ts';
 
 const USAGE = `usage: npm run cli -- audit verify [--expect <seq>:<sha256>]…
 
@@ -70,8 +75,13 @@ async function auditVerify(args: string[]): Promise<number> {
   return result.ok ? 0 : 1;
 }
 
+/** Commands written as modules (src/cli/commands/), ahead of the command line's restructuring. */
+const MODULE_COMMANDS: CliCommand[] = [backupCommand, restoreCommand, standbyCommand, verifyRestoreCommand];
+
 async function main(argv: string[]): Promise<number> {
   const [group, command, ...rest] = argv;
+  const moduleCommand = MODULE_COMMANDS.find((c) => c.name === group);
+  if (moduleCommand) return moduleCommand.run(argv.slice(1));
   if (group === 'audit' && command === 'verify') return auditVerify(rest);
   if (group === undefined || group === 'help' || group === '--help') {
     process.stdout.write(`${USAGE}\n`);

@@ -9,6 +9,7 @@ import { type Db, closeDb, createDb } from './db/pool.ts';
 import { migrate } from './db/migrate.ts';
 import { type EmbeddedServer, startEmbedded } from './db/embedded.ts';
 import { type Supervisor, superviseEmbedded } from './db/supervise.ts';
+import { prepareArchiving } from './backup/wal-archive.ts';
 import { recordUnrecorded, recoverSpool } from './ingest/upload-claims.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
@@ -63,7 +64,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   let embedded: EmbeddedServer | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbedded({ dataDir: config.dataDir, port: config.embeddedPgPort, log: (m) => log.info(m) });
+    const backup = config.backup;
+    embedded = await startEmbedded({
+      dataDir: config.dataDir, port: config.embeddedPgPort, log: (m) => log.info(m),
+      settings: backup ? (layout) => prepareArchiving(backup.dir, backup.archiveTimeoutMs, layout.ids) : undefined,
+    });
     url = embedded.url;
     log.info({ port: embedded.port, dataDir: embedded.dataDir }, 'embedded PostgreSQL 17 running');
   }
@@ -96,7 +101,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     throw err;
   }
   const deps: AppDeps = {
-    db, uploadDb, config, log, metrics: createMetrics(), versions: await collectVersions(db), services: {},
+    db, uploadDb, config, log, metrics: createMetrics(), versions: await collectVersions(db), services: embedded ? { embedded } : {},
   };
   let stop: () => Promise<void> = async () => undefined;
   const supervisor = embedded ? supervise(embedded, deps, (err) => {

@@ -1,0 +1,54 @@
+// Copying files into and out of a backup: every copy is hashed as it is made, written under a
+// temporary name, fsynced and renamed, so that a backup directory never holds half a file under
+// its real name.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface Copied { bytes: number; sha256: string }
+
+/** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. */
+export async function copyHashed(src: string, dest: string): Promise<Copied> {
+  await mkdir(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.part`;
+  const out = await open(tmp, 'w', 0o600);
+  const h = createHash('sha256');
+  let bytes = 0;
+  try {
+    for await (const chunk of createReadStream(src, { highWaterMark: 1 << 20 })) {
+      const b = chunk as Buffer;
+      h.update(b);
+      bytes += b.byteLength;
+      await out.write(b);
+    }
+    await out.sync();
+  } catch (err) {
+    await out.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await out.close();
+  await rename(tmp, dest);
+  return { bytes, sha256: h.digest('hex') };
+}
+
+export async function sha256Of(file: string): Promise<Copied> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    bytes += (chunk as Buffer).byteLength;
+  }
+  return { bytes, sha256: h.digest('hex') };
+}
+
+/** fsync of a directory, so that the renames into it survive a crash. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
