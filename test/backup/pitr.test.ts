@@ -39,6 +39,11 @@ async function auditHead(url: string): Promise<{ entries: number; head: string }
   return { entries: r.body.entries as number, head: r.body.head as string };
 }
 
+async function backupsCheck(url: string): Promise<{ ok: boolean; detail: Record<string, unknown> }> {
+  const r = await request(url, '/readyz');
+  return (r.body.checks as { name: string; ok: boolean; detail: Record<string, unknown> }[]).find((c) => c.name === 'backups') as never;
+}
+
 async function ingestIds(dir: string): Promise<string[]> {
   const s = await startEmbedded({ dataDir: dir, port: PORTS.damaged });
   try {
@@ -62,6 +67,23 @@ describe('backups proven by restoring them', () => {
     expect(manifest.ingests.committed).toBe(10);
     expect(manifest.files.length).toBeGreaterThan(500);
     expect(manifest.audit_head?.hash).toMatch(/^[0-9a-f]{64}$/);
+
+    // The restore drill restores that backup into a scratch directory and checks it; /readyz says so.
+    const drill = await request(strata.url, '/v1/jobs/restore-drill/run', { method: 'POST', timeoutMs: 120_000 });
+    expect(drill.body.outcome, JSON.stringify(drill.body)).toBe('succeeded');
+    expect(drill.body.details).toMatchObject({ backup: manifest.id, checks: { ok: true, ingests: { committed: 10 } } });
+    expect(await backupsCheck(strata.url)).toMatchObject({ ok: true, detail: { last_drill: { outcome: 'succeeded' } } });
+    // A damaged base backup fails the drill, and /readyz shows it until a drill succeeds again.
+    const control = path.join(backupDir, 'base', manifest.id, 'pg', 'global', 'pg_control');
+    const good = await readFile(control);
+    await writeFile(control, Buffer.concat([good.subarray(0, 100), Buffer.alloc(8, 0xee), good.subarray(108)]));
+    const failed = await request(strata.url, '/v1/jobs/restore-drill/run', { method: 'POST', timeoutMs: 120_000 });
+    expect(failed.body.outcome, JSON.stringify(failed.body)).toBe('failed');
+    expect(failed.body.error).toMatch(/global\/pg_control is damaged/);
+    const check = await backupsCheck(strata.url);
+    expect(check.ok).toBe(false);
+    expect(JSON.stringify(check.detail)).toMatch(/the last restore drill .* failed: .*pg_control is damaged/);
+    await writeFile(control, good);
 
     for (let i = 0; i < 20; i++) {
       after.push(await upload(strata.url, 'pitr', 100 + i));
