@@ -32,6 +32,7 @@ function quoteConf(v: string): string {
 /** Makes the standby (when dataDir has none yet) and starts it; returns the running server. */
 export async function createStandby(opts: StandbyOptions): Promise<EmbeddedServer> {
   const log = opts.log ?? (() => undefined);
+  await mkdir(opts.dataDir, { recursive: true });
   const layout = await embeddedLayout(opts.dataDir);
   if (existsSync(path.join(layout.pgDir, 'PG_VERSION'))) {
     if (!existsSync(path.join(layout.pgDir, 'standby.signal'))) {
