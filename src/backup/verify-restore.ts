@@ -118,7 +118,7 @@ async function checkOriginals(db: Queryable, archiveDir: string): Promise<Omit<R
 
 async function afterTarget(db: Queryable, target: Date | null): Promise<RestoreChecks['after_target']> {
   if (!target) return { ingests: [], audit_entries: [] };
-  const ingests = await db.query<{ id: string }>('SELECT id::text FROM strata.ingests WHERE committed_at > $1 ORDER BY id LIMIT $2', [target, LISTED]);
-  const audit = await db.query<{ seq: string }>('SELECT seq::text FROM strata.audit_log WHERE at > $1 ORDER BY seq LIMIT $2', [target, LISTED]);
+  const ingests = await db.query<{ id: string }>('SELECT i.id::text AS id FROM strata.ingests i WHERE i.committed_at > $1 ORDER BY i.id LIMIT $2', [target, LISTED]);
+  const audit = await db.query<{ seq: string }>('SELECT a.seq::text AS seq FROM strata.audit_log a WHERE a.at > $1 ORDER BY a.seq LIMIT $2', [target, LISTED]);
   return { ingests: ingests.rows.map((r) => r.id), audit_entries: audit.rows.map((r) => Number(r.seq)) };
 }
