@@ -3,6 +3,7 @@
 // (a full restore into a scratch directory, checked), the copy of new originals every
 // archive_timeout between backups, and the `backups` check of /readyz: unhealthy when the last
 // drill failed or no base backup is newer than twice the backup job's interval.
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { EmbeddedServer } from '../db/embedded.ts';
 import type { Db } from '../db/pool.ts';
@@ -14,7 +15,7 @@ import { registerJob, registeredJob } from '../jobs/registry.ts';
 import { scheduleOf } from '../jobs/schedule.ts';
 import { takeBaseBackup } from './base-backup.ts';
 import { drillRestore } from './drill.ts';
-import { listBackups } from './manifest.ts';
+import { type Manifest, baseDir, listBackups } from './manifest.ts';
 import { syncOriginals } from './originals-copy.ts';
 import { pruneBackups } from './prune.ts';
 
@@ -88,12 +89,20 @@ function firstProblem(c: import('./verify-restore.ts').RestoreChecks): string {
 
 interface Check { name: string; ok: boolean; detail?: unknown }
 
+/** The backups, read again when base/ changed (a manifest lists every file: readiness polls need not parse them each time). */
+let backupsCache: { dir: string; mtimeMs: number; backups: Manifest[] } | null = null;
+async function cachedBackups(dir: string): Promise<Manifest[]> {
+  const mtimeMs = (await stat(baseDir(dir)).catch(() => null))?.mtimeMs ?? 0;
+  if (backupsCache?.dir !== dir || backupsCache.mtimeMs !== mtimeMs) backupsCache = { dir, mtimeMs, backups: await listBackups(dir) };
+  return backupsCache.backups;
+}
+
 /** The backups' readiness: the last drill did not fail, and a backup is newer than twice the job's interval. */
 async function backupHealth(db: Db, config: Config, metrics: Metrics, startedAt: number): Promise<Check[]> {
   const dir = requireBackupDir(config);
   const def = registeredJob(BACKUP_JOB);
   const intervalMs = def ? scheduleOf(def, config).intervalMs : DAY_MS;
-  const backups = await listBackups(dir);
+  const backups = await cachedBackups(dir);
   const newest = backups.at(-1) ?? null;
   const newestAt = newest ? Date.parse(newest.finished_at) : null;
   metrics.backupLastSuccess.set(newestAt === null ? 0 : newestAt / 1000);

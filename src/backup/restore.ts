@@ -169,10 +169,17 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   await assertFreshDataDir(opts.dataDir);
   await mkdir(opts.dataDir, { recursive: true });
   const layout = await embeddedLayout(opts.dataDir);
-  await copyBase(opts.from, manifest, layout.pgDir, layout.ids);
-  await copyFile(path.join(baseDir(opts.from), manifest.id, 'pg-password'), path.join(opts.dataDir, 'pg-password'));
-  await writeFile(path.join(layout.pgDir, 'recovery.signal'), '');
-  if (layout.ids.uid !== undefined) await chown(path.join(layout.pgDir, 'recovery.signal'), layout.ids.uid, layout.ids.gid as number);
+  try {
+    await copyBase(opts.from, manifest, layout.pgDir, layout.ids);
+    await copyFile(path.join(baseDir(opts.from), manifest.id, 'pg-password'), path.join(opts.dataDir, 'pg-password'));
+    await writeFile(path.join(layout.pgDir, 'recovery.signal'), '');
+    if (layout.ids.uid !== undefined) await chown(path.join(layout.pgDir, 'recovery.signal'), layout.ids.uid, layout.ids.gid as number);
+  } catch (err) {
+    // The directory was empty: leave it so, for the next attempt.
+    await rm(layout.pgDir, { recursive: true, force: true });
+    await rm(path.join(opts.dataDir, 'pg-password'), { force: true });
+    throw err;
+  }
   const tCopy = performance.now();
   log(`base backup copied (${(manifest.bytes / 1e6).toFixed(1)} MB); replaying ${wal.segments} archived WAL segment(s)`);
   const server = await startEmbedded({
