@@ -1,22 +1,24 @@
 // Copying files into and out of a backup: every copy is hashed as it is made, written under a
 // temporary name, fsynced and renamed, so that a backup directory never holds half a file under
 // its real name.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface Copied { bytes: number; sha256: string }
 
-/** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. */
+/** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. ENOENT: src is missing. */
 export async function copyHashed(src: string, dest: string): Promise<Copied> {
   await mkdir(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.part`;
+  const input = await open(src, 'r');
+  // A name of its own: two copies of one file may run at once (a backup's pass and the periodic one).
+  const tmp = `${dest}.${process.pid}-${randomBytes(4).toString('hex')}.part`;
   const out = await open(tmp, 'w', 0o600);
   const h = createHash('sha256');
   let bytes = 0;
   try {
-    for await (const chunk of createReadStream(src, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of input.createReadStream({ highWaterMark: 1 << 20 })) {
       const b = chunk as Buffer;
       h.update(b);
       bytes += b.byteLength;
@@ -25,9 +27,11 @@ export async function copyHashed(src: string, dest: string): Promise<Copied> {
     await out.sync();
   } catch (err) {
     await out.close().catch(() => undefined);
+    await input.close().catch(() => undefined);
     await rm(tmp, { force: true });
-    throw err;
+    throw Object.assign(new Error(`cannot copy ${src}: ${(err as Error).message}`, { cause: err }), { code: 'ECOPY' });
   }
+  await input.close().catch(() => undefined);
   await out.close();
   await rename(tmp, dest);
   return { bytes, sha256: h.digest('hex') };
