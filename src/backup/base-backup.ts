@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { closeDb, createDb } from '../db/pool.ts';
 import { auditHead } from '../audit/log.ts';
 import { strataVersion } from '../versions.ts';
-import { copyHashed, syncDir } from './files.ts';
+import { copyHashed, pacer, syncDir } from './files.ts';
 import { type Manifest, type ManifestFile, MANIFEST_FORMAT, baseDir } from './manifest.ts';
 import { syncOriginals } from './originals-copy.ts';
 import { walDir } from './wal-archive.ts';
@@ -28,6 +28,8 @@ export interface BaseBackupOptions {
   archiveDir: string;
   /** The embedded server's password file, kept with the backup so that a restored cluster can be opened. */
   passwordFile: string;
+  /** Pauses for this percentage of the copying time (see STRATA_BACKUP_PAUSE). */
+  pausePercent?: number;
   /** Called now and then with bytes copied so far. */
   progress?: (bytes: number) => void;
   signal?: AbortSignal;
@@ -93,10 +95,12 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
     await mkdir(path.join(partial, 'pg', 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
     const copied: ManifestFile[] = [];
     let bytes = 0;
+    // Pauses between pieces copied, so that ingest gets its share of CPU and disk.
+    const pace = pacer(opts.pausePercent ?? 0, opts.signal);
     for (const f of files) {
       if (opts.signal?.aborted) throw new Error('the backup was stopped before its copy was complete');
       try {
-        const c = await copyHashed(path.join(opts.pgDir, f), path.join(partial, 'pg', f));
+        const c = await copyHashed(path.join(opts.pgDir, f), path.join(partial, 'pg', f), pace);
         copied.push({ path: f, ...c });
         bytes += c.bytes;
         opts.progress?.(bytes);

@@ -5,11 +5,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { pauseAfter } from '../jobs/pause.ts';
 
 export interface Copied { bytes: number; sha256: string }
 
 /** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. ENOENT: src is missing. */
-export async function copyHashed(src: string, dest: string): Promise<Copied> {
+export async function copyHashed(src: string, dest: string, pace?: () => Promise<void>): Promise<Copied> {
   await mkdir(path.dirname(dest), { recursive: true });
   const input = await open(src, 'r');
   // A name of its own: two copies of one file may run at once (a backup's pass and the periodic one).
@@ -23,6 +24,7 @@ export async function copyHashed(src: string, dest: string): Promise<Copied> {
       h.update(b);
       bytes += b.byteLength;
       await out.write(b);
+      await pace?.();
     }
     await out.sync();
   } catch (err) {
@@ -55,4 +57,22 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Background copying that yields to the foreground: called after each piece copied, it pauses for
+ * `percent` % of the time spent copying, in steps of at least 50 ms of work.
+ */
+export function pacer(percent: number, signal?: AbortSignal): () => Promise<void> {
+  let worked = 0;
+  let last = performance.now();
+  return async () => {
+    const now = performance.now();
+    worked += now - last;
+    if (worked >= 50 && percent > 0) {
+      await pauseAfter(worked, percent, signal);
+      worked = 0;
+    }
+    last = performance.now();
+  };
 }

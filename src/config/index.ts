@@ -78,6 +78,11 @@ export interface BackupSettings {
   archiveTimeoutMs: number;
   /** Base backups kept (STRATA_BACKUP_KEEP); older ones, and the WAL only they needed, are pruned. */
   keep: number;
+  /**
+   * While it copies the cluster, a base backup pauses for this percentage of the time its copying
+   * took, leaving CPU and disk to ingest meanwhile (STRATA_BACKUP_PAUSE; 0 for none).
+   */
+  pausePercent: number;
 }
 
 export interface JobScheduleSettings {
@@ -207,6 +212,7 @@ export function loadConfig(env: Env = process.env): Config {
       dir: path.resolve(env.STRATA_BACKUP_DIR),
       archiveTimeoutMs: durationSetting(env, 'STRATA_BACKUP_ARCHIVE_TIMEOUT', 60_000),
       keep: int(env, 'STRATA_BACKUP_KEEP', 7, 1, 10_000),
+      pausePercent: int(env, 'STRATA_BACKUP_PAUSE', 100, 0, 1000),
     } : null,
     readDatabaseUrl: env.STRATA_READ_DATABASE_URL || undefined,
     readAfterIngestWaitMs: durationSetting(env, 'STRATA_READ_AFTER_INGEST_WAIT', 5_000),

@@ -18,6 +18,8 @@ import { fmt, median } from './lib.ts';
 const INGEST_S = Number(process.env.BENCH_BACKUP_INGEST_S ?? 120);
 const PORTS = { primary: 55410, standby: 55411, restore: 55412 };
 const ARCHIVE_TIMEOUT_S = 60;
+/** BACKUP_BENCH=rpo,dip,lag,rto picks parts (the uploads of the RPO part always run: they make the database the others use). */
+const PARTS = new Set((process.env.BACKUP_BENCH ?? 'rpo,dip,lag,rto').split(','));
 
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
     const ingestRate = up.rows() / ((performance.now() - t0) / 1000);
     const last = commits.map((c) => c.wal).sort().at(-1) as string;
     const tailStart = Date.now();
-    while (!archivedAt.has(last) && Date.now() - tailStart < (ARCHIVE_TIMEOUT_S + 30) * 1000) await new Promise((r) => setTimeout(r, 200));
+    while (PARTS.has('rpo') && !archivedAt.has(last) && Date.now() - tailStart < (ARCHIVE_TIMEOUT_S + 30) * 1000) await new Promise((r) => setTimeout(r, 200));
     watching = false;
     await watcher;
     const rpo = commits.map((c) => ((archivedAt.get(c.wal) ?? Number.NaN) - c.at) / 1000).filter((x) => Number.isFinite(x));
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     };
     const dips: string[] = [];
     let backupSeconds = 0;
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < (PARTS.has('dip') ? 2 : 0); round++) {
       const before = await rate(20_000);
       const u = uploader(strata.url, 2);
       const s = performance.now();
@@ -122,6 +124,7 @@ async function main(): Promise<void> {
     console.log(`uploads while a base backup runs, vs just before: ${dips.join('; ')}`);
 
     // --- Standby replay lag under full-speed uploads ---------------------------------------------------
+    if (!PARTS.has('lag') && !PARTS.has('rto')) return;
     const standby = await createStandby({ primary: pgUrl, dataDir: path.join(scratch, 'standby'), port: PORTS.standby });
     const sb = new pg.Client({ connectionString: standby.url });
     await sb.connect();
