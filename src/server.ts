@@ -9,6 +9,8 @@ import { type Db, closeDb, createDb } from './db/pool.ts';
 import { migrate } from './db/migrate.ts';
 import { type EmbeddedServer, startEmbedded } from './db/embedded.ts';
 import { type Supervisor, superviseEmbedded } from './db/supervise.ts';
+import { prepareArchiving } from './backup/wal-archive.ts';
+import { ReadRoute } from './db/read-route.ts';
 import { recordUnrecorded, recoverSpool } from './ingest/upload-claims.ts';
 import { createApp } from './http/app.ts';
 import type { AppDeps } from './http/deps.ts';
@@ -63,7 +65,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   let embedded: EmbeddedServer | null = null;
   let url = config.databaseUrl;
   if (!url) {
-    embedded = await startEmbedded({ dataDir: config.dataDir, port: config.embeddedPgPort, log: (m) => log.info(m) });
+    const backup = config.backup;
+    embedded = await startEmbedded({
+      dataDir: config.dataDir, port: config.embeddedPgPort, log: (m) => log.info(m),
+      settings: backup ? (layout) => prepareArchiving(backup.dir, backup.archiveTimeoutMs, layout.ids) : undefined,
+    });
     url = embedded.url;
     log.info({ port: embedded.port, dataDir: embedded.dataDir }, 'embedded PostgreSQL 17 running');
   }
@@ -96,8 +102,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     throw err;
   }
   const deps: AppDeps = {
-    db, uploadDb, config, log, metrics: createMetrics(), versions: await collectVersions(db), services: {},
+    db, uploadDb, config, log, metrics: createMetrics(), versions: await collectVersions(db), services: embedded ? { embedded } : {},
   };
+  const reads = config.readDatabaseUrl ? await startReadRoute(config.readDatabaseUrl, deps) : null;
   let stop: () => Promise<void> = async () => undefined;
   const supervisor = embedded ? supervise(embedded, deps, (err) => {
     log.fatal({ err: err.message }, 'embedded PostgreSQL cannot be started again; stopping');
@@ -141,6 +148,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       await closed;
       clearTimeout(force);
       for (const j of jobs) await j.stop();
+      await reads?.stop();
+      if (reads) await closeDb(reads.standby);
       await closeDb(db);
       await closeDb(uploadDb);
       if (embedded) {
@@ -174,4 +183,27 @@ function supervise(embedded: EmbeddedServer, deps: AppDeps, giveUp: (err: Error)
     name: 'embedded_postgres', ok: supervisor.state === 'running', detail: { state: supervisor.state, restarts: supervisor.restarts },
   }]);
   return supervisor;
+}
+
+/** Reads from a standby (db/read-route.ts), with its log lines, metrics and readiness check. */
+async function startReadRoute(url: string, deps: AppDeps): Promise<ReadRoute> {
+  const { log, metrics, config } = deps;
+  const standby = createDb(url, { max: MAIN_POOL_SIZE, name: 'strata-read' });
+  const route = new ReadRoute(deps.db, standby, {
+    afterIngestWaitMs: config.readAfterIngestWaitMs,
+    events: {
+      onDown: (err) => log.warn({ err }, 'read standby unreachable: reads go to the primary until it answers again'),
+      onUp: (ms) => log.info({ down_s: ms / 1000 }, 'read standby answers again: reads go back to it'),
+      onLag: (s) => metrics.standbyReplayLag.set(s.up ? s.lagSeconds ?? 0 : -1),
+      onRead: (c) => metrics.reads.inc({ target: c.target, reason: c.reason }),
+    },
+  });
+  await route.start();
+  deps.services.reads = route;
+  const checks = (deps.services.healthChecks ??= []) as (() => Promise<{ name: string; ok: boolean; detail?: unknown }[]>)[];
+  checks.push(async () => [{
+    name: 'read_standby', ok: route.state.up,
+    detail: { up: route.state.up, lag_seconds: route.state.lagSeconds, lag_bytes: route.state.lagBytes, error: route.state.error, since: route.state.since.toISOString() },
+  }]);
+  return route;
 }

@@ -63,6 +63,26 @@ export interface Config {
    */
   maxConcurrentUploads: number;
   limits: Limits;
+  /** Backups and continuous WAL archiving (src/backup/); null when STRATA_BACKUP_DIR is unset. */
+  backup: BackupSettings | null;
+  /** A streaming-replication standby that serves reads (STRATA_READ_DATABASE_URL). */
+  readDatabaseUrl: string | undefined;
+  /** How long a read with ?after_ingest= waits for the standby before it goes to the primary (STRATA_READ_AFTER_INGEST_WAIT). */
+  readAfterIngestWaitMs: number;
+}
+
+export interface BackupSettings {
+  /** Where base backups, archived WAL and copies of the originals go (STRATA_BACKUP_DIR). */
+  dir: string;
+  /** A WAL segment is archived at the latest this long after a commit (STRATA_BACKUP_ARCHIVE_TIMEOUT, archive_timeout). */
+  archiveTimeoutMs: number;
+  /** Base backups kept (STRATA_BACKUP_KEEP); older ones, and the WAL only they needed, are pruned. */
+  keep: number;
+  /**
+   * While it copies the cluster, a base backup pauses for this percentage of the time its copying
+   * took, leaving CPU and disk to ingest meanwhile (STRATA_BACKUP_PAUSE; 0 for none).
+   */
+  pausePercent: number;
 }
 
 export interface JobScheduleSettings {
@@ -188,6 +208,14 @@ export function loadConfig(env: Env = process.env): Config {
     bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
     headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
     maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),
+    backup: env.STRATA_BACKUP_DIR ? {
+      dir: path.resolve(env.STRATA_BACKUP_DIR),
+      archiveTimeoutMs: durationSetting(env, 'STRATA_BACKUP_ARCHIVE_TIMEOUT', 60_000),
+      keep: int(env, 'STRATA_BACKUP_KEEP', 7, 1, 10_000),
+      pausePercent: int(env, 'STRATA_BACKUP_PAUSE', 100, 0, 1000),
+    } : null,
+    readDatabaseUrl: env.STRATA_READ_DATABASE_URL || undefined,
+    readAfterIngestWaitMs: durationSetting(env, 'STRATA_READ_AFTER_INGEST_WAIT', 5_000),
     limits: {
       maxBodyBytes: bytes(env, 'STRATA_MAX_BODY_BYTES', defaultLimits.maxBodyBytes),
       maxInflatedBytes: bytes(env, 'STRATA_MAX_INFLATED_BYTES', defaultLimits.maxInflatedBytes),

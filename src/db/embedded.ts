@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type Binaries, type LayoutOptions, type OsIds, embeddedLayout, run } from './embedded-layout.ts';
+import { type Binaries, type EmbeddedLayout, type LayoutOptions, type OsIds, embeddedLayout, run } from './embedded-layout.ts';
 import { initCluster } from './initdb.ts';
 
 export interface EmbeddedServer {
@@ -42,6 +42,11 @@ async function freePort(): Promise<number> {
 /** Starts (initialising on first use) the embedded PostgreSQL under dataDir. */
 export async function startEmbedded(options: LayoutOptions & {
   dataDir: string; port?: number; log?: (msg: string) => void;
+  /**
+   * More postgresql.conf settings, given on the postmaster's command line at every start (WAL
+   * archiving, recovery); made from the layout, which says as which OS user the server runs.
+   */
+  settings?: (layout: EmbeddedLayout) => Promise<Record<string, string>>;
 }): Promise<EmbeddedServer> {
   const secretFile = path.join(options.dataDir, 'pg-password');
   await mkdir(options.dataDir, { recursive: true });
@@ -67,6 +72,7 @@ export async function startEmbedded(options: LayoutOptions & {
   // millisecond of COPY rows, so PostgreSQL ran dry whenever decoding held the event loop for
   // longer; TCP's grows to megabytes and keeps the COPY fed (README, "Performance").
   const socketDir = Buffer.byteLength(path.resolve(pgDir)) <= 80 && !/['\s]/.test(path.resolve(pgDir)) ? path.resolve(pgDir) : null;
+  const settings = options.settings ? await options.settings(layout) : {};
   const running = await run(bin.pg_ctl, ['status', '-D', pgDir], ids);
   let port: number;
   if (running.code === 0) {
@@ -75,7 +81,7 @@ export async function startEmbedded(options: LayoutOptions & {
     options.log?.(`embedded PostgreSQL already running on port ${port}; reusing it`);
   } else {
     port = options.port ?? await freePort();
-    await startPostmaster(bin, pgDir, port, socketDir, ids);
+    await startPostmaster(bin, pgDir, port, socketDir, ids, settings);
   }
   const tcp = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   const socketUrl = socketDir !== null && existsSync(path.join(socketDir, `.s.PGSQL.${port}`))
@@ -95,7 +101,7 @@ export async function startEmbedded(options: LayoutOptions & {
     },
     async restart() {
       // On the same port: every connection string Strata holds names it.
-      await startPostmaster(bin, pgDir, port, socketDir, ids);
+      await startPostmaster(bin, pgDir, port, socketDir, ids, settings);
     },
   };
 }
@@ -106,12 +112,16 @@ async function postmasterFile(pgDir: string): Promise<{ pid: number; port: numbe
   return { pid: Number(lines[0]), port: Number(lines[3]) };
 }
 
-async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: OsIds): Promise<void> {
+async function startPostmaster(bin: Binaries, pgDir: string, port: number, socketDir: string | null, ids: OsIds, settings: Record<string, string>): Promise<void> {
   const logFile = path.join(pgDir, 'server.log');
   const opts = [
     `-p ${port}`, '-c listen_addresses=127.0.0.1', `-c unix_socket_directories='${socketDir ?? ''}'`,
     '-c max_wal_size=4GB', '-c checkpoint_timeout=15min', '-c shared_buffers=256MB',
     '-c max_connections=200',
+    ...Object.entries(settings).map(([k, v]) => {
+      if (!/^[a-z_]+$/.test(k) || v.includes("'")) throw new Error(`cannot start embedded PostgreSQL: setting ${k} cannot be passed on its command line`);
+      return `-c ${k}='${v}'`;
+    }),
   ].join(' ');
   const started = await run(bin.pg_ctl, ['start', '-w', '-t', '120', '-D', pgDir, '-l', logFile, '-o', opts], ids);
   if (started.code !== 0) {

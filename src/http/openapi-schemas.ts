@@ -133,6 +133,7 @@ export const headerSchemas: Record<string, { description: string; schema: Schema
   'Content-Disposition': { description: 'attachment; filename="…": the source filename, recorded', schema: { type: 'string' } },
   Accept: { description: 'text/csv or application/vnd.apache.arrow.stream choose the format when format= is not given', schema: { type: 'string' } },
   Location: { description: 'the resource created or named', schema: { type: 'string' } },
+  'Strata-Read-From': { description: 'with a read standby (STRATA_READ_DATABASE_URL): standby or primary, where the answer was read', schema: { type: 'string', enum: ['standby', 'primary'] } },
   'Strata-Served-By': { description: 'which sources (rollup levels, raw) served the answer, comma-separated; "(coarsened)" after a level that served whole buckets where finer data is gone', schema: { type: 'string' } },
   'Strata-Gaps': { description: 'ranges no source holds any more (retention dropped them), as start/end ISO 8601 intervals separated by ", "; sent only when there are some', schema: { type: 'string' } },
   'Strata-Coarsened': { description: 'ranges served by a level\'s whole buckets because finer data is gone, each "<level> start/end", separated by ", "; sent only when there are some', schema: { type: 'string' } },

@@ -53,6 +53,9 @@ const int = (minimum: number, maximum: number): ValueSchema => ({ type: 'integer
 const instant = (what: string): ParamSpec['schema'] => str({ format: 'date-time', description: `${what}: RFC 3339 with a zone or offset; a date alone is refused` });
 const json = (schema: string): Record<string, string> => ({ 'application/json': schema });
 
+/** Read-your-writes with a read standby (STRATA_READ_DATABASE_URL): wait until it has this ingest. */
+const afterIngest: ParamSpec = { name: 'after_ingest', description: 'an ingest id the answer must include: with a read standby, waits (STRATA_READ_AFTER_INGEST_WAIT) until the standby has replayed it, then reads from the primary', schema: str({ pattern: '^\\d{1,18}$' }) };
+
 /** Query parameters of GET /v1/streams/{stream}/query, every resolution. */
 const queryParams: ParamSpec[] = [
   { name: 'from', description: 'start, inclusive (required for resolutions other than raw)', schema: instant('start') },
@@ -67,6 +70,7 @@ const queryParams: ParamSpec[] = [
   { name: 'group_by', description: 'a tag: one series per tag value', schema: str() },
   { name: 'format', description: 'json (default), csv, arrow or parquet; also chosen by Accept', schema: str({ enum: ['json', 'csv', 'arrow', 'parquet'] }) },
   { name: 'limit', description: 'raw rows at most', schema: { type: 'integer', minimum: 1 } },
+  afterIngest,
 ];
 
 /** Query parameters of POST /v1/streams/{stream}/ingest. */
@@ -98,8 +102,8 @@ export const operations: readonly Operation[] = [
 
   { method: 'post', path: '/v1/streams', summary: 'Create a stream', permission: 'streams:write', body: 'stream',
     ok: { status: 201, description: 'the stream', content: json('Stream'), headers: ['Location'] } },
-  { method: 'get', path: '/v1/streams', summary: 'List streams', permission: 'streams:read',
-    ok: { status: 200, description: 'the streams the key may see', content: json('StreamList') } },
+  { method: 'get', path: '/v1/streams', summary: 'List streams', permission: 'streams:read', query: [afterIngest],
+    ok: { status: 200, description: 'the streams the key may see', content: json('StreamList'), headers: ['Strata-Read-From'] } },
   { method: 'get', path: '/v1/streams/{stream}', summary: 'Show a stream', permission: 'streams:read',
     ok: { status: 200, description: 'the stream', content: json('Stream') } },
   { method: 'get', path: '/v1/streams/{stream}/activity', summary: 'Rows, time range, last ingests, silent instruments, rollup watermarks and invalidations', permission: 'streams:read',
@@ -116,7 +120,7 @@ export const operations: readonly Operation[] = [
     ok: { status: 201, description: 'stored (200 with "duplicate": true when the upload was stored before)', content: json('IngestResult'), headers: ['Location'] } },
   { method: 'get', path: '/v1/streams/{stream}/query', summary: 'Raw rows or aggregates as JSON, CSV, Arrow or Parquet', permission: 'query',
     query: queryParams, tagParams: 'only rows with this tag value (values of one tag are OR-ed)', requestHeaders: ['Accept'],
-    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By', 'Strata-Gaps', 'Strata-Coarsened'],
+    ok: { status: 200, description: 'the rows, streamed', headers: ['Strata-Served-By', 'Strata-Gaps', 'Strata-Coarsened', 'Strata-Read-From'],
       content: { 'application/json': 'QueryResult', 'text/csv; charset=utf-8': str(), 'application/vnd.apache.arrow.stream': str({ contentMediaType: 'application/vnd.apache.arrow.stream' }),
         'application/vnd.apache.parquet': str({ contentMediaType: 'application/vnd.apache.parquet' }) } } },
   { method: 'get', path: '/v1/streams/{stream}/provenance', summary: 'The ingests whose rows hold a reading or a bucket', permission: 'provenance:read',
@@ -138,7 +142,8 @@ export const operations: readonly Operation[] = [
       { name: 'after', description: 'ingest id to page from (oldest first)', schema: str({ pattern: '^\\d{1,18}$' }) },
       { name: 'before', description: 'ingest id to page back from (newest first); not with after', schema: str({ pattern: '^\\d{1,18}$' }) },
       { name: 'limit', description: '1–1000 (default 100)', schema: int(1, 1000) },
-    ], ok: { status: 200, description: 'ingest records', content: json('IngestList') } },
+      afterIngest,
+    ], ok: { status: 200, description: 'ingest records', content: json('IngestList'), headers: ['Strata-Read-From'] } },
   { method: 'get', path: '/v1/ingests/{id}', summary: 'An ingest record with its audit entries', permission: 'ingests:read',
     ok: { status: 200, description: 'the record', content: json('Ingest') } },
   { method: 'get', path: '/v1/ingests/{id}/prov', summary: 'W3C PROV-JSON lineage of an ingest', permission: 'provenance:read',

@@ -24,6 +24,9 @@ export interface Metrics {
   streamLastIngest: Gauge<'stream'>;
   uploadsActive: Gauge;
   embeddedPostgresRestarts: Counter<'outcome'>;
+  standbyReplayLag: Gauge;
+  reads: Counter<'target' | 'reason'>;
+  backupLastSuccess: Gauge;
 }
 
 export function createMetrics(withDefaults = true): Metrics {
@@ -58,6 +61,18 @@ export function createMetrics(withDefaults = true): Metrics {
     embeddedPostgresRestarts: new Counter({
       name: 'strata_embedded_postgres_restarts_total', help: 'Restarts of the embedded PostgreSQL after it died, by outcome (restarted, failed)',
       labelNames: ['outcome'], registers: [registry],
+    }),
+    standbyReplayLag: new Gauge({
+      name: 'strata_standby_replay_lag_seconds', help: 'How far the read standby (STRATA_READ_DATABASE_URL) is behind the primary, in seconds of replay; -1 while it is unreachable',
+      registers: [registry],
+    }),
+    reads: new Counter({
+      name: 'strata_reads_total', help: 'Reads (queries, lists) by where they went (standby, primary) and why (standby, no_standby, standby_down, after_ingest_timeout)',
+      labelNames: ['target', 'reason'], registers: [registry],
+    }),
+    backupLastSuccess: new Gauge({
+      name: 'strata_backup_last_success_timestamp_seconds', help: 'When the newest complete base backup in STRATA_BACKUP_DIR finished (Unix seconds); 0 when there is none',
+      registers: [registry],
     }),
   };
 }

@@ -50,7 +50,7 @@ async function populated(): Promise<TestApp> {
 
 function runCli(t: TestApp, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli.ts'), ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), ...args], {
       cwd: root, env: { ...process.env, DATABASE_URL: t.db.url }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

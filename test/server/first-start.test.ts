@@ -100,12 +100,12 @@ describe('a first start from a private directory', () => {
   });
 });
 
-describe('npm run cli -- audit verify without a database', () => {
+describe('strata audit verify without a database', () => {
   it('refuses, naming the directory it looked in, and creates nothing', async () => {
     const parent = await mkdtemp(path.join(os.tmpdir(), 'strata-cli-'));
     cleanup.push(parent);
     const dataDir = path.join(parent, 'nowhere');
-    const cli = spawnStrata('src/cli.ts', ['audit', 'verify'], { STRATA_DATA_DIR: dataDir });
+    const cli = spawnStrata('src/cli/main.ts', ['audit', 'verify'], { STRATA_DATA_DIR: dataDir });
     expect(await cli.exited).toBe(2);
     expect(cli.stderr.join('')).toContain(`no Strata database in ${dataDir}`);
     expect(await readdir(parent)).toEqual([]);

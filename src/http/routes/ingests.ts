@@ -5,6 +5,7 @@
 // their streams'.
 import { Hono, type Context } from 'hono';
 import type { AppDeps } from '../deps.ts';
+import { readDb } from '../read-db.ts';
 import { currentKey, need } from '../auth.ts';
 import { readJson } from '../json-body.ts';
 import { streamBody } from '../stream-response.ts';
@@ -102,7 +103,7 @@ function disposition(fallback: string, original: string | null): string {
 
 export function ingestRecordRoutes(deps: AppDeps): Hono {
   const app = new Hono();
-  app.get('/', need('ingests:read'), async (c) => c.json({ ingests: await listIngests(deps.db.pool, listFilter(c)) }));
+  app.get('/', need('ingests:read'), async (c) => c.json({ ingests: await listIngests((await readDb(deps, c)).pool, listFilter(c)) }));
 
   app.get('/:id', need('ingests:read'), async (c) => c.json(await fullRecord(deps, await visibleIngest(deps, c))));
 

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
 import { need } from '../auth.ts';
 import { streamBody } from '../stream-response.ts';
+import { readDb } from '../read-db.ts';
 import { assertStreamName } from '../../streams/identifiers.ts';
 import { contentTypeOf, planQuery, renderQuery } from '../../query/run-query.ts';
 
@@ -11,7 +12,8 @@ export function queryRoutes(deps: AppDeps): Hono {
   app.get('/:stream/query', need('query', { stream: (c) => c.req.param('stream') }), async (c) => {
     const streamName = c.req.param('stream');
     assertStreamName(streamName);
-    const { plan, format } = await planQuery(deps.db, { streamName, query: c.req.queries(), accept: c.req.header('accept') });
+    const { after_ingest: _after, ...query } = c.req.queries();
+    const { plan, format } = await planQuery(await readDb(deps, c), { streamName, query, accept: c.req.header('accept') });
     // Run the query up to its first page before answering, so that a failing query is still a
     // clean error response rather than a cut-off body.
     const body = renderQuery(plan, format);
@@ -25,7 +27,8 @@ export function queryRoutes(deps: AppDeps): Hono {
       yield* head;
       yield* body;
     }
-    return new Response(streamBody(rest()), { status: 200, headers: { ...plan.headers, 'content-type': contentTypeOf(format) } });
+    const readFrom = c.res.headers.get('Strata-Read-From');
+    return new Response(streamBody(rest()), { status: 200, headers: { ...plan.headers, ...(readFrom ? { 'Strata-Read-From': readFrom } : {}), 'content-type': contentTypeOf(format) } });
   });
   return app;
 }

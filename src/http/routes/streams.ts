@@ -3,6 +3,7 @@
 // instruments, rollup freshness).
 import { Hono } from 'hono';
 import type { AppDeps } from '../deps.ts';
+import { readDb } from '../read-db.ts';
 import { assertScope, currentKey, inScope, need } from '../auth.ts';
 import { readJson } from '../json-body.ts';
 import { AppError } from '../../errors/index.ts';
@@ -28,7 +29,7 @@ export function streamRoutes(deps: AppDeps): Hono {
 
   app.get('/', need('streams:read'), async (c) => {
     const key = currentKey(c);
-    const streams = (await listStreams(deps.db.pool)).filter((s) => inScope(key, s.name));
+    const streams = (await listStreams((await readDb(deps, c)).pool)).filter((s) => inScope(key, s.name));
     return c.json({ streams: streams.map(streamJson) });
   });
 
