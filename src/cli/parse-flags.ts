@@ -1,5 +1,7 @@
 // Flags of the form --name value, --name=value and --switch, checked against what a command knows.
-export class FlagError extends Error {}
+import { UsageError } from './command.ts';
+/** A bad flag: main.ts prints it with the command's usage and exits with EXIT.usage (2). */
+export class FlagError extends UsageError {}
 
 export function parseFlags(args: string[], valued: string[], switches: string[] = []): Map<string, string> {
   const out = new Map<string, string>();
