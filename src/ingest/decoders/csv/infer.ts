@@ -91,6 +91,7 @@ export async function inferColumns(blocks: AsyncGenerator<RecordBlock>, layout: 
     const n = block.ncols;
     for (const c of classifyIdx) {
       const st = stats[c];
+      if (st.kinds & bit(Kind.Text)) continue; // text whatever follows
       const timeLike = isTimeLikeName(st.name) || st.name === opts.requestedTime || st.name === opts.streamTime;
       let kinds = st.kinds;
       for (let r = from; r < block.rows; r++) {
