@@ -15,11 +15,12 @@ afterAll(async () => { await t.close(); });
 
 interface TimeReport { unit?: string; name: string; inferred?: { unit_from: string; epoch_from: string; start_attribute?: string; also_fits?: string[] } }
 interface ColumnReport { name: string; null_when?: Record<string, unknown> }
-interface MappingReport { layout: string; time: TimeReport; fields: ColumnReport[]; tags: ColumnReport[] }
+interface MappingReport { layout: string; time: TimeReport; fields: ColumnReport[]; tags: ColumnReport[]; split?: { source: string; columns: string[] }[] }
 
 const valid = [
   'h5py_epoch_s.h5', 'h5py_epoch_ms.h5', 'h5py_epoch_ns.h5', 'h5py_named_units.h5', 'h5py_compound_t_us.h5', 'h5py_relative_start.h5',
   'h5py_fill_valid.h5', 'pytables_epoch_s.h5', 'pytables_epoch_ms.h5', 'pandas_fixed.h5', 'pandas_fixed_time_column.h5', 'pandas_table_dc.h5',
+  'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_table_names.h5',
   'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc',
 ];
 
@@ -43,6 +44,8 @@ describe.each(valid)('%s', (file) => {
     if (e.time_name) expect(m.time.name).toBe(e.time_name);
     expect(m.fields.map((f) => f.name).sort()).toEqual(Object.keys(e.fields).sort());
     expect(m.tags.map((f) => f.name).sort()).toEqual(Object.keys(e.tags).sort());
+    // pandas tables without data_columns: each values_block_<i> split into its named columns
+    expect((m.split ?? []).map((s) => s.source)).toEqual((e.split as string[] | undefined) ?? []);
   });
 
   it('reports how a time without declared units was read', () => {
@@ -76,7 +79,7 @@ describe.each(valid)('%s', (file) => {
   });
 });
 
-const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
+const refused = ['h5py_time_no_unit.h5', 'pandas_table_hostile_pickle.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
 
 describe.each(refused)('%s is refused', (file) => {
   const e = expected[file];

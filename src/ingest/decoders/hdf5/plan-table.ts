@@ -14,7 +14,7 @@ import { type TimeEncoding, parseSinceUnits } from './time.ts';
 import { type ValueKind, valueKindOf } from './values.ts';
 import { nullRules } from './missing.ts';
 import { findStart } from './time-inference.ts';
-import { checkPandasTable } from './plan-pandas.ts';
+import { pandasTableMembers } from './plan-pandas.ts';
 
 export interface Unmapped { path: string; shape: number[]; type: string; reason: string }
 
@@ -162,7 +162,8 @@ function memberUnits(ins: Inspector, path: string, member: string): string | nul
   return ins.stringAttr(path, `${member}_units`) ?? ins.stringAttr(path, `${member}_unit`);
 }
 
-function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[], source: string | undefined): CompoundMember {
+function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[], source: string | undefined,
+  unitsOf: (x: CompoundMember) => string | null): CompoundMember {
   if (source !== undefined) {
     const found = members.find((x) => x.name === source);
     if (!found) throw mappingError(`compound dataset ${d.path} has no member ${JSON.stringify(source)}; members: ${members.map((x) => x.name).join(', ')}`);
@@ -174,7 +175,7 @@ function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[
   if (byName.length === 1) return byName[0];
   const bare = byName.filter((x) => nameRank(x.name) === 0);
   if (bare.length === 1) return bare[0];
-  const bySince = members.filter((x) => { const u = memberUnits(ins, d.path, x.name); return u !== null && parseSinceUnits(u) !== null; });
+  const bySince = members.filter((x) => { const u = unitsOf(x); return u !== null && parseSinceUnits(u) !== null; });
   if (bySince.length === 1) return bySince[0];
   throw new AppError(422, 'no_time_column',
     `compound dataset ${d.path} has ${byName.length + bySince.length > 1 ? 'several time members' : 'no time member'} (named time or timestamp, or with a "<member>_units" attribute "<unit> since <instant>"); members: ${members.map((x) => `${x.name} (${describeType(x)})`).join(', ')}; name it with a mapping's time.source`,
@@ -189,12 +190,13 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
   if (d.shape.length !== 1) {
     throw new AppError(422, 'unsupported_shape', `compound dataset ${path} has shape [${d.shape.join(', ')}]; one row per sample needs a 1-D dataset`, { detail: { dataset: path, shape: d.shape } });
   }
-  const members = d.meta.compound_type?.members ?? [];
-  checkPandasTable(ins, d, members, m);
-  const tm = findTimeMember(ins, d, members, m.time?.source);
+  const pandas = pandasTableMembers(ins, d, d.meta.compound_type?.members ?? []);
+  const members = pandas.members;
+  const unitsOf = (x: CompoundMember): string | null => pandas.units.get(x) ?? memberUnits(ins, path, x.name);
+  const tm = findTimeMember(ins, d, members, m.time?.source, unitsOf);
   const what = `time member ${JSON.stringify(tm.name)} of ${path}`;
   const timeKind = kindOrThrow(valueKindOf(tm), what);
-  const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : memberUnits(ins, path, tm.name);
+  const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : unitsOf(tm);
   const enc = timeEncoding(timeKind, m.time, units, what, { infer: { name: tm.name, start: findStart(ins, path), requested: limits.time.unit } });
   // pandas' index member is "index": the stream calls it time (unless a column already is).
   const pandasTime = isPandasIndex(ins, path, tm.name) && !members.some((x) => x.name === 'time');
@@ -207,7 +209,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     const member = members.find((x) => x.name === spec.source);
     if (!member || member === tm) throw mappingError(`compound dataset ${path} has no member ${JSON.stringify(spec.source)} to use as a ${role}; members: ${others.map((x) => x.name).join(', ')}`);
     const kind = kindOrThrow(valueKindOf(member), `member ${JSON.stringify(member.name)} of ${path} (${describeType(member)})`);
-    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
+    const read = columnRead(spec, member.name, role, kind, describeType(member), pandas.units.has(member) ? null : memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
     reads.push(read);
     columns.push({ from: 'member', member, read });
   }
@@ -225,6 +227,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     segments: [segment],
     mapping: {
       origin, layout: 'compound', dataset: path, time: reportTime(tm.name, timeName, enc),
+      ...(pandas.blocks.length > 0 ? { split: pandas.blocks } : {}),
       fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
       tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },
