@@ -60,6 +60,48 @@ export function findTimeDataset(ins: Inspector, group: string, all: DatasetInfo[
     { detail: { group, datasets: all.map((d) => d.path) } });
 }
 
+/** Most columns one 2-D dataset is split into. */
+const MAX_SPLIT = 1024;
+/** Dataset attributes that may name the columns of a 2-D dataset, in order of preference. */
+const NAME_ATTRS = ['channel_names', 'column_names', 'columns', 'labels', 'names', 'channels', 'legend'];
+
+/** The k names of a 2-D dataset's columns: from an attribute listing them, else <name>_<i>. */
+function splitNames(ins: Inspector, d: DatasetInfo, k: number): { names: string[]; from: string } {
+  const attrs = ins.attrs(d.path);
+  for (const a of NAME_ATTRS) {
+    const v = attrs[a];
+    let list: unknown[] | null = Array.isArray(v) ? v : null;
+    if (typeof v === 'string') list = v.includes(',') ? v.split(',') : v.split(/\s+/);
+    if (!list || list.length !== k || !list.every((x) => typeof x === 'string')) continue;
+    const names = (list as string[]).map((x) => x.replace(/\0+$/, '').trim());
+    if (names.some((x) => x === '' || x.length > 200) || new Set(names).size !== k) continue;
+    return { names, from: `attribute ${a}` };
+  }
+  return { names: Array.from({ length: k }, (_, i) => `${d.name}_${i}`), from: `generated (${d.name}_<i>): no attribute ${NAME_ATTRS.slice(0, 3).join(', ')} … lists ${k} names` };
+}
+
+/**
+ * A 2-D dataset beside a 1-D time of n rows (h5py's channels[n×k] without dimension scales): one
+ * column per channel, time along the axis of length n (the first when both are). Null when the
+ * dataset is not 2-D.
+ */
+function splitChannels(ins: Inspector, d: DatasetInfo, n: number, timePath: string): { k: number; byRow: boolean; names: string[]; from: string } | null {
+  if (d.shape.length !== 2) return null;
+  const [a, b] = d.shape;
+  if (a !== n && b !== n) {
+    throw new AppError(422, 'shape_mismatch',
+      `dataset ${d.path} has shape [${a}, ${b}], and neither axis has the ${n} rows of the time dataset ${timePath}; a 2-D dataset is read as one field per column along the time axis`,
+      { detail: { dataset: d.path, shape: d.shape, time: timePath, time_rows: n } });
+  }
+  const byRow = a !== n; // [k, n]: channel j is row j
+  const k = byRow ? a : b;
+  if (k > MAX_SPLIT || k < 1) {
+    throw new AppError(422, 'unsupported_shape', `dataset ${d.path} has shape [${a}, ${b}]: ${k} columns, more than the ${MAX_SPLIT} Strata splits a 2-D dataset into; leave it out with a mapping that lists the fields`,
+      { detail: { dataset: d.path, shape: d.shape } });
+  }
+  return { k, byRow, ...splitNames(ins, d, k) };
+}
+
 function checkSeries(d: DatasetInfo, n: number, timePath: string): void {
   if (d.shape.length !== 1) {
     throw new AppError(422, 'unsupported_shape',
@@ -119,17 +161,34 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
   });
   const columns: SegmentColumn[] = [];
   const reads: ColumnRead[] = [];
+  const reported: { role: 'tag' | 'field'; spec: ColumnSpec; read: ColumnRead }[] = [];
+  const splits: NonNullable<ReadPlan['mapping']['split']> = [];
+  const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
   for (const { spec, role } of chosen) {
     const p = spec.source.startsWith('/') ? normalizePath(spec.source) : joinPath(group, spec.source);
     const d = ins.get(p);
     if (!d || d.kind !== 'dataset') {
       throw mappingError(`the mapping's ${role} ${p} is not a dataset in the file; datasets in ${group}: ${all.map((x) => x.name).join(', ')}`, { source: p });
     }
+    const split = splitChannels(ins, d, n, time.path);
+    if (split) {
+      const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
+      split.names.forEach((name, j) => {
+        const one = { ...spec, name: undefined };
+        const read = columnRead(one, name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path} column ${j}`);
+        reads.push(read);
+        columns.push(split.byRow ? { from: 'dataset', info: d, read, stationRow: j } : { from: 'dataset', info: d, read, stationRow: null, column: j });
+        reported.push({ role, spec: one, read });
+      });
+      splits.push({ source: rel(d.path), columns: split.names, names_from: split.from });
+      continue;
+    }
     checkSeries(d, n, time.path);
     const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
     const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path}`);
     reads.push(read);
     columns.push({ from: 'dataset', info: d, read, stationRow: null });
+    reported.push({ role, spec, read });
   }
   checkNames(reads, timeName);
   const read = [time, ...columns.map((c) => (c as { info: DatasetInfo }).info)];
@@ -140,15 +199,15 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(timeKind, columns, null), limits),
   };
   checkTotal([segment], limits);
-  const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
   return {
     columns: reads.map((r) => r.out),
     time: { name: timeName, sourceType: describeTime(timeKind, describeType(time.meta), enc) },
     segments: [segment],
     mapping: {
       origin, layout: 'flat_group', group, time: reportTime(rel(time.path), timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: reported.filter((c) => c.role === 'field').map((c) => reportColumn(c.spec, c.read)),
+      tags: reported.filter((c) => c.role === 'tag').map((c) => reportColumn(c.spec, c.read)),
+      ...(splits.length > 0 ? { split: splits } : {}),
     },
     provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
     warnings: [],
