@@ -22,7 +22,7 @@ const valid = [
   'h5py_fill_valid.h5', 'pytables_epoch_s.h5', 'pytables_epoch_ms.h5', 'pandas_fixed.h5', 'pandas_fixed_time_column.h5', 'pandas_table_dc.h5',
   'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_table_names.h5',
   'h5py_channels_named.h5', 'h5py_channels_unnamed.h5', 'h5py_channels_by_row.h5',
-  'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc',
+  'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc', 'netcdf4_unwritten.nc',
 ];
 
 const typeOf = (file: string): string => (file.endsWith('.nc') ? NETCDF : 'application/x-hdf5');

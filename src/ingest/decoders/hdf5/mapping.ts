@@ -27,6 +27,8 @@ export interface NullWhen {
   /** Raw values below this or above that. */
   below?: number;
   above?: number;
+  /** A netCDF-4 variable with fewer records than its dimension: rows from this one on are NULL. */
+  after_record?: number;
 }
 
 export interface ColumnSpec {

@@ -102,6 +102,24 @@ function splitChannels(ins: Inspector, d: DatasetInfo, n: number, timePath: stri
   return { k, byRow, ...splitNames(ins, d, k) };
 }
 
+const unlimited = (d: DatasetInfo): boolean => (d.meta.maxshape?.[0] ?? 0) >= 2 ** 63;
+
+function firstNumber(v: unknown): number | null {
+  const x = Array.isArray(v) || ArrayBuffer.isView(v) ? (v as ArrayLike<unknown>)[0] : v;
+  return typeof x === 'number' ? x : typeof x === 'bigint' ? Number(x) : null;
+}
+
+/**
+ * A netCDF-4 variable on the time's unlimited dimension with fewer records than the time (its
+ * later records were never written): netCDF reads the missing records as fill, so they are NULL.
+ */
+function shortRecords(ins: Inspector, d: DatasetInfo, n: number, time: DatasetInfo): boolean {
+  if (d.shape.length !== 1 || d.shape[0] >= n || !unlimited(d) || !unlimited(time) || !ins.isNetcdf4Variable(d.path)) return false;
+  const dim = firstNumber(ins.attrs(d.path)._Netcdf4Coordinates);
+  const timeDim = firstNumber(ins.attrs(time.path)._Netcdf4Dimid) ?? firstNumber(ins.attrs(time.path)._Netcdf4Coordinates);
+  return dim === null || timeDim === null || dim === timeDim;
+}
+
 function checkSeries(d: DatasetInfo, n: number, timePath: string): void {
   if (d.shape.length !== 1) {
     throw new AppError(422, 'unsupported_shape',
@@ -163,6 +181,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
   const reads: ColumnRead[] = [];
   const reported: { role: 'tag' | 'field'; spec: ColumnSpec; read: ColumnRead }[] = [];
   const splits: NonNullable<ReadPlan['mapping']['split']> = [];
+  const warnings: string[] = [];
   const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
   for (const { spec, role } of chosen) {
     const p = spec.source.startsWith('/') ? normalizePath(spec.source) : joinPath(group, spec.source);
@@ -183,11 +202,16 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
       splits.push({ source: rel(d.path), columns: split.names, names_from: split.from });
       continue;
     }
-    checkSeries(d, n, time.path);
+    const short = shortRecords(ins, d, n, time);
+    if (!short) checkSeries(d, n, time.path);
     const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
     const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path}`);
+    if (short) {
+      read.nullWhen = { ...(read.nullWhen ?? { from: [] }), from: [...(read.nullWhen?.from ?? []), 'records never written'], after_record: d.shape[0] };
+      warnings.push(`${d.path} has ${d.shape[0]} records where ${time.path} has ${n}: netCDF reads the others as fill, stored as NULL`);
+    }
     reads.push(read);
-    columns.push({ from: 'dataset', info: d, read, stationRow: null });
+    columns.push(short ? { from: 'dataset', info: d, read, stationRow: null, records: d.shape[0] } : { from: 'dataset', info: d, read, stationRow: null });
     reported.push({ role, spec, read });
   }
   checkNames(reads, timeName);
@@ -210,7 +234,7 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
       ...(splits.length > 0 ? { split: splits } : {}),
     },
     provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
-    warnings: [],
+    warnings,
     unmapped,
   };
 }
