@@ -17,8 +17,6 @@ const NULL_WORDS = new Set(['NA', 'N/A', '#N/A', 'null', 'NULL', 'None', 'nil'])
 const NAN_WORDS = new Set(['NaN', 'nan', 'NAN']);
 const INF_WORDS = new Map([['inf', Infinity], ['Inf', Infinity], ['INF', Infinity], ['Infinity', Infinity], ['+inf', Infinity],
   ['+Inf', Infinity], ['+Infinity', Infinity], ['-inf', -Infinity], ['-Inf', -Infinity], ['-INF', -Infinity], ['-Infinity', -Infinity]]);
-const TRUE_WORDS = new Set(['true', 'True', 'TRUE']);
-const FALSE_WORDS = new Set(['false', 'False', 'FALSE']);
 
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
@@ -157,11 +155,33 @@ export function classify(b: Uint8Array, s: number, e: number, comma: boolean): K
     }
   }
   if (e - s <= 9) {
+    if (boolOf(b, s, e) !== -1) return Kind.Bool;
     const w = word(b, s, e);
     if (NAN_WORDS.has(w) || INF_WORDS.has(w)) return Kind.Float;
-    if (TRUE_WORDS.has(w) || FALSE_WORDS.has(w)) return Kind.Bool;
   }
   return Kind.Text;
+}
+
+/** Whether bytes [s, e) spell `word` (lower case ASCII) in lower, Capitalized or UPPER case. */
+function spells(b: Uint8Array, s: number, e: number, word: string): boolean {
+  if (e - s !== word.length) return false;
+  const first = b[s];
+  const lowerFirst = first === word.charCodeAt(0);
+  if (!lowerFirst && first !== word.charCodeAt(0) - 32) return false;
+  // lower: all lower; Capitalized: the rest lower; UPPER: the rest upper (first already upper)
+  const upperRest = !lowerFirst && e - s > 1 && b[s + 1] === word.charCodeAt(1) - 32;
+  for (let i = 1; i < word.length; i++) {
+    if (b[s + i] !== word.charCodeAt(i) - (upperRest ? 32 : 0)) return false;
+  }
+  return true;
+}
+
+/** 1 for true/True/TRUE, 0 for false/False/FALSE, -1 otherwise (no string made). */
+function boolOf(b: Uint8Array, s: number, e: number): number {
+  const c = b[s] | 0x20;
+  if (c === 0x74) return spells(b, s, e, 'true') ? 1 : -1;
+  if (c === 0x66) return spells(b, s, e, 'false') ? 0 : -1;
+  return -1;
 }
 
 /** A float, or undefined when the field is not a number. */
@@ -197,11 +217,8 @@ function parseBigInt(b: Uint8Array, s: number, e: number): bigint | undefined {
 }
 
 export function parseBoolField(b: Uint8Array, s: number, e: number): boolean | undefined {
-  if (e - s > 5) return undefined;
-  const w = word(b, s, e);
-  if (TRUE_WORDS.has(w)) return true;
-  if (FALSE_WORDS.has(w)) return false;
-  return undefined;
+  const v = boolOf(b, s, e);
+  return v === -1 ? undefined : v === 1;
 }
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
