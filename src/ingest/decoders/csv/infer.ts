@@ -332,6 +332,8 @@ function decodeColumn(block: RecordBlock, from: number, p: ColumnPlan, comma: bo
           const enc = utf8.encode(fieldText(block, k));
           data.set(enc, at);
           at += enc.length;
+        } else if (e - s <= 64) {
+          for (let i = s; i < e; i++) data[at++] = b[i]; // short tags: no Buffer view per field
         } else {
           data.set(b.subarray(s, e), at);
           at += e - s;

@@ -57,9 +57,14 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
   // One set of field arrays serves every block: a block is consumed before the next is made.
   const arrays = new BlockArrays(maxRows);
   const newBlock = (buf: Buffer, n: number): RecordBlock => arrays.block(buf, n);
+  // Two read buffers taken in turn: a block (and the carried-over partial record) points into
+  // the previous one while the next is filled. Regrown only for a record longer than a read.
+  const spare: Buffer[] = [];
+  let previous: Buffer | null = null;
   while (filePos < size || carry.length > 0) {
     const want = Math.min(READ_BYTES, size - filePos);
-    const buf = Buffer.allocUnsafe(carry.length + want);
+    let buf = spare.pop();
+    if (!buf || buf.length < carry.length + want) buf = Buffer.allocUnsafe(Math.max(READ_BYTES, carry.length + want));
     carry.copy(buf, 0);
     const { bytesRead } = want > 0 ? await fh.read(buf, carry.length, want, filePos) : { bytesRead: 0 };
     filePos += bytesRead;
@@ -101,6 +106,8 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
       yield block;
     }
     line = cur.line;
+    if (previous) spare.push(previous); // its blocks are consumed and its carry copied out
+    previous = buf;
     carry = buf.subarray(cur.pos, len);
     if (carry.length > MAX_RECORD_BYTES) throw malformed(line, `a record is longer than ${MAX_RECORD_BYTES} bytes (a quote that is never closed?)`);
     if (eof && carry.length > 0) throw malformed(line, 'the file ends inside a quoted field');
