@@ -47,7 +47,7 @@ const FORMATS: FuzzFormat[] = [
   },
   {
     label: 'h5', kind: 'bytes', contentType: 'application/x-hdf5', perSeed: 8, reference: null,
-    seeds: ['hdf5/compound.h5', 'hdf5/flat_gzip.h5', 'hdf5/cf_timeseries.nc'],
+    seeds: ['hdf5/compound.h5', 'hdf5/flat_gzip.h5', 'hdf5/cf_timeseries.nc', 'hdf5/pandas_table_names.h5', 'hdf5/h5py_channels_named.h5', 'hdf5/netcdf4_unwritten.nc'],
   },
   {
     label: 'pq', kind: 'bytes', contentType: 'application/vnd.apache.parquet', perSeed: 8, reference: null,

@@ -64,8 +64,10 @@ describe('bad data in a valid file', () => {
     rejects(hdf5('mismatched_lengths.h5'), 422, 'shape_mismatch', /\/data\/value has 99 rows but the time dataset \/data\/time has 100/));
   it('no time dataset → 422 no_time_column naming the group and its datasets', () =>
     rejects(hdf5('no_time.h5'), 422, 'no_time_column', /group \/data .*current.*value.*no time dataset/));
-  it('2-D data where 1-D is expected → 422 unsupported_shape naming the dataset and shape', () =>
-    rejects(hdf5('two_d.h5'), 422, 'unsupported_shape', /\/data\/spectrum has shape \[100, 3\]/));
+  it('3-D data beside a 1-D time → 422 unsupported_shape naming the dataset and shape', () =>
+    rejects(hdf5('h5py_channels_3d.h5'), 422, 'unsupported_shape', /\/cube has shape \[20, 2, 2\]/));
+  it('2-D data with neither axis of the time\'s length → 422 shape_mismatch naming both', () =>
+    rejects(hdf5('h5py_channels_mismatch.h5'), 422, 'shape_mismatch', /\/channels has shape \[49, 3\].*50 rows of the time dataset \/time/));
   it('times that do not parse → 422 invalid_timestamp naming the dataset, row and value', () =>
     rejects(hdf5('bad_times.h5'), 422, 'invalid_timestamp', /dataset \/data\/time: time value "not-a-time" at row 5/));
   it('a file that fits no rule → 422 mapping_failed listing what was found and what the rules need', async () => {

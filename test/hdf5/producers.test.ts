@@ -15,12 +15,14 @@ afterAll(async () => { await t.close(); });
 
 interface TimeReport { unit?: string; name: string; inferred?: { unit_from: string; epoch_from: string; start_attribute?: string; also_fits?: string[] } }
 interface ColumnReport { name: string; null_when?: Record<string, unknown> }
-interface MappingReport { layout: string; time: TimeReport; fields: ColumnReport[]; tags: ColumnReport[] }
+interface MappingReport { layout: string; time: TimeReport; fields: ColumnReport[]; tags: ColumnReport[]; split?: { source: string; columns: string[]; names_from: string }[] }
 
 const valid = [
   'h5py_epoch_s.h5', 'h5py_epoch_ms.h5', 'h5py_epoch_ns.h5', 'h5py_named_units.h5', 'h5py_compound_t_us.h5', 'h5py_relative_start.h5',
   'h5py_fill_valid.h5', 'pytables_epoch_s.h5', 'pytables_epoch_ms.h5', 'pandas_fixed.h5', 'pandas_fixed_time_column.h5', 'pandas_table_dc.h5',
-  'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc',
+  'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_table_names.h5',
+  'h5py_channels_named.h5', 'h5py_channels_unnamed.h5', 'h5py_channels_by_row.h5',
+  'xarray_multi.nc', 'xarray_ns.nc', 'xarray_station_grid.nc', 'netcdf4_days_since.nc', 'netcdf4_time_dim_no_coord.nc', 'netcdf4_unwritten.nc',
 ];
 
 const typeOf = (file: string): string => (file.endsWith('.nc') ? NETCDF : 'application/x-hdf5');
@@ -43,6 +45,10 @@ describe.each(valid)('%s', (file) => {
     if (e.time_name) expect(m.time.name).toBe(e.time_name);
     expect(m.fields.map((f) => f.name).sort()).toEqual(Object.keys(e.fields).sort());
     expect(m.tags.map((f) => f.name).sort()).toEqual(Object.keys(e.tags).sort());
+    // pandas tables without data_columns: each values_block_<i> split into its named columns
+    // and 2-D channels[n×k] beside a 1-D time, one field per column, named from an attribute
+    expect((m.split ?? []).map((s) => s.source)).toEqual((e.split as string[] | undefined) ?? []);
+    if (e.split_names_from) expect(m.split?.[0].names_from).toBe(e.split_names_from);
   });
 
   it('reports how a time without declared units was read', () => {
@@ -76,7 +82,7 @@ describe.each(valid)('%s', (file) => {
   });
 });
 
-const refused = ['h5py_time_no_unit.h5', 'pandas_table.h5', 'pandas_table_time_column.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
+const refused = ['h5py_time_no_unit.h5', 'pandas_table_hostile_pickle.h5', 'h5py_channels_mismatch.h5', 'h5py_channels_3d.h5', 'pandas_fixed_strings.h5', 'netcdf4_noleap.nc'];
 
 describe.each(refused)('%s is refused', (file) => {
   const e = expected[file];
@@ -150,5 +156,15 @@ describe("h5py's LZF on variable-length strings (written without filter paramete
     const first = e.first_written_row as number;
     const late = Object.fromEntries(Array.from({ length: e.rows - first }, (_, i) => [`late-${i}`, 1]));
     await checkTagCounts(t, stream, 'run', { '': first, ...late });
+  });
+});
+
+describe('2-D channels without names', () => {
+  it('a [100, 3] dataset beside a 1-D time becomes <name>_0 … <name>_2, reported in mapping_used.split', async () => {
+    const p = await post(t, streamName('two-d-split'), hdf5('two_d.h5'));
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    const m = (p.body.ingest as { mapping: MappingReport }).mapping;
+    expect(m.fields.map((f) => f.name)).toEqual(['spectrum_0', 'spectrum_1', 'spectrum_2', 'value']);
+    expect(m.split).toEqual([{ source: 'spectrum', columns: ['spectrum_0', 'spectrum_1', 'spectrum_2'], names_from: expect.stringMatching(/^generated/) }]);
   });
 });

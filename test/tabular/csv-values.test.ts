@@ -1,7 +1,7 @@
 // The CSV value parsers against the platform's own (Number, Date) over generated values, and the
 // layout finder over instrument-style headers.
 import { describe, expect, it } from 'vitest';
-import { Kind, classify, epochToMicros, parseFloatField, parseIntField, parseIso } from '../../src/ingest/decoders/csv/values.ts';
+import { Kind, classify, epochToMicros, parseBoolField, parseFloatField, parseIntField, parseIso } from '../../src/ingest/decoders/csv/values.ts';
 import { findLayout } from '../../src/ingest/decoders/csv/layout.ts';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -83,5 +83,18 @@ describe('layout', () => {
   });
   it('tabs', () => {
     expect(layout('# Lab: 3\ntime\tv\n1\t2\n').delimiter).toBe(0x09);
+  });
+});
+
+describe('booleans from their bytes', () => {
+  it('true/True/TRUE and false/False/FALSE, nothing else', () => {
+    const yes = ['true', 'True', 'TRUE'];
+    const no = ['false', 'False', 'FALSE'];
+    const neither = ['tRue', 'TRue', 'truE', 'tru', 'truee', 'f', 'FALSe', 'fAlse', 'yes', '1', 'T', ''];
+    for (const w of yes) expect(parseBoolField(b(w), 0, w.length), w).toBe(true);
+    for (const w of no) expect(parseBoolField(b(w), 0, w.length), w).toBe(false);
+    for (const w of neither) expect(parseBoolField(b(w), 0, w.length), w).toBeUndefined();
+    for (const w of [...yes, ...no]) expect(classify(b(w), 0, w.length, false), w).toBe(Kind.Bool);
+    for (const w of neither.filter((x) => x !== '' && x !== '1')) expect(classify(b(w), 0, w.length, false), w).toBe(Kind.Text);
   });
 });

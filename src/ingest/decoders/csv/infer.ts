@@ -91,6 +91,7 @@ export async function inferColumns(blocks: AsyncGenerator<RecordBlock>, layout: 
     const n = block.ncols;
     for (const c of classifyIdx) {
       const st = stats[c];
+      if (st.kinds & bit(Kind.Text)) continue; // text whatever follows
       const timeLike = isTimeLikeName(st.name) || st.name === opts.requestedTime || st.name === opts.streamTime;
       let kinds = st.kinds;
       for (let r = from; r < block.rows; r++) {
@@ -331,6 +332,8 @@ function decodeColumn(block: RecordBlock, from: number, p: ColumnPlan, comma: bo
           const enc = utf8.encode(fieldText(block, k));
           data.set(enc, at);
           at += enc.length;
+        } else if (e - s <= 64) {
+          for (let i = s; i < e; i++) data[at++] = b[i]; // short tags: no Buffer view per field
         } else {
           data.set(b.subarray(s, e), at);
           at += e - s;

@@ -10,8 +10,11 @@ const QUOTE = 0x22;
 const LF = 0x0a;
 const CR = 0x0d;
 
-/** Bytes read from the file at a time. */
-const READ_BYTES = 1 << 20;
+/**
+ * Bytes read from the file at a time: about 16k rows of a 14-column logger file, so that a block
+ * fills a batch (smaller reads made 4k-row batches, each with its own per-batch costs downstream).
+ */
+const READ_BYTES = 4 << 20;
 /** Longest record accepted (an unclosed quote would otherwise swallow the file). */
 export const MAX_RECORD_BYTES = 4 << 20;
 
@@ -51,16 +54,24 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
   let carry: Buffer = Buffer.alloc(0);
   let line = firstLine;
   let width = ncols;
+  // One set of field arrays serves every block: a block is consumed before the next is made.
+  const arrays = new BlockArrays(maxRows);
+  const newBlock = (buf: Buffer, n: number): RecordBlock => arrays.block(buf, n);
+  // Two read buffers taken in turn: a block (and the carried-over partial record) points into
+  // the previous one while the next is filled. Regrown only for a record longer than a read.
+  const spare: Buffer[] = [];
+  let previous: Buffer | null = null;
   while (filePos < size || carry.length > 0) {
     const want = Math.min(READ_BYTES, size - filePos);
-    const buf = Buffer.allocUnsafe(carry.length + want);
+    let buf = spare.pop();
+    if (!buf || buf.length < carry.length + want) buf = Buffer.allocUnsafe(Math.max(READ_BYTES, carry.length + want));
     carry.copy(buf, 0);
     const { bytesRead } = want > 0 ? await fh.read(buf, carry.length, want, filePos) : { bytesRead: 0 };
     filePos += bytesRead;
     const len = carry.length + bytesRead;
     const eof = filePos >= size;
     const cur: Cursor = { pos: 0, line };
-    let block = newBlock(buf, width ?? 64, maxRows);
+    let block = newBlock(buf, width ?? 64);
     while (true) {
       const start = cur.pos;
       const startLine = cur.line;
@@ -75,7 +86,7 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
       if (width === null) {
         if (r > scratch.starts.length) throw malformed(startLine, `the header has more than ${scratch.starts.length} fields`);
         width = r;
-        block = newBlock(buf, width, maxRows);
+        block = newBlock(buf, width);
         block.starts.set(scratch.starts.subarray(0, r));
         block.ends.set(scratch.ends.subarray(0, r));
         block.escaped.set(scratch.escaped.subarray(0, r));
@@ -87,7 +98,7 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
       if (block.rows === maxRows) {
         checkUtf8(buf, block);
         yield block;
-        block = newBlock(buf, width, maxRows);
+        block = newBlock(buf, width);
       }
     }
     if (block.rows > 0) {
@@ -95,6 +106,8 @@ export async function* readRecords(fh: FileHandle, size: number, offset: number,
       yield block;
     }
     line = cur.line;
+    if (previous) spare.push(previous); // its blocks are consumed and its carry copied out
+    previous = buf;
     carry = buf.subarray(cur.pos, len);
     if (carry.length > MAX_RECORD_BYTES) throw malformed(line, `a record is longer than ${MAX_RECORD_BYTES} bytes (a quote that is never closed?)`);
     if (eof && carry.length > 0) throw malformed(line, 'the file ends inside a quoted field');
@@ -117,12 +130,26 @@ function checkUtf8(buf: Buffer, block: RecordBlock): void {
   }
 }
 
-function newBlock(buf: Buffer, ncols: number, maxRows: number): RecordBlock {
-  const cap = ncols * maxRows;
-  return {
-    buf, rows: 0, ncols, starts: new Int32Array(cap), ends: new Int32Array(cap), escaped: new Uint8Array(cap),
-    lines: new Float64Array(maxRows),
-  };
+/** The field arrays of a block, allocated once per read of the file (a few MB; zeroing them per block cost more than the parsing). */
+class BlockArrays {
+  private starts = new Int32Array(0);
+  private ends = new Int32Array(0);
+  private escaped = new Uint8Array(0);
+  private readonly lines: Float64Array;
+
+  constructor(private readonly maxRows: number) {
+    this.lines = new Float64Array(maxRows);
+  }
+
+  block(buf: Buffer, ncols: number): RecordBlock {
+    const cap = ncols * this.maxRows;
+    if (this.starts.length !== cap) {
+      this.starts = new Int32Array(cap);
+      this.ends = new Int32Array(cap);
+      this.escaped = new Uint8Array(cap);
+    }
+    return { buf, rows: 0, ncols, starts: this.starts, ends: this.ends, escaped: this.escaped, lines: this.lines };
+  }
 }
 
 const INCOMPLETE = -1;

@@ -1,7 +1,10 @@
 // CSV values from their bytes, without a string per field on the common paths: what kind of value
 // a field holds (for type inference), and exact parsers for integers, decimals, booleans, ISO 8601
 // instants and epoch numbers. Decimal numbers go through the correctly rounded fast path of
-// Clinger (≤ 15 significant digits, small exponents) and through Number() otherwise.
+// Clinger (≤ 15 significant digits, small exponents) and Eisel–Lemire (≤ 19 digits, csv/float.ts),
+// and through Number() beyond 19 significant digits.
+
+import { decimalToDouble } from './float.ts';
 
 export const enum Kind { Null = 0, Int = 1, Float = 2, Bool = 3, Iso = 4, IsoNaive = 5, Text = 6 }
 
@@ -14,8 +17,6 @@ const NULL_WORDS = new Set(['NA', 'N/A', '#N/A', 'null', 'NULL', 'None', 'nil'])
 const NAN_WORDS = new Set(['NaN', 'nan', 'NAN']);
 const INF_WORDS = new Map([['inf', Infinity], ['Inf', Infinity], ['INF', Infinity], ['Infinity', Infinity], ['+inf', Infinity],
   ['+Inf', Infinity], ['+Infinity', Infinity], ['-inf', -Infinity], ['-Inf', -Infinity], ['-INF', -Infinity], ['-Infinity', -Infinity]]);
-const TRUE_WORDS = new Set(['true', 'True', 'TRUE']);
-const FALSE_WORDS = new Set(['false', 'False', 'FALSE']);
 
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
@@ -37,56 +38,108 @@ export function isNullField(b: Uint8Array, s: number, e: number): boolean {
   return e - s <= 4 && (c === 0x4e || c === 0x6e || c === 0x23) && NULL_WORDS.has(word(b, s, e));
 }
 
-/** A decimal's shape: sign, digits, optional fraction and exponent. Null when it is not one. */
-interface Decimal { neg: boolean; mant: number; digits: number; exp: number; intOnly: boolean }
+/**
+ * A decimal's shape: sign, significand, exponent. The first 15 significant digits are in `mant`,
+ * the next (up to 4) in `ext` (`extDigits` of them): the value is ±(mant·10^extDigits + ext)·10^exp
+ * when `digits` ≤ 19 (beyond, mant and ext are 0: read the text). Null when not a decimal.
+ */
+interface Decimal { neg: boolean; mant: number; ext: number; extDigits: number; digits: number; exp: number; intOnly: boolean }
 
-const scratch: Decimal = { neg: false, mant: 0, digits: 0, exp: 0, intOnly: true };
+const scratch: Decimal = { neg: false, mant: 0, ext: 0, extDigits: 0, digits: 0, exp: 0, intOnly: true };
 
 /** Scans a decimal number; `comma`: ',' is accepted as the decimal separator besides '.'. */
 function scanDecimal(b: Uint8Array, s: number, e: number, comma: boolean): Decimal | null {
+  // The extents first (integer digits, fraction digits, exponent), then the significand.
   let p = s;
   let neg = false;
   if (p < e && (b[p] === 0x2d || b[p] === 0x2b)) { neg = b[p] === 0x2d; p++; }
-  let mant = 0;
-  let digits = 0;
-  let exp = 0;
-  let any = false;
+  const i0 = p;
+  while (p < e && isDigit(b[p])) p++;
+  const i1 = p;
+  let f0 = p;
+  let f1 = p;
   let intOnly = true;
-  while (p < e && isDigit(b[p])) {
-    any = true;
-    if (digits > 0 || b[p] !== ZERO) {
-      if (digits < 19) mant = mant * 10 + (b[p] - ZERO); else exp++;
-      digits++;
-    }
-    p++;
-  }
   if (p < e && (b[p] === 0x2e || (comma && b[p] === 0x2c))) {
     intOnly = false;
     p++;
-    while (p < e && isDigit(b[p])) {
-      any = true;
-      if (digits > 0 || b[p] !== ZERO) {
-        if (digits < 19) { mant = mant * 10 + (b[p] - ZERO); exp--; }
-        digits++;
-      } else exp--;
-      p++;
-    }
+    f0 = p;
+    while (p < e && isDigit(b[p])) p++;
+    f1 = p;
   }
-  if (!any) return null;
+  if (i1 === i0 && f1 === f0) return null;
+  let exp = 0;
   if (p < e && (b[p] === 0x65 || b[p] === 0x45)) {
     intOnly = false;
     p++;
     let eneg = false;
     if (p < e && (b[p] === 0x2d || b[p] === 0x2b)) { eneg = b[p] === 0x2d; p++; }
     let ev = 0;
-    let edigits = 0;
-    while (p < e && isDigit(b[p])) { if (ev < 100000) ev = ev * 10 + (b[p] - ZERO); edigits++; p++; }
-    if (edigits === 0) return null;
-    exp += eneg ? -ev : ev;
+    const x0 = p;
+    while (p < e && isDigit(b[p])) { if (ev < 100000) ev = ev * 10 + (b[p] - ZERO); p++; }
+    if (p === x0) return null;
+    exp = eneg ? -ev : ev;
   }
   if (p !== e) return null;
-  scratch.neg = neg; scratch.mant = mant; scratch.digits = digits; scratch.exp = exp; scratch.intOnly = intOnly;
+  // The significant digits: from the first non-zero one, through the fraction.
+  let q = i0;
+  while (q < i1 && b[q] === ZERO) q++;
+  let from = f0;
+  if (q === i1) {
+    from = f0;
+    while (from < f1 && b[from] === ZERO) from++;
+  }
+  const digits = (i1 - q) + (f1 - from);
+  let mant = 0;
+  let ext = 0;
+  let extDigits = 0;
+  if (digits <= 19) {
+    let k = 0;
+    for (let r = q; r < i1; r++, k++) {
+      if (k < 15) mant = mant * 10 + (b[r] - ZERO); else ext = ext * 10 + (b[r] - ZERO);
+    }
+    for (let r = from; r < f1; r++, k++) {
+      if (k < 15) mant = mant * 10 + (b[r] - ZERO); else ext = ext * 10 + (b[r] - ZERO);
+    }
+    extDigits = digits > 15 ? digits - 15 : 0;
+  }
+  scratch.neg = neg; scratch.mant = mant; scratch.ext = ext; scratch.extDigits = extDigits; scratch.digits = digits;
+  scratch.exp = exp - (f1 - f0); scratch.intOnly = intOnly;
   return scratch;
+}
+
+/**
+ * Int or Float when the field is a decimal (the grammar of scanDecimal), Null when it is not: its
+ * syntax alone, without computing its value (the inference pass reads every field).
+ */
+function numberKind(b: Uint8Array, s: number, e: number, comma: boolean): Kind {
+  let p = s;
+  if (b[p] === 0x2d || b[p] === 0x2b) p++;
+  const i0 = p;
+  while (p < e && isDigit(b[p])) p++;
+  const intEnd = p;
+  let any = intEnd > i0;
+  let int = true;
+  if (p < e && (b[p] === 0x2e || (comma && b[p] === 0x2c))) {
+    int = false;
+    p++;
+    const f0 = p;
+    while (p < e && isDigit(b[p])) p++;
+    any ||= p > f0;
+  }
+  if (!any) return Kind.Null;
+  if (p < e && (b[p] === 0x65 || b[p] === 0x45)) {
+    int = false;
+    p++;
+    if (p < e && (b[p] === 0x2d || b[p] === 0x2b)) p++;
+    const x0 = p;
+    while (p < e && isDigit(b[p])) p++;
+    if (p === x0) return Kind.Null;
+  }
+  if (p !== e) return Kind.Null;
+  if (!int) return Kind.Float;
+  let z = i0;
+  while (z < intEnd && b[z] === ZERO) z++;
+  return intEnd - z <= 18 ? Kind.Int : Kind.Float;
 }
 
 /** What a field holds, for inference. */
@@ -94,29 +147,48 @@ export function classify(b: Uint8Array, s: number, e: number, comma: boolean): K
   if (isNullField(b, s, e)) return Kind.Null;
   const c = b[s];
   if (isDigit(c) || c === 0x2d || c === 0x2b || c === 0x2e) {
-    const d = scanDecimal(b, s, e, comma);
-    if (d) return d.intOnly && d.digits <= 18 ? Kind.Int : Kind.Float;
+    const k = numberKind(b, s, e, comma);
+    if (k !== Kind.Null) return k;
     if (e - s >= 10 && isDigit(c)) {
       const t = parseIso(b, s, e);
       if (t) return t.zoned ? Kind.Iso : Kind.IsoNaive;
     }
   }
   if (e - s <= 9) {
+    if (boolOf(b, s, e) !== -1) return Kind.Bool;
     const w = word(b, s, e);
     if (NAN_WORDS.has(w) || INF_WORDS.has(w)) return Kind.Float;
-    if (TRUE_WORDS.has(w) || FALSE_WORDS.has(w)) return Kind.Bool;
   }
   return Kind.Text;
+}
+
+/** Whether bytes [s, e) spell `word` (lower case ASCII) in lower, Capitalized or UPPER case. */
+function spells(b: Uint8Array, s: number, e: number, word: string): boolean {
+  if (e - s !== word.length) return false;
+  const first = b[s];
+  const lowerFirst = first === word.charCodeAt(0);
+  if (!lowerFirst && first !== word.charCodeAt(0) - 32) return false;
+  // lower: all lower; Capitalized: the rest lower; UPPER: the rest upper (first already upper)
+  const upperRest = !lowerFirst && e - s > 1 && b[s + 1] === word.charCodeAt(1) - 32;
+  for (let i = 1; i < word.length; i++) {
+    if (b[s + i] !== word.charCodeAt(i) - (upperRest ? 32 : 0)) return false;
+  }
+  return true;
+}
+
+/** 1 for true/True/TRUE, 0 for false/False/FALSE, -1 otherwise (no string made). */
+function boolOf(b: Uint8Array, s: number, e: number): number {
+  const c = b[s] | 0x20;
+  if (c === 0x74) return spells(b, s, e, 'true') ? 1 : -1;
+  if (c === 0x66) return spells(b, s, e, 'false') ? 0 : -1;
+  return -1;
 }
 
 /** A float, or undefined when the field is not a number. */
 export function parseFloatField(b: Uint8Array, s: number, e: number, comma: boolean): number | undefined {
   const d = scanDecimal(b, s, e, comma);
   if (d) {
-    if (d.digits <= 15 && d.exp >= -22 && d.exp <= 22) {
-      const v = d.exp >= 0 ? d.mant * POW10[d.exp] : d.mant / POW10[-d.exp];
-      return d.neg ? -v : v;
-    }
+    if (d.digits <= 19) return decimalToDouble(d.neg, d.mant, d.ext, d.extDigits, d.exp);
     const text = latin1(b, s, e);
     return Number(comma ? text.replace(',', '.') : text);
   }
@@ -145,11 +217,8 @@ function parseBigInt(b: Uint8Array, s: number, e: number): bigint | undefined {
 }
 
 export function parseBoolField(b: Uint8Array, s: number, e: number): boolean | undefined {
-  if (e - s > 5) return undefined;
-  const w = word(b, s, e);
-  if (TRUE_WORDS.has(w)) return true;
-  if (FALSE_WORDS.has(w)) return false;
-  return undefined;
+  const v = boolOf(b, s, e);
+  return v === -1 ? undefined : v === 1;
 }
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */

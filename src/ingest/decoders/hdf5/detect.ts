@@ -26,9 +26,15 @@ function isTimeLike(ins: Inspector, path: string, name: string, unitsAttr: strin
   return u !== null && parseSinceUnits(u) !== null;
 }
 
+/**
+ * A group with a 1-D time and other 1-D datasets, or 2-D ones (channels[n×k]; the planner splits
+ * them, or names the shape that does not fit the time).
+ */
 function flatCandidate(ins: Inspector, group: string, ds: DatasetInfo[]): boolean {
   const oneD = ds.filter((d) => d.shape.length === 1 && d.meta.type !== 6);
-  return oneD.some((d) => isTimeLike(ins, d.path, d.name, 'units')) && oneD.length >= 2;
+  const times = oneD.filter((d) => isTimeLike(ins, d.path, d.name, 'units'));
+  if (times.length === 0) return false;
+  return oneD.length >= 2 || ds.some((d) => d.shape.length === 2 && d.meta.type !== 6);
 }
 
 function compoundCandidate(ins: Inspector, d: DatasetInfo): boolean {

@@ -75,6 +75,16 @@ export class Inspector {
     }
   }
 
+  /**
+   * Whether a dataset is a netCDF-4 variable: the file was written by netCDF-C (or h5netcdf),
+   * which marks its root with _NCProperties (netCDF-C ≥ 4.4.1) and its variables with
+   * _Netcdf4Coordinates / _Netcdf4Dimid.
+   */
+  isNetcdf4Variable(p: string): boolean {
+    const a = this.attrs(p);
+    return this.attrs('/')._NCProperties !== undefined || a._Netcdf4Coordinates !== undefined || a._Netcdf4Dimid !== undefined;
+  }
+
   /** The object at `p` (absolute), or null when there is none. */
   get(p: string): NodeInfo | null {
     const path = normalizePath(p);

@@ -27,6 +27,8 @@ export interface NullWhen {
   /** Raw values below this or above that. */
   below?: number;
   above?: number;
+  /** A netCDF-4 variable with fewer records than its dimension: rows from this one on are NULL. */
+  after_record?: number;
 }
 
 export interface ColumnSpec {
@@ -60,6 +62,8 @@ export interface ResolvedMapping {
   time: Required<Pick<TimeSpec, 'source' | 'name' | 'encoding'>> & Pick<TimeSpec, 'unit' | 'epoch' | 'scale'> & { inferred?: TimeInference };
   fields: ColumnSpec[];
   tags: ColumnSpec[];
+  /** Multi-column sources split into one column each (pandas values_block_<i>, 2-D datasets). */
+  split?: { source: string; columns: string[]; names_from: string }[];
 }
 
 /** Checks a mapping against its JSON Schema; `what` names where it came from in messages. */

@@ -6,8 +6,9 @@
 //     stored as pickled Python objects (a VLARRAY): refused, naming them.
 //   format="table": a compound dataset <key>/table read by the compound rules, the DatetimeIndex
 //     as member "index" (index_kind "datetime64"). With data_columns=True every column is a member
-//     under its own name; without, columns share values_block_<i> array members whose names exist
-//     only pickled (values_block_<i>_kind): refused, naming the to_hdf arguments that work.
+//     under its own name; without, columns share values_block_<i> array members whose names are in
+//     values_block_<i>_kind as a pickled list of str, read by a strict reader of that grammar
+//     (pickle0.ts, never an unpickler); anything else there is refused (pickled_only).
 import type { CompoundMember } from 'h5wasm/node';
 import { AppError } from '../../../errors/index.ts';
 import { type DatasetInfo, type Inspector, describeType, joinPath, normalizePath } from './inspect.ts';
@@ -20,6 +21,7 @@ import {
 } from './plan.ts';
 import { findStart } from './time-inference.ts';
 import { valueKindOf } from './values.ts';
+import { PickleRefused, attributeBytes, readPickledNames } from './pickle0.ts';
 
 const NS_SINCE_EPOCH = 'nanoseconds since 1970-01-01T00:00:00Z';
 const READABLE = 'write it with df.to_hdf(path, key=…, format="table", data_columns=True), or format="fixed" with only numeric and boolean columns';
@@ -35,17 +37,70 @@ function plainName(text: string | null): string | null {
   return text;
 }
 
-/** Refuses a pandas table whose columns live in values_block_<i> members (names only pickled). */
-export function checkPandasTable(ins: Inspector, d: DatasetInfo, members: CompoundMember[], m: Mapping): void {
+/** One values_block_<i> array member of a pandas table, split into its columns. */
+export interface PandasBlock { source: string; columns: string[]; names_from: string }
+
+export interface PandasMembers {
+  /** The compound's members with every values_block_<i> replaced by one member per column. */
+  members: CompoundMember[];
+  /** Units of the columns pandas marks as datetime64 (int64 ns since the epoch). */
+  units: Map<CompoundMember, string>;
+  blocks: PandasBlock[];
+}
+
+function pickledOnly(d: DatasetInfo, block: CompoundMember, why: string): AppError {
+  return new AppError(422, 'pickled_only',
+    `${d.path} is a pandas to_hdf(format="table") table whose member ${block.name} carries its column names in ${block.name}_kind in a form Strata does not read (${why}); Strata reads a pickled list of names without unpickling it and never unpickles anything else; ${READABLE}`,
+    { detail: { dataset: d.path, member: block.name, fix: 'to_hdf(..., format="table", data_columns=True)' } });
+}
+
+/**
+ * A pandas to_hdf(format="table") table without data_columns keeps same-typed columns together in
+ * array members values_block_<i>, their names in the attribute values_block_<i>_kind as a
+ * protocol-0 pickle of a list of str. That list is read by a strict reader of that one grammar
+ * (pickle0.ts: never an unpickler); each block becomes one member per column, at its offset in
+ * the row. Anything else in the attribute, or a block whose values are themselves pickled or
+ * categorical codes, is refused with pickled_only naming the to_hdf arguments that work.
+ */
+export function pandasTableMembers(ins: Inspector, d: DatasetInfo, members: CompoundMember[]): PandasMembers {
+  const none = { members, units: new Map<CompoundMember, string>(), blocks: [] };
   const group = d.path.slice(0, d.path.lastIndexOf('/')) || '/';
-  if (pandasType(ins, group) !== 'frame_table' && ins.stringAttr(d.path, 'index_kind') === null) return;
-  const blocks = members.filter((x) => /^values_block_\d+$/.test(x.name));
-  const listedFields = listed(m.fields);
-  if (blocks.length === 0 || (listedFields && !listedFields.some((f) => blocks.some((b) => b.name === f.source)))) return;
-  const width = (x: CompoundMember): number => (x.array_type?.shape ?? [1]).reduce((a, b) => a * b, 1);
-  throw new AppError(422, 'pickled_only',
-    `${d.path} is a pandas to_hdf(format="table") table whose columns ${blocks.map((b) => `${b.name} (${width(b)} column${width(b) > 1 ? 's' : ''})`).join(', ')} carry their names only as pickled Python objects, which Strata never unpickles; ${READABLE}`,
-    { detail: { dataset: d.path, members: blocks.map((b) => b.name), fix: 'to_hdf(..., format="table", data_columns=True)' } });
+  if (pandasType(ins, group) !== 'frame_table' && ins.stringAttr(d.path, 'index_kind') === null) return none;
+  if (!members.some((x) => /^values_block_\d+$/.test(x.name))) return none;
+  const out: CompoundMember[] = [];
+  const units = new Map<CompoundMember, string>();
+  const blocks: PandasBlock[] = [];
+  for (const x of members) {
+    if (!/^values_block_\d+$/.test(x.name)) { out.push(x); continue; }
+    const kindText = ins.stringAttr(d.path, `${x.name}_kind`);
+    if (kindText === null) throw pickledOnly(d, x, `the attribute ${x.name}_kind is missing`);
+    const bytes = attributeBytes(kindText);
+    if (!bytes) throw pickledOnly(d, x, `${x.name}_kind is not byte text`);
+    let names: string[];
+    try {
+      names = readPickledNames(bytes);
+    } catch (err) {
+      if (err instanceof PickleRefused) throw pickledOnly(d, x, `it is not a pickled list of names: ${err.message}`);
+      throw err;
+    }
+    const meta = ins.stringAttr(d.path, `${x.name}_meta`);
+    if (meta !== null && meta !== 'N.') {
+      throw pickledOnly(d, x, `${x.name}_meta says its values are not plain (${JSON.stringify(meta.slice(0, 40))}, e.g. categorical codes)`);
+    }
+    const base = x.type === 10 ? x.array_type : (x.shape ?? []).length === 0 ? x : undefined;
+    const width = base && x.type === 10 ? (base.shape ?? [1]).reduce((a, b) => a * b, 1) : 1;
+    if (!base || base.type === 10 || base.type === 6 || base.vlen || names.length !== width || base.size * width !== x.size) {
+      throw pickledOnly(d, x, `its ${width} values per row do not match the ${names.length} names in ${x.name}_kind`);
+    }
+    const dtype = ins.stringAttr(d.path, `${x.name}_dtype`) ?? '';
+    names.forEach((name, j) => {
+      const col: CompoundMember = { ...base, shape: [], name, offset: x.offset + j * base.size, size: base.size };
+      if (/^datetime64/.test(dtype)) units.set(col, NS_SINCE_EPOCH);
+      out.push(col);
+    });
+    blocks.push({ source: x.name, columns: names, names_from: `${x.name}_kind (a pickled list of names, read without unpickling)` });
+  }
+  return { members: out, units, blocks };
 }
 
 interface Block { index: number; items: string[]; values: DatasetInfo }

@@ -14,7 +14,7 @@ import { type TimeEncoding, parseSinceUnits } from './time.ts';
 import { type ValueKind, valueKindOf } from './values.ts';
 import { nullRules } from './missing.ts';
 import { findStart } from './time-inference.ts';
-import { checkPandasTable } from './plan-pandas.ts';
+import { pandasTableMembers } from './plan-pandas.ts';
 
 export interface Unmapped { path: string; shape: number[]; type: string; reason: string }
 
@@ -58,6 +58,66 @@ export function findTimeDataset(ins: Inspector, group: string, all: DatasetInfo[
   throw new AppError(422, 'no_time_column',
     `group ${group} has no time dataset: none is named time, timestamp, t, epoch or datetime (or time_s, time_ms …), and none has units "<unit> since <instant>"; datasets: ${all.map((d) => `${d.path} [${d.shape.join('×')}] ${describeType(d.meta)}`).join(', ') || 'none'}; name the time dataset with a mapping`,
     { detail: { group, datasets: all.map((d) => d.path) } });
+}
+
+/** Most columns one 2-D dataset is split into. */
+const MAX_SPLIT = 1024;
+/** Dataset attributes that may name the columns of a 2-D dataset, in order of preference. */
+const NAME_ATTRS = ['channel_names', 'column_names', 'columns', 'labels', 'names', 'channels', 'legend'];
+
+/** The k names of a 2-D dataset's columns: from an attribute listing them, else <name>_<i>. */
+function splitNames(ins: Inspector, d: DatasetInfo, k: number): { names: string[]; from: string } {
+  const attrs = ins.attrs(d.path);
+  for (const a of NAME_ATTRS) {
+    const v = attrs[a];
+    let list: unknown[] | null = Array.isArray(v) ? v : null;
+    if (typeof v === 'string') list = v.includes(',') ? v.split(',') : v.split(/\s+/);
+    if (!list || list.length !== k || !list.every((x) => typeof x === 'string')) continue;
+    const names = (list as string[]).map((x) => x.replace(/\0+$/, '').trim());
+    if (names.some((x) => x === '' || x.length > 200) || new Set(names).size !== k) continue;
+    return { names, from: `attribute ${a}` };
+  }
+  return { names: Array.from({ length: k }, (_, i) => `${d.name}_${i}`), from: `generated (${d.name}_<i>): no attribute ${NAME_ATTRS.slice(0, 3).join(', ')} … lists ${k} names` };
+}
+
+/**
+ * A 2-D dataset beside a 1-D time of n rows (h5py's channels[n×k] without dimension scales): one
+ * column per channel, time along the axis of length n (the first when both are). Null when the
+ * dataset is not 2-D.
+ */
+function splitChannels(ins: Inspector, d: DatasetInfo, n: number, timePath: string): { k: number; byRow: boolean; names: string[]; from: string } | null {
+  if (d.shape.length !== 2) return null;
+  const [a, b] = d.shape;
+  if (a !== n && b !== n) {
+    throw new AppError(422, 'shape_mismatch',
+      `dataset ${d.path} has shape [${a}, ${b}], and neither axis has the ${n} rows of the time dataset ${timePath}; a 2-D dataset is read as one field per column along the time axis`,
+      { detail: { dataset: d.path, shape: d.shape, time: timePath, time_rows: n } });
+  }
+  const byRow = a !== n; // [k, n]: channel j is row j
+  const k = byRow ? a : b;
+  if (k > MAX_SPLIT || k < 1) {
+    throw new AppError(422, 'unsupported_shape', `dataset ${d.path} has shape [${a}, ${b}]: ${k} columns, more than the ${MAX_SPLIT} Strata splits a 2-D dataset into; leave it out with a mapping that lists the fields`,
+      { detail: { dataset: d.path, shape: d.shape } });
+  }
+  return { k, byRow, ...splitNames(ins, d, k) };
+}
+
+const unlimited = (d: DatasetInfo): boolean => (d.meta.maxshape?.[0] ?? 0) >= 2 ** 63;
+
+function firstNumber(v: unknown): number | null {
+  const x = Array.isArray(v) || ArrayBuffer.isView(v) ? (v as ArrayLike<unknown>)[0] : v;
+  return typeof x === 'number' ? x : typeof x === 'bigint' ? Number(x) : null;
+}
+
+/**
+ * A netCDF-4 variable on the time's unlimited dimension with fewer records than the time (its
+ * later records were never written): netCDF reads the missing records as fill, so they are NULL.
+ */
+function shortRecords(ins: Inspector, d: DatasetInfo, n: number, time: DatasetInfo): boolean {
+  if (d.shape.length !== 1 || d.shape[0] >= n || !unlimited(d) || !unlimited(time) || !ins.isNetcdf4Variable(d.path)) return false;
+  const dim = firstNumber(ins.attrs(d.path)._Netcdf4Coordinates);
+  const timeDim = firstNumber(ins.attrs(time.path)._Netcdf4Dimid) ?? firstNumber(ins.attrs(time.path)._Netcdf4Coordinates);
+  return dim === null || timeDim === null || dim === timeDim;
 }
 
 function checkSeries(d: DatasetInfo, n: number, timePath: string): void {
@@ -119,17 +179,40 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
   });
   const columns: SegmentColumn[] = [];
   const reads: ColumnRead[] = [];
+  const reported: { role: 'tag' | 'field'; spec: ColumnSpec; read: ColumnRead }[] = [];
+  const splits: NonNullable<ReadPlan['mapping']['split']> = [];
+  const warnings: string[] = [];
+  const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
   for (const { spec, role } of chosen) {
     const p = spec.source.startsWith('/') ? normalizePath(spec.source) : joinPath(group, spec.source);
     const d = ins.get(p);
     if (!d || d.kind !== 'dataset') {
       throw mappingError(`the mapping's ${role} ${p} is not a dataset in the file; datasets in ${group}: ${all.map((x) => x.name).join(', ')}`, { source: p });
     }
-    checkSeries(d, n, time.path);
+    const split = splitChannels(ins, d, n, time.path);
+    if (split) {
+      const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
+      split.names.forEach((name, j) => {
+        const one = { ...spec, name: undefined };
+        const read = columnRead(one, name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path} column ${j}`);
+        reads.push(read);
+        columns.push(split.byRow ? { from: 'dataset', info: d, read, stationRow: j } : { from: 'dataset', info: d, read, stationRow: null, column: j });
+        reported.push({ role, spec: one, read });
+      });
+      splits.push({ source: rel(d.path), columns: split.names, names_from: split.from });
+      continue;
+    }
+    const short = shortRecords(ins, d, n, time);
+    if (!short) checkSeries(d, n, time.path);
     const kind = kindOrThrow(valueKindOf(d.meta), `dataset ${d.path} (${describeType(d.meta)})`);
     const read = columnRead(spec, d.name, role, kind, describeType(d.meta), unitAttr(ins, d.path), nullRules(ins, d.path, kind, mappingNulls(m, spec)), `dataset ${d.path}`);
+    if (short) {
+      read.nullWhen = { ...(read.nullWhen ?? { from: [] }), from: [...(read.nullWhen?.from ?? []), 'records never written'], after_record: d.shape[0] };
+      warnings.push(`${d.path} has ${d.shape[0]} records where ${time.path} has ${n}: netCDF reads the others as fill, stored as NULL`);
+    }
     reads.push(read);
-    columns.push({ from: 'dataset', info: d, read, stationRow: null });
+    columns.push(short ? { from: 'dataset', info: d, read, stationRow: null, records: d.shape[0] } : { from: 'dataset', info: d, read, stationRow: null });
+    reported.push({ role, spec, read });
   }
   checkNames(reads, timeName);
   const read = [time, ...columns.map((c) => (c as { info: DatasetInfo }).info)];
@@ -140,18 +223,18 @@ export function planFlatGroup(ins: Inspector, m: Mapping, origin: MappingOrigin,
     sliceRows: sliceRowsFor(chunkRows, segmentRowBytes(timeKind, columns, null), limits),
   };
   checkTotal([segment], limits);
-  const rel = (p: string): string => (p.startsWith(`${group === '/' ? '' : group}/`) ? p.slice(group === '/' ? 1 : group.length + 1) : p);
   return {
     columns: reads.map((r) => r.out),
     time: { name: timeName, sourceType: describeTime(timeKind, describeType(time.meta), enc) },
     segments: [segment],
     mapping: {
       origin, layout: 'flat_group', group, time: reportTime(rel(time.path), timeName, enc),
-      fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
-      tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
+      fields: reported.filter((c) => c.role === 'field').map((c) => reportColumn(c.spec, c.read)),
+      tags: reported.filter((c) => c.role === 'tag').map((c) => reportColumn(c.spec, c.read)),
+      ...(splits.length > 0 ? { split: splits } : {}),
     },
     provenancePaths: [...ancestors(group), ...read.map((d) => d.path)],
-    warnings: [],
+    warnings,
     unmapped,
   };
 }
@@ -162,7 +245,8 @@ function memberUnits(ins: Inspector, path: string, member: string): string | nul
   return ins.stringAttr(path, `${member}_units`) ?? ins.stringAttr(path, `${member}_unit`);
 }
 
-function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[], source: string | undefined): CompoundMember {
+function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[], source: string | undefined,
+  unitsOf: (x: CompoundMember) => string | null): CompoundMember {
   if (source !== undefined) {
     const found = members.find((x) => x.name === source);
     if (!found) throw mappingError(`compound dataset ${d.path} has no member ${JSON.stringify(source)}; members: ${members.map((x) => x.name).join(', ')}`);
@@ -174,7 +258,7 @@ function findTimeMember(ins: Inspector, d: DatasetInfo, members: CompoundMember[
   if (byName.length === 1) return byName[0];
   const bare = byName.filter((x) => nameRank(x.name) === 0);
   if (bare.length === 1) return bare[0];
-  const bySince = members.filter((x) => { const u = memberUnits(ins, d.path, x.name); return u !== null && parseSinceUnits(u) !== null; });
+  const bySince = members.filter((x) => { const u = unitsOf(x); return u !== null && parseSinceUnits(u) !== null; });
   if (bySince.length === 1) return bySince[0];
   throw new AppError(422, 'no_time_column',
     `compound dataset ${d.path} has ${byName.length + bySince.length > 1 ? 'several time members' : 'no time member'} (named time or timestamp, or with a "<member>_units" attribute "<unit> since <instant>"); members: ${members.map((x) => `${x.name} (${describeType(x)})`).join(', ')}; name it with a mapping's time.source`,
@@ -189,12 +273,13 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
   if (d.shape.length !== 1) {
     throw new AppError(422, 'unsupported_shape', `compound dataset ${path} has shape [${d.shape.join(', ')}]; one row per sample needs a 1-D dataset`, { detail: { dataset: path, shape: d.shape } });
   }
-  const members = d.meta.compound_type?.members ?? [];
-  checkPandasTable(ins, d, members, m);
-  const tm = findTimeMember(ins, d, members, m.time?.source);
+  const pandas = pandasTableMembers(ins, d, d.meta.compound_type?.members ?? []);
+  const members = pandas.members;
+  const unitsOf = (x: CompoundMember): string | null => pandas.units.get(x) ?? memberUnits(ins, path, x.name);
+  const tm = findTimeMember(ins, d, members, m.time?.source, unitsOf);
   const what = `time member ${JSON.stringify(tm.name)} of ${path}`;
   const timeKind = kindOrThrow(valueKindOf(tm), what);
-  const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : memberUnits(ins, path, tm.name);
+  const units = isPandasIndex(ins, path, tm.name) ? PANDAS_NS : unitsOf(tm);
   const enc = timeEncoding(timeKind, m.time, units, what, { infer: { name: tm.name, start: findStart(ins, path), requested: limits.time.unit } });
   // pandas' index member is "index": the stream calls it time (unless a column already is).
   const pandasTime = isPandasIndex(ins, path, tm.name) && !members.some((x) => x.name === 'time');
@@ -207,7 +292,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     const member = members.find((x) => x.name === spec.source);
     if (!member || member === tm) throw mappingError(`compound dataset ${path} has no member ${JSON.stringify(spec.source)} to use as a ${role}; members: ${others.map((x) => x.name).join(', ')}`);
     const kind = kindOrThrow(valueKindOf(member), `member ${JSON.stringify(member.name)} of ${path} (${describeType(member)})`);
-    const read = columnRead(spec, member.name, role, kind, describeType(member), memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
+    const read = columnRead(spec, member.name, role, kind, describeType(member), pandas.units.has(member) ? null : memberUnits(ins, path, member.name), nullRules(null, null, kind, mappingNulls(m, spec)), `member ${member.name} of ${path}`);
     reads.push(read);
     columns.push({ from: 'member', member, read });
   }
@@ -225,6 +310,7 @@ export function planCompound(ins: Inspector, m: Mapping, origin: MappingOrigin, 
     segments: [segment],
     mapping: {
       origin, layout: 'compound', dataset: path, time: reportTime(tm.name, timeName, enc),
+      ...(pandas.blocks.length > 0 ? { split: pandas.blocks } : {}),
       fields: chosen.filter((c) => c.role === 'field').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'field')[i])),
       tags: chosen.filter((c) => c.role === 'tag').map((c, i) => reportColumn(c.spec, reads.filter((r) => r.out.role === 'tag')[i])),
     },

@@ -21,7 +21,9 @@ export interface ColumnRead {
 }
 
 export type SegmentColumn =
-  | { from: 'dataset'; info: DatasetInfo; read: ColumnRead; stationRow: number | null; column?: number }
+  | { from: 'dataset'; info: DatasetInfo; read: ColumnRead; stationRow: number | null; column?: number;
+    /** A netCDF-4 variable with fewer records than its unlimited dimension: rows from here on are NULL (netCDF reads them as fill). */
+    records?: number }
   | { from: 'member'; member: CompoundMember; read: ColumnRead }
   | { from: 'constant'; value: string }
   | { from: 'null' };

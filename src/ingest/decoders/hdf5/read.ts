@@ -10,7 +10,7 @@ import type { ValueRange } from '../epoch-units.ts';
 import type { H5 } from './h5.ts';
 import type { DatasetInfo } from './inspect.ts';
 import { type ReadContext, readError } from './errors.ts';
-import type { ReadPlan, Segment } from './plan.ts';
+import type { ColumnRead, ReadPlan, Segment } from './plan.ts';
 import type { WireBatch, WireColumn } from './protocol.ts';
 import { type RawTimes, convertTimes } from './time.ts';
 import {
@@ -194,6 +194,29 @@ export class PlanReader {
     return min === null || max === null ? null : { min, max };
   }
 
+  /** Rows [lo, hi) of a variable that has only `records` rows: those it has, then NULL. */
+  private shortRecords(d: DatasetInfo, read: ColumnRead, records: number, lo: number, hi: number): WireColumn {
+    const n = hi - lo;
+    const have = Math.max(0, Math.min(records, hi) - lo);
+    const k = read.kind;
+    let raw: Raw | (string | null)[];
+    if (k.kind === 'vlen-string') {
+      raw = new Array<string | null>(n).fill(null);
+      if (have > 0) (this.datasetValues(d, k, lo, lo + have, null) as string[]).forEach((x, i) => { (raw as (string | null)[])[i] = x; });
+    } else {
+      const width = k.kind === 'fixed-string' ? k.size : 1;
+      const part = have > 0 ? this.datasetValues(d, k, lo, lo + have, null) as Raw : null;
+      const Ctor = (part ?? typed(k, new Uint8Array(0), 0)).constructor as new (len: number) => Raw & { set(a: ArrayLike<unknown>): void };
+      const full = new Ctor(n * width);
+      if (part) full.set(part as ArrayLike<unknown>);
+      raw = full;
+    }
+    const col = toColumn(k, read.packing, raw, n);
+    const bits = col.validity ?? new Uint8Array(Math.ceil(n / 8)).fill(0xff);
+    for (let i = have; i < n; i++) bits[i >> 3] &= ~(1 << (i & 7));
+    return { ...col, validity: bits };
+  }
+
   private slice(seg: Segment, lo: number, hi: number): WireBatch {
     const n = hi - lo;
     const member = seg.compound ? this.compoundReader(seg, lo, hi) : null;
@@ -212,6 +235,7 @@ export class PlanReader {
           return toColumn(c.read.kind, c.read.packing, v, n);
         }
         case 'dataset': {
+          if (c.records !== undefined && hi > c.records) return this.shortRecords(c.info, c.read, c.records, lo, hi);
           const v = this.datasetValues(c.info, c.read.kind, lo, hi, c.stationRow, c.column ?? null);
           return toColumn(c.read.kind, c.read.packing, v, n);
         }

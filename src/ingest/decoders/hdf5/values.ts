@@ -78,6 +78,8 @@ export function valueBytes(k: ValueKind): number {
 export interface Packing {
   /** Exact raw values read as NULL; NaN here makes NaN NULL. */
   fills: number[];
+  /** Exact 64-bit integer values read as NULL (those a double cannot hold, e.g. netCDF's NC_FILL_INT64). */
+  bigFills?: bigint[];
   /** Raw values below validMin or above validMax are NULL. */
   validMin: number | null;
   validMax: number | null;
@@ -129,6 +131,7 @@ export function bigintColumn(values: BigInt64Array | BigUint64Array, packing: Pa
   const signed = values instanceof BigInt64Array ? values : new BigInt64Array(values.buffer, values.byteOffset, values.length);
   const valid = new ValidityBuilder(values.length);
   const fills = (packing?.fills ?? []).filter((f) => Number.isFinite(f)).map((f) => BigInt.asIntN(64, BigInt(Math.trunc(f))));
+  for (const f of packing?.bigFills ?? []) fills.push(BigInt.asIntN(64, f));
   if (fills.length > 0) for (let i = 0; i < signed.length; i++) if (fills.includes(signed[i])) valid.clear(i);
   if (packing && (packing.validMin !== null || packing.validMax !== null)) {
     const lo = packing.validMin ?? -Infinity;
