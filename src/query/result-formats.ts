@@ -30,7 +30,29 @@ export interface ResultFormatter {
 const enc = new TextEncoder();
 const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
 
+const DAY_US = 86_400_000_000;
+const two = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+/** The last day formatted ("YYYY-MM-DDT"): a query's times fall on few days, one after another. */
+let lastDay = NaN;
+let lastDayText = '';
+
 function timeText(cell: string): string {
+  // Within ±9·10^15 µs of the epoch (1684–2255) µs are exact as a Number: the day's date once,
+  // the time of day by arithmetic — no BigInt and no Date per cell.
+  const us = Number(cell);
+  if (Number.isSafeInteger(us) && us > -9e15 && us < 9e15) {
+    let day = Math.floor(us / DAY_US);
+    let rest = us - day * DAY_US;
+    // us / DAY_US is rounded: the floor may be one off next to midnight.
+    if (rest < 0) { day -= 1; rest += DAY_US; } else if (rest >= DAY_US) { day += 1; rest -= DAY_US; }
+    if (day !== lastDay) {
+      lastDay = day;
+      lastDayText = new Date(day * 86_400_000).toISOString().slice(0, 11);
+    }
+    const s = Math.floor(rest / 1_000_000);
+    const micro = rest - s * 1_000_000;
+    return `${lastDayText}${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}.${String(micro).padStart(6, '0')}Z`;
+  }
   return formatMicros(BigInt(cell));
 }
 

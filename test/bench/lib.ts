@@ -19,11 +19,11 @@ export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
  * `npm start`'s command line from package.json, as arguments for this Node binary, with `extra`
  * Node options in front: a benchmark runs the server exactly as `npm start` does, heap settings included.
  */
-export function serverArgs(extra: string[] = []): string[] {
-  const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+export function serverArgs(extra: string[] = [], from = root): string[] {
+  const start = (JSON.parse(readFileSync(path.join(from, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
   const [node, ...args] = start.split(/\s+/);
   if (node !== 'node') throw new Error(`npm start runs ${JSON.stringify(node)}, not node: the benchmark cannot start the server as it does`);
-  return [...extra, ...args.map((a) => (a.endsWith('.ts') ? path.join(root, a) : a))];
+  return [...extra, ...args.map((a) => (a.endsWith('.ts') ? path.join(from, a) : a))];
 }
 
 export const ADMIN_KEY = 'strata_bench_admin_key_0123456789';
@@ -105,14 +105,17 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Starts Strata as `npm start` does, in a child process on a free port. */
-export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}): Promise<BenchServer> {
+/**
+ * Starts Strata as `npm start` does, in a child process on a free port; `from`: another checkout
+ * of the project (with its node_modules) to run instead of this one, for an A/B in one run.
+ */
+export async function startBenchServer(databaseUrl: string, env: Record<string, string> = {}, from = root): Promise<BenchServer> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-data-'));
   // BENCH_SERVER_NODE_ARGS adds Node options for the server alone, e.g. "--cpu-prof"; BENCH_SERVER_LOG
   // names a file to append its standard output to (its log, and what e.g. "--trace-gc" prints).
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, serverArgs(nodeArgs), {
-    cwd: root,
+  const child: ChildProcess = spawn(process.execPath, serverArgs(nodeArgs, from), {
+    cwd: from,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', STRATA_ADMIN_KEY: ADMIN_KEY, STRATA_DATA_DIR: dataDir, STRATA_JOBS: 'off', STRATA_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

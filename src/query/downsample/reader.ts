@@ -87,17 +87,22 @@ function aggregateSql(shape: Shape, b: Bucketing, parts: readonly Part[], output
   const g = shape.groupBy ? ident(shape.groupBy.columnName) : null;
   // Only the parts the outputs read (an average needs count and sum, not the arrays of min …).
   const needed = new Set([...outputs.map((o) => o.sql).join(' ').matchAll(/c\."(c\d+_[a-z]+)"/g)].map((m) => m[1]));
+  // The rows a bucket combined: no output reads them (counts are the fields' own) unless no part is read at all.
+  const keep = (s: string): boolean => !s.endsWith('AS src_rows') && (needed.size === 0 || !s.endsWith('AS "rows"'));
   const selects = parts.map((p) => {
     const alias = p.source ? 'l' : 'r';
     const table = p.source ? levelTable(p.source) : streamTable(shape.stream);
     // Without tag filter or group_by, a level's combined rows (one per bucket) answer.
     const combinedRows = shape.tags.size === 0 && !g;
     const where = [rangePredicate(alias, p.ranges, params), ...(p.source ? [combinedRows ? 'l.all_tags' : 'NOT l.all_tags'] : []), ...tagPredicate(alias, shape.tags, params)];
-    const parts = (p.source ? partsFromLevel(shape.fields, needed) : partsFromRaw(shape.fields, needed)).filter((s) => !s.endsWith('AS src_rows'));
+    const parts = (p.source ? partsFromLevel(shape.fields, needed) : partsFromRaw(shape.fields, needed)).filter(keep);
     return `SELECT ${b.expr(`${alias}."time"`, params, p.source?.intervalUs)} AS b${g ? `, ${alias}.${g} AS g` : ''}, ${parts.join(', ')}
       FROM ${table} ${alias} WHERE ${where.join(' AND ')} GROUP BY 1${g ? ', 2' : ''}`;
   });
-  const combined = `SELECT p.b${g ? ', p.g' : ''}, ${partsFromParts(shape.fields, needed).join(', ')} FROM (${selects.join('\nUNION ALL\n')}) p GROUP BY p.b${g ? ', p.g' : ''}`;
+  // One part (the usual case: the auto level serves the whole range) is combined already: its
+  // rows are one per bucket (and group), so a second aggregation would only copy them.
+  const combined = selects.length === 1 ? selects[0]
+    : `SELECT p.b${g ? ', p.g' : ''}, ${partsFromParts(shape.fields, needed).filter(keep).join(', ')} FROM (${selects.join('\nUNION ALL\n')}) p GROUP BY p.b${g ? ', p.g' : ''}`;
   return `SELECT ${micros('c.b')}::text AS b_us${g ? ', c.g AS g' : ''}, ${outputs.map((o, i) => `${o.sql} AS o${i}`).join(', ')} FROM (${combined}) c ORDER BY ${g ? 'c.g, ' : ''}c.b`;
 }
 
@@ -248,9 +253,14 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // Aggregations over many level rows gain from hash aggregation in memory and from the other
     // cores; the planner still decides, with these costs, whether to use them. Compiling the
     // expressions (JIT) costs more than these queries take. One round trip for all of it.
+    // Grouping by the computed bucket (and tag) by hashing, not by sorting the rows first: the
+    // level chunks a refresh wrote have no statistics until they are analysed, and the planner
+    // then takes a 9-day zoom's 130,000 level rows (ten lines) for a few hundred and sorts them —
+    // 0.56× the time without the sort (test/bench/README.md, "Zoom query"). Sorts that the
+    // answer's order needs still run.
     await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
       SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
-      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off`);
+      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; SET LOCAL enable_sort = off`);
     const levels = await loadLevels(client, stream.id);
     if (resolution === null || resolution.kind === 'raw') {
       throw bad(`resolution=${JSON.stringify(resolutionText)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}), an interval such as 15s, 5min, 1h or 1d, or calendar buckets 1mo, 3mo or 1y`);
