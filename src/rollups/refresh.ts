@@ -12,7 +12,7 @@ import type { Db, PoolClient } from '../db/pool.ts';
 import { subtract } from '../domain/ranges.ts';
 import { withTransaction } from '../db/pool.ts';
 import { withPause } from '../jobs/pause.ts';
-import { DATA_SCHEMA, ident } from '../db/sql.ts';
+import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
@@ -261,6 +261,22 @@ function advanceTarget(level: Level, finer: Level | null, opts: RefreshOptions):
 }
 
 /** Advances a level's watermark to its target, a bounded range per transaction. */
+/**
+ * Gathers statistics for the level chunks of [from, to) that have never had any. Without them the
+ * planner takes a freshly written chunk for a few dozen rows and sorts a zoom's hundred thousand
+ * level rows instead of hashing them (where autovacuum is off, for ever). Once is enough: the
+ * planner scales the rows it knows by the chunk's pages as the chunk grows.
+ */
+async function analyzeFreshChunks(db: Db, stream: Stream, level: Level, from: bigint, to: bigint): Promise<void> {
+  const { rows } = await db.pool.query<{ table_name: string }>(
+    `SELECT c.table_name FROM strata.chunks c
+       JOIN pg_class k ON k.relname = c.table_name AND k.relnamespace = $5::regnamespace
+      WHERE c.stream_id = $1 AND c.level = $2 AND c.state = 'active'
+        AND c.range_start < $4::timestamptz AND c.range_end > $3::timestamptz AND k.reltuples < 0`,
+    [stream.id, level.name, pgTimestamp(from), pgTimestamp(to), DATA_SCHEMA]);
+  for (const r of rows) await db.pool.query(`ANALYZE ${qualified(DATA_SCHEMA, r.table_name)}`);
+}
+
 async function advance(db: Db, stream: Stream, level: Level, finer: Level | null, opts: RefreshOptions, out: RefreshRange[]): Promise<void> {
   const target = advanceTarget(level, finer, opts);
   const L = level.intervalUs;
@@ -317,6 +333,7 @@ async function advance(db: Db, stream: Stream, level: Level, finer: Level | null
         }
       }));
     }
+    if (pending !== '') await analyzeFreshChunks(db, stream, level, from, to);
     w = to;
     level.watermarkUs = to;
     if (to >= target) return;
