@@ -6,3 +6,4 @@ import './ingest/decoders/csv.ts';
 import './rollups/module.ts';
 import './audit/verify-job.ts';
 import './jobs/module.ts';
+import './compression/module.ts';

@@ -1,0 +1,72 @@
+// Bit-packing of unsigned integers below 2^53 in blocks of 128, each block with its own width
+// (one byte), so that one outlier widens only its block. A block of zeros costs one byte.
+import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
+
+const BLOCK = 128;
+const TWO32 = 4294967296;
+
+function widthOf(v: number): number {
+  if (v === 0) return 0;
+  if (v < TWO32) return 32 - Math.clz32(v);
+  return 32 + (32 - Math.clz32(Math.floor(v / TWO32)));
+}
+
+/** Packs `values` (each an integer in [0, 2^53)); the count is not written. */
+export function packUnsigned(w: ByteWriter, values: ArrayLike<number>): void {
+  const n = values.length;
+  for (let start = 0; start < n; start += BLOCK) {
+    const end = Math.min(n, start + BLOCK);
+    let max = 0;
+    for (let i = start; i < end; i++) if (values[i] > max) max = values[i];
+    const width = widthOf(max);
+    w.u8(width);
+    if (width === 0) continue;
+    const bytes = new Uint8Array(Math.ceil(((end - start) * width) / 8));
+    let bitPos = 0;
+    for (let i = start; i < end; i++) {
+      let v = values[i];
+      let left = width;
+      while (left > 0) {
+        const byte = bitPos >>> 3;
+        const off = bitPos & 7;
+        const take = Math.min(8 - off, left);
+        const low = v % (1 << take);
+        bytes[byte] |= low << off;
+        v = (v - low) / (1 << take);
+        left -= take;
+        bitPos += take;
+      }
+    }
+    w.bytes(bytes);
+  }
+}
+
+export function unpackUnsigned(r: ByteReader, n: number, out: Float64Array = new Float64Array(n)): Float64Array {
+  for (let start = 0; start < n; start += BLOCK) {
+    const end = Math.min(n, start + BLOCK);
+    const width = r.u8();
+    if (width > 53) throw new CorruptSegment(`bit width ${width} at offset ${r.pos - 1}`);
+    if (width === 0) {
+      out.fill(0, start, end);
+      continue;
+    }
+    const bytes = r.bytes(Math.ceil(((end - start) * width) / 8));
+    let bitPos = 0;
+    for (let i = start; i < end; i++) {
+      let v = 0;
+      let mul = 1;
+      let left = width;
+      while (left > 0) {
+        const byte = bitPos >>> 3;
+        const off = bitPos & 7;
+        const take = Math.min(8 - off, left);
+        v += ((bytes[byte] >>> off) & ((1 << take) - 1)) * mul;
+        mul *= 1 << take;
+        left -= take;
+        bitPos += take;
+      }
+      out[i] = v;
+    }
+  }
+  return out;
+}

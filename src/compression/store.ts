@@ -1,0 +1,91 @@
+// The segments table (strata_data.segments): writing a chunk's segments, finding the segments a
+// read needs (by time range and tag values, from the index, without their data), and loading
+// their data in batches.
+import type { Queryable } from '../db/pool.ts';
+import { pgTimestamp } from '../domain/time.ts';
+import type { StreamColumn } from '../domain/types.ts';
+import type { EncodedSegment, StoredSegment } from './segment.ts';
+
+export const SEGMENTS = 'strata_data.segments';
+
+const CASTS = ['', '', '', '::jsonb', '', '::timestamptz', '::timestamptz', '::bytea', '::text[]', '::bytea[]', '::jsonb'];
+
+export async function insertSegments(q: Queryable, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
+  if (segs.length === 0) return;
+  const values: string[] = [];
+  const params: unknown[] = [];
+  const buf = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  for (const s of segs) {
+    const at = params.length;
+    params.push(streamId, chunkId, s.ingestId, JSON.stringify(s.tags), s.rowCount, pgTimestamp(s.timeMin), pgTimestamp(s.timeMax),
+      buf(s.timeData), s.columns, s.data.map((d) => (d === null ? null : buf(d))), JSON.stringify(s.stats));
+    values.push(`(${CASTS.map((c, i) => `$${at + i + 1}${c}`).join(', ')})`);
+  }
+  await q.query(
+    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, columns, data, stats)
+     VALUES ${values.join(', ')}`, params);
+}
+
+export interface SegmentRef {
+  id: string;
+  chunkId: number;
+  ingestId: string;
+  tags: Record<string, string | null>;
+  rowCount: number;
+  timeMin: bigint;
+  timeMax: bigint;
+}
+
+export interface SegmentFilter {
+  streamId: number;
+  /** [from, to): segments overlapping it. */
+  from: bigint | null;
+  to: bigint | null;
+  tags?: ReadonlyMap<StreamColumn, readonly string[]>;
+}
+
+const US = (e: string): string => `(extract(epoch FROM ${e}) * 1000000)::bigint::text`;
+
+function where(f: SegmentFilter, params: unknown[]): string {
+  params.push(f.streamId);
+  const w = [`stream_id = $${params.length}`];
+  if (f.to !== null) { params.push(pgTimestamp(f.to)); w.push(`time_min < $${params.length}::timestamptz`); }
+  if (f.from !== null) { params.push(pgTimestamp(f.from)); w.push(`time_max >= $${params.length}::timestamptz`); }
+  for (const [col, values] of f.tags ?? []) {
+    params.push(col.columnName, values);
+    w.push(`tags->>$${params.length - 1} = ANY($${params.length}::text[])`);
+  }
+  return w.join(' AND ');
+}
+
+/** The segments overlapping a range, oldest first, without their data. */
+export async function findSegments(q: Queryable, f: SegmentFilter): Promise<SegmentRef[]> {
+  const params: unknown[] = [];
+  const { rows } = await q.query<{ id: string; chunk_id: string; ingest_id: string; tags: Record<string, string | null>; row_count: number; tmin: string; tmax: string }>(
+    `SELECT id::text, chunk_id::text, ingest_id::text, tags, row_count, ${US('time_min')} AS tmin, ${US('time_max')} AS tmax
+       FROM ${SEGMENTS} WHERE ${where(f, params)} ORDER BY time_min, id`, params);
+  return rows.map((r) => ({
+    id: r.id, chunkId: Number(r.chunk_id), ingestId: r.ingest_id, tags: r.tags, rowCount: r.row_count, timeMin: BigInt(r.tmin), timeMax: BigInt(r.tmax),
+  }));
+}
+
+/** Whether any segment of the stream overlaps [from, to) — one index probe. */
+export async function anySegments(q: Queryable, f: SegmentFilter): Promise<boolean> {
+  const params: unknown[] = [];
+  const { rows } = await q.query(`SELECT 1 FROM ${SEGMENTS} WHERE ${where(f, params)} LIMIT 1`, params);
+  return rows.length > 0;
+}
+
+/** The data of segments by id (in the order of ids). */
+export async function loadSegments(q: Queryable, streamId: number, refs: readonly SegmentRef[]): Promise<StoredSegment[]> {
+  if (refs.length === 0) return [];
+  const { rows } = await q.query<{ id: string; time_data: Buffer; columns: string[]; data: (Buffer | null)[] }>(
+    `SELECT id::text, time_data, columns, data FROM ${SEGMENTS} WHERE stream_id = $1 AND id = ANY($2::bigint[])`,
+    [streamId, refs.map((r) => r.id)]);
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  return refs.map((ref) => {
+    const r = byId.get(ref.id);
+    if (!r) throw new Error(`segment ${ref.id} disappeared while it was read`);
+    return { ingestId: ref.ingestId, tags: ref.tags, rowCount: ref.rowCount, timeData: r.time_data, columns: r.columns, data: r.data };
+  });
+}
