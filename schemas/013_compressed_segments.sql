@@ -19,6 +19,7 @@ CREATE TABLE strata_data.segments (
   time_min    timestamptz NOT NULL,
   time_max    timestamptz NOT NULL,
   time_data   bytea NOT NULL,                    -- delta-of-delta, bit-packed
+  order_data  bytea NOT NULL,                    -- each row's place in the chunk's table (storage order), delta bit-packed
   columns     text[] NOT NULL,                   -- field column names, in the order of data
   data        bytea[] NOT NULL,                  -- one encoded column per name (NULL: all NULL)
   stats       jsonb NOT NULL,                    -- per field: count, nan, min, max, sum
@@ -27,6 +28,11 @@ CREATE TABLE strata_data.segments (
 -- The encoded columns are compressed already: keep TOAST from trying again.
 ALTER TABLE strata_data.segments ALTER COLUMN data SET STORAGE EXTERNAL;
 ALTER TABLE strata_data.segments ALTER COLUMN time_data SET STORAGE EXTERNAL;
+ALTER TABLE strata_data.segments ALTER COLUMN order_data SET STORAGE EXTERNAL;
 CREATE INDEX segments_chunk ON strata_data.segments (stream_id, chunk_id, time_min);
 CREATE INDEX segments_time ON strata_data.segments (stream_id, time_min, time_max);
 CREATE INDEX segments_ingest ON strata_data.segments (stream_id, ingest_id);
+
+-- Streams defined before compression existed get the default, as new streams do.
+UPDATE strata.streams SET settings = settings || '{"compress_after": "7 days"}'::jsonb
+ WHERE NOT settings ? 'compress_after' AND deleted_at IS NULL;

@@ -5,6 +5,8 @@
 // audited. Killed at any point, the transaction rolls back: the chunk holds its rows as before,
 // and no segment of it was written. A chunk already compressed that received late rows goes the
 // same way: its late rows become segments of their own, the existing segments are not touched.
+// Each row keeps its place in the table (the order a scan returned it): readers that add floats up
+// replay that order, so that sums do not change in their last digit when a chunk is compressed.
 import { to as copyTo } from 'pg-copy-streams';
 import type { Db, PoolClient } from '../db/pool.ts';
 import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
@@ -54,14 +56,14 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
     for (const s of batch) { out.rows += s.rowCount; out.segments++; out.bytes += segmentBytes(s); }
     await insertSegments(tx, stream.id, chunk.id, batch);
   };
-  const cols = ['"time"', 'ingest_id', ...tags.map((c) => ident(c.columnName)), ...fields.map((c) => ident(c.columnName))];
-  const order = [...tags.map((c) => ident(c.columnName)), 'ingest_id', '"time"'];
+  const cols = ['"time"', 'ingest_id', ...tags.map((c) => ident(c.columnName)), ...fields.map((c) => ident(c.columnName)), 'place'];
+  const order = [...tags.map((c) => ident(c.columnName)), 'ingest_id', '"time"', 'place'];
   const reader = await db.pool.connect();
   let broken: Error | undefined;
   try {
     await reader.query('SET work_mem = \'64MB\'');
     const parser = new CopyRowParser(cols.length, builder.add);
-    const copy = reader.query(copyTo(`COPY (SELECT ${cols.join(', ')} FROM ${qualified(DATA_SCHEMA, chunk.tableName)} ORDER BY ${order.join(', ')}) TO STDOUT (FORMAT binary)`));
+    const copy = reader.query(copyTo(`COPY (SELECT ${cols.join(', ')} FROM (SELECT *, row_number() OVER () AS place FROM ${qualified(DATA_SCHEMA, chunk.tableName)}) c ORDER BY ${order.join(', ')}) TO STDOUT (FORMAT binary)`));
     for await (const piece of copy) {
       parser.push(piece as Buffer);
       if (ready.length >= WRITE_EVERY) await write();
@@ -87,7 +89,8 @@ export async function compressChunk(db: Db, stream: Stream, chunk: ChunkRef, opt
     await tx.query('BEGIN');
     await tx.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(opts.lockTimeoutMs ?? 5000))}`);
     const { rows: live } = await tx.query(
-      `SELECT 1 FROM strata.chunks WHERE id = $1 AND state = 'active' AND to_regclass($2) IS NOT NULL FOR UPDATE`, [chunk.id, table]);
+      `SELECT 1 FROM strata.chunks WHERE id = $1 AND state = 'active' AND to_regclass($2) IS NOT NULL
+         AND EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($2) AND NOT inhdetachpending) FOR UPDATE`, [chunk.id, table]);
     if (live.length === 0) { await tx.query('ROLLBACK'); return null; }
     await tx.query(`LOCK TABLE ${table} IN EXCLUSIVE MODE`);
     const { rows: any } = await tx.query(`SELECT 1 FROM ${table} LIMIT 1`);

@@ -19,9 +19,9 @@ export function parseCompressAfter(value: unknown, stream: { name: string }): st
   return formatInterval(us);
 }
 
-/** µs, or null when the stream's chunks are never compressed. */
+/** µs, or null when the stream's chunks are never compressed (the setting is null, kept as absent). */
 export function compressAfterUs(settings: Record<string, unknown>): bigint | null {
-  const v = settings.compress_after === undefined ? DEFAULT_COMPRESS_AFTER : settings.compress_after;
+  const v = settings.compress_after;
   return typeof v === 'string' ? parseInterval(v) : null;
 }
 

@@ -12,7 +12,7 @@ import { pgTimestamp } from '../domain/time.ts';
 import type { ColumnBatch, Stream, StreamColumn } from '../domain/types.ts';
 import { streamTable } from '../streams/catalog.ts';
 import { cellReader, float4Text, float8Text, rowCells } from './cells.ts';
-import { decodeSegment } from './segment.ts';
+import { decodeOrder, decodeSegment } from './segment.ts';
 import { type SegmentFilter, type SegmentRef, findSegments, loadSegments } from './store.ts';
 
 type Cell = string | null;
@@ -151,6 +151,38 @@ export async function* mergeWithCompressed(
   }
 }
 
+/** Compressed rows per ingest within [from, to): whole segments from their metadata, the others by their times. */
+export async function countCompressedPerIngest(q: Queryable, stream: Stream, range: RawRange): Promise<Map<string, number>> {
+  const refs = await findSegments(q, filterOf(stream, range));
+  const out = new Map<string, number>();
+  const add = (id: string, n: number): void => { if (n > 0) out.set(id, (out.get(id) ?? 0) + n); };
+  const partial: SegmentRef[] = [];
+  for (const r of refs) {
+    const inside = (range.from === null || r.timeMin >= range.from) && (range.to === null || r.timeMax < range.to);
+    if (inside) add(r.ingestId, r.rowCount);
+    else partial.push(r);
+  }
+  for (let i = 0; i < partial.length; i += LOAD_AT_ONCE) {
+    for (const seg of await loadSegments(q, stream.id, partial.slice(i, i + LOAD_AT_ONCE))) {
+      const { batch } = decodeSegment(seg, []);
+      let n = 0;
+      for (let k = 0; k < batch.length; k++) {
+        const t = batch.time[k];
+        if ((range.from === null || t >= range.from) && (range.to === null || t < range.to)) n++;
+      }
+      add(seg.ingestId, n);
+    }
+  }
+  return out;
+}
+
+/** How many compressed rows [from, to) holds. */
+export async function countCompressed(q: Queryable, stream: Stream, range: RawRange): Promise<number> {
+  let n = 0;
+  for (const v of (await countCompressedPerIngest(q, stream, range)).values()) n += v;
+  return n;
+}
+
 /** A FROM item standing for the stream's raw rows (the table, plus decoded segments if any). */
 export interface RawSource {
   /** SQL for the FROM item; pushes its parameters onto `params`. */
@@ -175,29 +207,37 @@ export async function rawSource(q: Queryable, stream: Stream, range: RawRange): 
   const table = streamTable(stream);
   if (refs.length === 0) return { relation: () => table, decodedRows: 0 };
   const cols = stream.columns;
-  const time: string[] = [];
-  const ingest: string[] = [];
-  const values: Cell[][] = cols.map(() => []);
+  // Rows in the order the chunks' tables held them (chunk by chunk, then ingest, then place), so
+  // that float sums add up in the same order as before compression.
+  const chunkRank = new Map<number, bigint>();
+  for (const r of refs) if (!chunkRank.has(r.chunkId) || r.timeMin < (chunkRank.get(r.chunkId) as bigint)) chunkRank.set(r.chunkId, r.timeMin);
+  const picked: { rank: bigint; ingest: bigint; place: bigint; time: bigint; cells: Cell[]; ingestText: string }[] = [];
   for (let i = 0; i < refs.length; i += LOAD_AT_ONCE) {
     for (const seg of await loadSegments(q, stream.id, refs.slice(i, i + LOAD_AT_ONCE))) {
-      const { batch } = decodeSegment(seg, cols);
+      const { batch, ingestId } = decodeSegment(seg, cols);
+      const places = decodeOrder(seg);
       const readers = batch.columns.map(cellReader);
+      const rank = chunkRank.get(seg.chunkId) as bigint;
       for (let r = 0; r < batch.length; r++) {
         const t = batch.time[r];
         if ((range.from !== null && t < range.from) || (range.to !== null && t >= range.to)) continue;
-        time.push(pgTimestamp(t));
-        ingest.push(seg.ingestId);
-        readers.forEach((read, k) => values[k].push(arrayValue(cols[k], read(r))));
+        picked.push({ rank, ingest: ingestId, place: places[r], time: t, cells: readers.map((read, k) => arrayValue(cols[k], read(r))), ingestText: seg.ingestId });
       }
     }
   }
+  const cmp = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+  picked.sort((a, b) => cmp(a.rank, b.rank) || cmp(a.ingest, b.ingest) || cmp(a.place, b.place));
+  const time = picked.map((p) => pgTimestamp(p.time));
+  const ingest = picked.map((p) => p.ingestText);
+  const values = cols.map((_, k) => picked.map((p) => p.cells[k]));
   const names = ['"time"', 'ingest_id', ...cols.map((c) => ident(c.columnName))];
   return {
-    decodedRows: time.length,
+    decodedRows: picked.length,
     relation(params: unknown[]): string {
       const arrays = [[time, 'timestamptz'], [ingest, 'int8'], ...cols.map((c, k) => [values[k], SQL_TYPE[c.type]] as const)] as const;
       const args = arrays.map(([arr, type]) => { params.push(arr); return `$${params.length}::${type}[]`; });
-      return `(SELECT ${names.join(', ')} FROM ${table} UNION ALL SELECT * FROM unnest(${args.join(', ')}) AS u(${names.join(', ')}))`;
+      // The decoded rows first: rows that came late into a compressed chunk were stored after them.
+      return `(SELECT * FROM unnest(${args.join(', ')}) AS u(${names.join(', ')}) UNION ALL SELECT ${names.join(', ')} FROM ${table})`;
     },
   };
 }

@@ -26,6 +26,8 @@ export interface EncodedSegment {
   timeMin: bigint;
   timeMax: bigint;
   timeData: Uint8Array;
+  /** Each row's place in the chunk's table when it was compressed (readers that sum replay that order). */
+  orderData: Uint8Array;
   columns: string[];
   data: (Uint8Array | null)[];
   stats: Record<string, FieldStats>;
@@ -46,11 +48,12 @@ function storeFor(type: ColumnType, n: number): Store {
 }
 
 /**
- * Collects rows of the COPY column order ["time", ingest_id, ...tags, ...fields] and cuts them
+ * Collects rows of the COPY column order ["time", ingest_id, ...tags, ...fields, place] and cuts them
  * into segments: a new one when the tag set or the ingest changes, or at SEGMENT_ROWS.
  */
 export class SegmentBuilder {
   private readonly time = new BigInt64Array(SEGMENT_ROWS);
+  private readonly order = new BigInt64Array(SEGMENT_ROWS);
   private readonly stores: Store[];
   private readonly valid: Uint8Array[];
   /** The bytes under each float store, to copy values bit for bit. */
@@ -80,6 +83,7 @@ export class SegmentBuilder {
     const i = this.n++;
     this.time[i] = buf.readBigInt64BE(off[0]) + PG_EPOCH_OFFSET_US;
     const base = 2 + this.tags.length;
+    this.order[i] = buf.readBigInt64BE(off[base + this.fields.length]);
     for (let f = 0; f < this.fields.length; f++) {
       const l = len[base + f];
       const o = off[base + f];
@@ -110,6 +114,8 @@ export class SegmentBuilder {
     const time = this.time.slice(0, n);
     const tw = new ByteWriter();
     encodeBigInts(tw, time);
+    const ow = new ByteWriter();
+    encodeBigInts(ow, this.order.slice(0, n));
     const data: (Uint8Array | null)[] = [];
     const stats: Record<string, FieldStats> = {};
     this.fields.forEach((f, k) => {
@@ -122,7 +128,7 @@ export class SegmentBuilder {
     for (let i = 1; i < n; i++) { if (time[i] < min) min = time[i]; if (time[i] > max) max = time[i]; }
     this.emit({
       ingestId: this.ingestId, tags: Object.fromEntries(this.tags.map((t, i) => [t.columnName, this.tagValues[i]])),
-      rowCount: n, timeMin: min, timeMax: max, timeData: tw.finish(), columns: this.fields.map((f) => f.columnName), data, stats,
+      rowCount: n, timeMin: min, timeMax: max, timeData: tw.finish(), orderData: ow.finish(), columns: this.fields.map((f) => f.columnName), data, stats,
     });
   }
 
@@ -183,9 +189,11 @@ export function fieldStats(type: ColumnType, values: PlainValues, validity: Vali
 
 export interface StoredSegment {
   ingestId: string;
+  chunkId: number;
   tags: Record<string, string | null>;
   rowCount: number;
   timeData: Uint8Array;
+  orderData: Uint8Array;
   columns: string[];
   data: (Uint8Array | null)[];
 }
@@ -193,6 +201,11 @@ export interface StoredSegment {
 export interface DecodedSegment {
   ingestId: bigint;
   batch: ColumnBatch;
+}
+
+/** The rows' places in their chunk's table when it was compressed. */
+export function decodeOrder(seg: StoredSegment): BigInt64Array {
+  return decodeBigInts(new ByteReader(seg.orderData), seg.rowCount);
 }
 
 /** A stored segment as a ColumnBatch of `wanted` (tags as constant columns; fields added since: NULL). */

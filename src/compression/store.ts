@@ -8,7 +8,7 @@ import type { EncodedSegment, StoredSegment } from './segment.ts';
 
 export const SEGMENTS = 'strata_data.segments';
 
-const CASTS = ['', '', '', '::jsonb', '', '::timestamptz', '::timestamptz', '::bytea', '::text[]', '::bytea[]', '::jsonb'];
+const CASTS = ['', '', '', '::jsonb', '', '::timestamptz', '::timestamptz', '::bytea', '::bytea', '::text[]', '::bytea[]', '::jsonb'];
 
 export async function insertSegments(q: Queryable, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
   if (segs.length === 0) return;
@@ -18,11 +18,11 @@ export async function insertSegments(q: Queryable, streamId: number, chunkId: nu
   for (const s of segs) {
     const at = params.length;
     params.push(streamId, chunkId, s.ingestId, JSON.stringify(s.tags), s.rowCount, pgTimestamp(s.timeMin), pgTimestamp(s.timeMax),
-      buf(s.timeData), s.columns, s.data.map((d) => (d === null ? null : buf(d))), JSON.stringify(s.stats));
+      buf(s.timeData), buf(s.orderData), s.columns, s.data.map((d) => (d === null ? null : buf(d))), JSON.stringify(s.stats));
     values.push(`(${CASTS.map((c, i) => `$${at + i + 1}${c}`).join(', ')})`);
   }
   await q.query(
-    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, columns, data, stats)
+    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats)
      VALUES ${values.join(', ')}`, params);
 }
 
@@ -79,13 +79,39 @@ export async function anySegments(q: Queryable, f: SegmentFilter): Promise<boole
 /** The data of segments by id (in the order of ids). */
 export async function loadSegments(q: Queryable, streamId: number, refs: readonly SegmentRef[]): Promise<StoredSegment[]> {
   if (refs.length === 0) return [];
-  const { rows } = await q.query<{ id: string; time_data: Buffer; columns: string[]; data: (Buffer | null)[] }>(
-    `SELECT id::text, time_data, columns, data FROM ${SEGMENTS} WHERE stream_id = $1 AND id = ANY($2::bigint[])`,
+  const { rows } = await q.query<{ id: string; time_data: Buffer; order_data: Buffer; columns: string[]; data: (Buffer | null)[] }>(
+    `SELECT id::text, time_data, order_data, columns, data FROM ${SEGMENTS} WHERE stream_id = $1 AND id = ANY($2::bigint[])`,
     [streamId, refs.map((r) => r.id)]);
   const byId = new Map(rows.map((r) => [r.id, r]));
   return refs.map((ref) => {
     const r = byId.get(ref.id);
     if (!r) throw new Error(`segment ${ref.id} disappeared while it was read`);
-    return { ingestId: ref.ingestId, tags: ref.tags, rowCount: ref.rowCount, timeData: r.time_data, columns: r.columns, data: r.data };
+    return {
+      ingestId: ref.ingestId, chunkId: ref.chunkId, tags: ref.tags, rowCount: ref.rowCount, timeData: r.time_data, orderData: r.order_data, columns: r.columns, data: r.data,
+    };
   });
+}
+
+/**
+ * Deletes the segments of an ingest (retraction): a segment holds one ingest's rows, so none is
+ * rewritten. Returns the rows removed per chunk table, and updates the chunks' counts.
+ */
+export async function deleteIngestSegments(q: Queryable, streamId: number, ingestId: string): Promise<Map<string, number>> {
+  const { rows } = await q.query<{ table_name: string; n: string }>(
+    `WITH d AS (DELETE FROM ${SEGMENTS} WHERE stream_id = $1 AND ingest_id = $2 RETURNING chunk_id, row_count),
+          per AS (SELECT chunk_id, sum(row_count)::bigint AS n FROM d GROUP BY chunk_id),
+          upd AS (UPDATE strata.chunks c SET compressed_rows = c.compressed_rows - per.n FROM per WHERE c.id = per.chunk_id RETURNING c.table_name, per.n)
+     SELECT table_name, n::text FROM upd`, [streamId, ingestId]);
+  return new Map(rows.map((r) => [r.table_name, Number(r.n)]));
+}
+
+/** Rows per ingest of a chunk's segments, as SQL (retention counts them with the chunk's table). */
+export function segmentContentsSql(streamId: number, chunkId: number): string {
+  return `SELECT ingest_id::text AS id, sum(row_count)::bigint AS n FROM ${SEGMENTS} WHERE stream_id = ${Number(streamId)} AND chunk_id = ${Number(chunkId)} GROUP BY ingest_id`;
+}
+
+/** Deletes a chunk's segments (retention, in the transaction that drops the chunk's table). */
+export async function deleteChunkSegments(q: Queryable, streamId: number, chunkId: number): Promise<number> {
+  const r = await q.query(`DELETE FROM ${SEGMENTS} WHERE stream_id = $1 AND chunk_id = $2`, [streamId, chunkId]);
+  return r.rowCount ?? 0;
 }

@@ -4,6 +4,7 @@ import { ident } from '../db/sql.ts';
 import type { StreamColumn } from '../domain/types.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
+import { mergeWithCompressed } from '../compression/read.ts';
 import { cursorPages } from './cursor-pages.ts';
 import type { Cell, ResultColumn } from './result-formats.ts';
 
@@ -42,5 +43,6 @@ export function rawColumns(q: RawQuery): ResultColumn[] {
 
 export function rawPages(db: Db, q: RawQuery): AsyncGenerator<Cell[][]> {
   const { sql, params } = rawSql(q);
-  return cursorPages(db, sql, params);
+  // Rows of compressed chunks are merged in, in time order (compression/read.ts).
+  return mergeWithCompressed(db.pool, q.stream, { from: q.from, to: q.to, tags: q.tags }, q.columns, cursorPages(db, sql, params), q.limit ?? null);
 }

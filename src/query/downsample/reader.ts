@@ -9,6 +9,7 @@ import { ident } from '../../db/sql.ts';
 import { formatMicros, pgTimestamp } from '../../domain/time.ts';
 import type { StreamColumn } from '../../domain/types.ts';
 import { type Stream, streamTable } from '../../streams/catalog.ts';
+import { type RawSource, countCompressed, rawSource } from '../../compression/read.ts';
 import { type RollupField, holdsNaN, micros, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
 import { type Level, levelTable, loadLevels } from '../../rollups/levels.ts';
 import { type NanMode, parseNanMode, parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
@@ -46,7 +47,20 @@ interface Shape {
   tags: Map<StreamColumn, string[]>;
   groupBy: StreamColumn | null;
   explicitFields: boolean;
+  /** The raw rows, compressed ones included, once prepareRaw has run for the parts that read them. */
+  raw?: RawSource;
 }
+
+/** Decodes the segments the raw parts of a plan read (none: the stream table alone serves). */
+async function prepareRaw(client: PoolClient, shape: Shape, parts: readonly Part[]): Promise<void> {
+  const ranges = parts.filter((p) => p.source === null).flatMap((p) => p.ranges);
+  if (ranges.length === 0) return;
+  const from = ranges.reduce((m, r) => (r.start < m ? r.start : m), ranges[0].start);
+  const to = ranges.reduce((m, r) => (r.end > m ? r.end : m), ranges[0].end);
+  shape.raw = await rawSource(client, shape.stream, { from, to, tags: shape.tags });
+}
+
+const rawTable = (shape: Shape, params: unknown[]): string => (shape.raw ? shape.raw.relation(params) : streamTable(shape.stream));
 
 function parseShape(stream: Stream, q: Record<string, string[]>, nowUs: bigint): Shape {
   const from = parseTimeParam('from', one(q, 'from'));
@@ -89,7 +103,7 @@ function aggregateSql(shape: Shape, b: Bucketing, parts: readonly Part[], output
   const needed = new Set([...outputs.map((o) => o.sql).join(' ').matchAll(/c\."(c\d+_[a-z]+)"/g)].map((m) => m[1]));
   const selects = parts.map((p) => {
     const alias = p.source ? 'l' : 'r';
-    const table = p.source ? levelTable(p.source) : streamTable(shape.stream);
+    const table = p.source ? levelTable(p.source) : rawTable(shape, params);
     // Without tag filter or group_by, a level's combined rows (one per bucket) answer.
     const combinedRows = shape.tags.size === 0 && !g;
     const where = [rangePredicate(alias, p.ranges, params), ...(p.source ? [combinedRows ? 'l.all_tags' : 'NOT l.all_tags'] : []), ...tagPredicate(alias, shape.tags, params)];
@@ -141,6 +155,7 @@ function byGroupAndTime(g: boolean): (a: Cell[], b: Cell[]) => number {
  */
 async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Promise<number> {
   const params: unknown[] = [];
+  const packed = await countCompressed(client, shape.stream, { from: shape.from, to: shape.to, tags: shape.tags });
   const left = await client.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${streamTable(shape.stream)} r WHERE ${rangePredicate('r', [{ start: shape.from, end: shape.to }], params)}
        ${tagPredicate('r', shape.tags, params).map((p) => `AND ${p}`).join(' ')} LIMIT ${LTTB_MAX_INPUT + 1}) x`, params);
@@ -150,7 +165,7 @@ async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Pr
     const e = c.end < shape.to ? c.end : shape.to;
     if (s < e) dropped += Math.ceil((c.rows ?? 0) * Number(e - s) / Number(c.end - c.start));
   }
-  return Number(left.rows[0].n) + dropped;
+  return Number(left.rows[0].n) + packed + dropped;
 }
 
 /**
@@ -188,11 +203,12 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
     const raw = plan.parts.find((p) => p.source === null);
     rows = await averages(atStart, plan.parts.filter((p) => p.source !== null));
     if (raw) {
+      await prepareRaw(client, shape, [raw]);
       const p2: unknown[] = [];
       const col = ident(f.column.columnName);
       const used = holdsNaN(f) && nanMode === 'skip' ? `r.${col} <> 'NaN'` : `r.${col} IS NOT NULL`;
       const where = [rangePredicate('r', raw.ranges, p2), ...tagPredicate('r', shape.tags, p2), used];
-      rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${streamTable(shape.stream)} r WHERE ${where.join(' AND ')}`, p2));
+      rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${rawTable(shape, p2)} r WHERE ${where.join(' AND ')}`, p2));
     }
   } else {
     const b = levelPoints(level.intervalUs, shape.from, shape.to);
@@ -267,6 +283,7 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // M4's min and max points need their times, which the levels do not keep: raw rows serve it.
     const usable = aggs.includes('m4') ? [] : levels;
     const plan = planParts(cov, b, { exactLevels: usable, levels: usable }, shape.from, shape.to);
+    await prepareRaw(client, shape, plan.parts);
     const params: unknown[] = [];
     const sql = aggregateSql(shape, b, plan.parts, outputs, params);
     let rows = plan.parts.length > 0 ? await readAll(client, sql, params) : [];
