@@ -34,7 +34,8 @@ export interface CompressOptions {
   runId: number | null;
   /** How long to wait for the chunk's locks before leaving it for the next run. */
   lockTimeoutMs?: number;
-  /** Called just before COMMIT (tests stop the process here). */
+  /** Called after each batch of segments is written, and just before COMMIT (tests stop the process there). */
+  afterWrite?: () => Promise<void>;
   beforeCommit?: () => Promise<void>;
 }
 
@@ -45,7 +46,7 @@ function segmentBytes(s: EncodedSegment): number {
 }
 
 /** Streams the chunk's rows into segments, written on `tx` as they fill. */
-async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRef): Promise<CompressOutcome> {
+async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRef, opts: CompressOptions): Promise<CompressOutcome> {
   const tags = stream.columns.filter((c) => c.role === 'tag');
   const fields = stream.columns.filter((c) => c.role !== 'tag');
   const out: CompressOutcome = { rows: 0, segments: 0, bytes: 0 };
@@ -55,6 +56,7 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
     const batch = ready.splice(0);
     for (const s of batch) { out.rows += s.rowCount; out.segments++; out.bytes += segmentBytes(s); }
     await insertSegments(tx, stream.id, chunk.id, batch);
+    if (opts.afterWrite) await opts.afterWrite();
   };
   const cols = ['"time"', 'ingest_id', ...tags.map((c) => ident(c.columnName)), ...fields.map((c) => ident(c.columnName)), 'place'];
   const order = [...tags.map((c) => ident(c.columnName)), 'ingest_id', '"time"', 'place'];
@@ -95,7 +97,7 @@ export async function compressChunk(db: Db, stream: Stream, chunk: ChunkRef, opt
     await tx.query(`LOCK TABLE ${table} IN EXCLUSIVE MODE`);
     const { rows: any } = await tx.query(`SELECT 1 FROM ${table} LIMIT 1`);
     if (any.length === 0) { await tx.query('ROLLBACK'); return null; }
-    const out = await encodeRows(db, tx, stream, chunk);
+    const out = await encodeRows(db, tx, stream, chunk, opts);
     await tx.query(`TRUNCATE ${table}`);
     await tx.query(
       `UPDATE strata.chunks SET compressed_at = coalesce(compressed_at, now()), compressed_rows = coalesce(compressed_rows, 0) + $2,
