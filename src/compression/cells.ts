@@ -48,6 +48,13 @@ function onBound(x: number, digits: string, exp: number): boolean {
 }
 
 export function float8Text(x: number): string {
+  const a = Math.abs(x);
+  if (a >= 1e-4 && a < 1e15) {
+    // Both print fixed notation here; with at most 15 significant digits (16 characters with the
+    // point, 17 with a sign) the digits cannot sit on a rounding bound, and JavaScript's are PostgreSQL's.
+    const js = String(x);
+    if (js.length <= (x < 0 ? 17 : 16)) return js;
+  }
   const s = special(x);
   if (s !== null) return s;
   let { digits, exp } = parts(x.toExponential());

@@ -73,8 +73,8 @@ class Heap {
   }
 }
 
-/** The rows of segments overlapping [from, to) (tag filters applied), in time order, as cells [time µs, ...columns]. */
-export async function* compressedRows(q: Queryable, stream: Stream, range: RawRange, columns: readonly StreamColumn[], refs?: SegmentRef[]): AsyncGenerator<Cell[]> {
+/** The rows of segments overlapping [from, to) (tag filters applied), in time order: [time, cells [time µs, ...columns]]. */
+export async function* compressedRows(q: Queryable, stream: Stream, range: RawRange, columns: readonly StreamColumn[], refs?: SegmentRef[]): AsyncGenerator<[bigint, Cell[]]> {
   const all = refs ?? await findSegments(q, filterOf(stream, range));
   const heap = new Heap();
   let next = 0;
@@ -101,7 +101,7 @@ export async function* compressedRows(q: Queryable, stream: Stream, range: RawRa
       heap.fixTop();
       continue;
     }
-    yield rowCells(top.batch, top.readers, top.i);
+    yield [t, rowCells(top.batch, top.readers, top.i)];
     top.i++;
     heap.fixTop();
   }
@@ -128,8 +128,8 @@ export async function* mergeWithCompressed(
     for await (const rows of plain) {
       for (const row of rows) {
         const t = BigInt(row[0] as string);
-        while (!c.done && BigInt(c.value[0] as string) < t && !full()) {
-          page.push(c.value);
+        while (!c.done && c.value[0] < t && !full()) {
+          page.push(c.value[1]);
           c = await packed.next();
           if (page.length >= pageRows) { sent += page.length; yield page; page = []; }
         }
@@ -140,7 +140,7 @@ export async function* mergeWithCompressed(
       if (full()) break;
     }
     while (!c.done && !full()) {
-      page.push(c.value);
+      page.push(c.value[1]);
       c = await packed.next();
       if (page.length >= pageRows) { sent += page.length; yield page; page = []; }
     }

@@ -59,7 +59,7 @@ export class SegmentBuilder {
   /** The bytes under each float store, to copy values bit for bit. */
   private readonly raw: Uint8Array[];
   private n = 0;
-  private key: string | null = null;
+  private key: Buffer | null = null;
   private ingestId = '';
   private tagValues: (string | null)[] = [];
 
@@ -71,13 +71,13 @@ export class SegmentBuilder {
 
   /** One tuple of the COPY (offsets and lengths of its fields in buf; −1: NULL). */
   add = (buf: Buffer, off: Int32Array, len: Int32Array): void => {
-    const ingest = buf.readBigInt64BE(off[1]).toString();
-    let key = ingest;
-    for (let t = 0; t < this.tags.length; t++) key += len[2 + t] < 0 ? '\u0000N' : `\u0000v${buf.toString('utf8', off[2 + t], off[2 + t] + len[2 + t])}`;
-    if (key !== this.key || this.n === SEGMENT_ROWS) {
+    // The group key as the raw bytes of ingest_id and the tags (lengths included): no text decoded per row.
+    const keyEnd = off[1 + this.tags.length] + Math.max(0, len[1 + this.tags.length]);
+    const keyBytes = buf.subarray(off[1] - 4, keyEnd);
+    if (this.key === null || this.n === SEGMENT_ROWS || !keyBytes.equals(this.key)) {
       this.flush();
-      this.key = key;
-      this.ingestId = ingest;
+      this.key = Buffer.from(keyBytes);
+      this.ingestId = buf.readBigInt64BE(off[1]).toString();
       this.tagValues = this.tags.map((_, t) => (len[2 + t] < 0 ? null : buf.toString('utf8', off[2 + t], off[2 + t] + len[2 + t])));
     }
     const i = this.n++;

@@ -70,3 +70,31 @@ export function unpackUnsigned(r: ByteReader, n: number, out: Float64Array = new
   }
   return out;
 }
+
+const zz = (d: number): number => (d < 0 ? -2 * d - 1 : 2 * d);
+const unzz = (z: number): number => (z % 2 === 1 ? -(z + 1) / 2 : z / 2);
+
+/**
+ * Frame of reference: per block of 128, its smallest value (zigzag varint) and the values less
+ * that, bit-packed. For noisy series it beats deltas, which double the noise. |values| < 2^50.
+ */
+export function packFor(w: ByteWriter, values: Float64Array): void {
+  for (let start = 0; start < values.length; start += BLOCK) {
+    const block = values.subarray(start, Math.min(values.length, start + BLOCK));
+    let min = block[0];
+    for (let i = 1; i < block.length; i++) if (block[i] < min) min = block[i];
+    w.varint(zz(min));
+    packUnsigned(w, block.map((v) => v - min));
+  }
+}
+
+export function unpackFor(r: ByteReader, n: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let start = 0; start < n; start += BLOCK) {
+    const end = Math.min(n, start + BLOCK);
+    const min = unzz(r.varint());
+    const block = unpackUnsigned(r, end - start, out.subarray(start, end));
+    for (let i = 0; i < block.length; i++) block[i] += min;
+  }
+  return out;
+}

@@ -11,7 +11,7 @@
 // DECIMAL is used when at most a quarter of a segment's values are exceptions; SPLIT otherwise.
 // test/bench/compression.bench.ts measures both on lab data and on random doubles.
 import { compressSync, uncompressSync } from 'lz4-napi';
-import { packUnsigned, unpackUnsigned } from './bitpack.ts';
+import { packFor, packUnsigned, unpackFor, unpackUnsigned } from './bitpack.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
 
 export const DECIMAL = 0;
@@ -19,6 +19,8 @@ export const SPLIT = 1;
 const MAX_EXP = 15;
 const POW10 = Array.from({ length: MAX_EXP + 1 }, (_, e) => 10 ** e);
 const INT_LIMIT = 2 ** 49;
+const INTS_DELTA = 0;
+const INTS_FRAME = 1;
 
 type Floats = Float64Array | Float32Array;
 
@@ -65,14 +67,22 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
   }
   w.u8(DECIMAL);
   w.u8(e);
-  // Deltas of the integers, zigzagged; each below 2^51 as the integers are below 2^49.
+  // The integers by frame of reference, or as deltas (zigzagged; each below 2^51 as the integers
+  // are below 2^49), whichever packs smaller: noise favours the first, smooth series the second.
+  const byFrame = new ByteWriter();
+  packFor(byFrame, ints);
+  const deltas = new Float64Array(n);
   let last = 0;
   for (let i = 0; i < n; i++) {
     const d = ints[i] - last;
     last = ints[i];
-    ints[i] = d < 0 ? -2 * d - 1 : 2 * d;
+    deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
   }
-  packUnsigned(w, ints);
+  const byDelta = new ByteWriter();
+  packUnsigned(byDelta, deltas);
+  const frame = byFrame.length < byDelta.length;
+  w.u8(frame ? INTS_FRAME : INTS_DELTA);
+  w.bytes((frame ? byFrame : byDelta).finish());
   w.varint(exceptions.length);
   const raw = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const size = f32 ? 4 : 8;
@@ -124,14 +134,20 @@ export function decodeFloats(r: ByteReader, n: number, f32: boolean): Floats {
   if (scheme !== DECIMAL) throw new CorruptSegment(`float scheme ${scheme}`);
   const e = r.u8();
   if (e > MAX_EXP) throw new CorruptSegment(`decimal exponent ${e}`);
-  const ints = unpackUnsigned(r, n);
+  const layout = r.u8();
   const p = POW10[e];
-  let acc = 0;
-  for (let i = 0; i < n; i++) {
-    const z = ints[i];
-    acc += z % 2 === 1 ? -(z + 1) / 2 : z / 2;
-    out[i] = acc / p;
-  }
+  if (layout === INTS_FRAME) {
+    const ints = unpackFor(r, n);
+    for (let i = 0; i < n; i++) out[i] = ints[i] / p;
+  } else if (layout === INTS_DELTA) {
+    const ints = unpackUnsigned(r, n);
+    let acc = 0;
+    for (let i = 0; i < n; i++) {
+      const z = ints[i];
+      acc += z % 2 === 1 ? -(z + 1) / 2 : z / 2;
+      out[i] = acc / p;
+    }
+  } else throw new CorruptSegment(`decimal layout ${layout}`);
   const count = r.varint();
   let at = 0;
   for (let k = 0; k < count; k++) {
