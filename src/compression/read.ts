@@ -114,9 +114,16 @@ export async function* compressedRows(q: Queryable, stream: Stream, range: RawRa
 export async function* mergeWithCompressed(
   q: Queryable, stream: Stream, range: RawRange, columns: readonly StreamColumn[], plain: AsyncGenerator<Cell[][]>, limit: number | null, pageRows = 5000,
 ): AsyncGenerator<Cell[][]> {
+  // The plain rows' query starts first: it holds its chunks until it ends, so a conversion that
+  // commits from here on waits for it, and one that committed before has its segments found below.
+  const head = await plain.next();
   const refs = await findSegments(q, filterOf(stream, range));
-  if (refs.length === 0) {
+  const rest = async function* (): AsyncGenerator<Cell[][]> {
+    if (!head.done) yield head.value;
     yield* plain;
+  };
+  if (refs.length === 0) {
+    yield* rest();
     return;
   }
   const packed = compressedRows(q, stream, range, columns, refs);
@@ -125,7 +132,7 @@ export async function* mergeWithCompressed(
   let sent = 0;
   const full = (): boolean => limit !== null && sent + page.length >= limit;
   try {
-    for await (const rows of plain) {
+    for await (const rows of rest()) {
       for (const row of rows) {
         const t = BigInt(row[0] as string);
         while (!c.done && c.value[0] < t && !full()) {
@@ -183,6 +190,11 @@ export async function countCompressed(q: Queryable, stream: Stream, range: RawRa
   return n;
 }
 
+/** SQL that keeps conversions of the stream's chunks out until the transaction ends (see rawSource). */
+export function lockRawRows(stream: Stream): string {
+  return `LOCK TABLE ${streamTable(stream)} IN ACCESS SHARE MODE`;
+}
+
 /** A FROM item standing for the stream's raw rows (the table, plus decoded segments if any). */
 export interface RawSource {
   /** SQL for the FROM item; pushes its parameters onto `params`. */
@@ -202,6 +214,10 @@ function arrayValue(c: StreamColumn, cell: Cell): Cell {
   return cell;
 }
 
+/**
+ * `q` must be in a transaction that has locked the stream table (lockRawRows) before its first
+ * snapshot: a conversion then either committed before (its segments are found) or waits for it.
+ */
 export async function rawSource(q: Queryable, stream: Stream, range: RawRange): Promise<RawSource> {
   const refs = await findSegments(q, filterOf(stream, range));
   const table = streamTable(stream);

@@ -17,7 +17,7 @@ import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
 import type { Stream } from '../streams/catalog.ts';
-import { rawSource } from '../compression/read.ts';
+import { lockRawRows, rawSource } from '../compression/read.ts';
 import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
 import { droppedRawBuckets } from './dropped-buckets.ts';
 import { invalidatedWithin, recordInvalidations } from './invalidation-log.ts';
@@ -109,7 +109,9 @@ async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Sou
 
   const params: unknown[] = [pgTimestamp(from), pgTimestamp(to)];
   const alias = source.level ? 'l' : 'r';
-  // Raw rows of compressed chunks in the range are decoded and read beside the table's.
+  // Raw rows of compressed chunks in the range are decoded and read beside the table's; the lock
+  // keeps a conversion wholly before or after this read.
+  if (!source.level) await tx.query(lockRawRows(stream));
   const sourceTable = source.level ? levelTable(source.level) : (await rawSource(tx, stream, { from, to })).relation(params);
   const where = [`${alias}."time" >= $1::timestamptz`, `${alias}."time" < $2::timestamptz`, ...(source.level ? ['NOT l.all_tags'] : []), ...tagPredicates(stream, alias, tags, params)];
   const fastOrder = !source.level && from > -FAST_ORDER_LIMIT_US && to < FAST_ORDER_LIMIT_US;

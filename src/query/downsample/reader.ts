@@ -9,7 +9,7 @@ import { ident } from '../../db/sql.ts';
 import { formatMicros, pgTimestamp } from '../../domain/time.ts';
 import type { StreamColumn } from '../../domain/types.ts';
 import { type Stream, streamTable } from '../../streams/catalog.ts';
-import { type RawSource, countCompressed, rawSource } from '../../compression/read.ts';
+import { type RawSource, countCompressed, lockRawRows, rawSource } from '../../compression/read.ts';
 import { type RollupField, holdsNaN, micros, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
 import { type Level, levelTable, loadLevels } from '../../rollups/levels.ts';
 import { type NanMode, parseNanMode, parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
@@ -264,9 +264,11 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // Aggregations over many level rows gain from hash aggregation in memory and from the other
     // cores; the planner still decides, with these costs, whether to use them. Compiling the
     // expressions (JIT) costs more than these queries take. One round trip for all of it.
+    // The stream table is locked before the snapshot is taken, so that a chunk's conversion to
+    // segments is wholly before or wholly after this answer (compression/read.ts).
     await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
       SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
-      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off`);
+      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; ${lockRawRows(stream)}`);
     const levels = await loadLevels(client, stream.id);
     if (resolution === null || resolution.kind === 'raw') {
       throw bad(`resolution=${JSON.stringify(resolutionText)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}), an interval such as 15s, 5min, 1h or 1d, or calendar buckets 1mo, 3mo or 1y`);
