@@ -11,6 +11,18 @@ function widthOf(v: number): number {
   return 32 + (32 - Math.clz32(Math.floor(v / TWO32)));
 }
 
+/** Bytes packUnsigned would write for `values`, without writing them. */
+export function packedSize(values: ArrayLike<number>, from = 0): number {
+  let size = 0;
+  for (let start = from; start < values.length; start += BLOCK) {
+    const end = Math.min(values.length, start + BLOCK);
+    let max = 0;
+    for (let i = start; i < end; i++) if (values[i] > max) max = values[i];
+    size += 1 + Math.ceil(((end - start) * widthOf(max)) / 8);
+  }
+  return size;
+}
+
 /** Packs `values` (each an integer in [0, 2^53)); the count is not written. */
 export function packUnsigned(w: ByteWriter, values: ArrayLike<number>): void {
   const n = values.length;
@@ -22,6 +34,20 @@ export function packUnsigned(w: ByteWriter, values: ArrayLike<number>): void {
     w.u8(width);
     if (width === 0) continue;
     const bytes = new Uint8Array(Math.ceil(((end - start) * width) / 8));
+    if (width <= 24) {
+      // Fast path: a 32-bit accumulator holds at most 7 + 24 bits.
+      let acc = 0;
+      let bits = 0;
+      let p = 0;
+      for (let i = start; i < end; i++) {
+        acc |= values[i] << bits;
+        bits += width;
+        while (bits >= 8) { bytes[p++] = acc & 0xff; acc >>>= 8; bits -= 8; }
+      }
+      if (bits > 0) bytes[p] = acc & 0xff;
+      w.bytes(bytes);
+      continue;
+    }
     let bitPos = 0;
     for (let i = start; i < end; i++) {
       let v = values[i];
@@ -51,6 +77,19 @@ export function unpackUnsigned(r: ByteReader, n: number, out: Float64Array = new
       continue;
     }
     const bytes = r.bytes(Math.ceil(((end - start) * width) / 8));
+    if (width <= 24) {
+      const mask = (1 << width) - 1;
+      let acc = 0;
+      let bits = 0;
+      let p = 0;
+      for (let i = start; i < end; i++) {
+        while (bits < width) { acc |= bytes[p++] << bits; bits += 8; }
+        out[i] = acc & mask;
+        acc >>>= width;
+        bits -= width;
+      }
+      continue;
+    }
     let bitPos = 0;
     for (let i = start; i < end; i++) {
       let v = 0;
@@ -97,4 +136,20 @@ export function unpackFor(r: ByteReader, n: number): Float64Array {
     for (let i = 0; i < block.length; i++) block[i] += min;
   }
   return out;
+}
+
+/** Bytes packFor would write (block minimum as a varint of up to 8 bytes, counted exactly). */
+export function forSize(values: Float64Array): number {
+  let size = 0;
+  for (let start = 0; start < values.length; start += BLOCK) {
+    const end = Math.min(values.length, start + BLOCK);
+    let min = values[start];
+    let max = min;
+    for (let i = start + 1; i < end; i++) { const v = values[i]; if (v < min) min = v; else if (v > max) max = v; }
+    let z = zz(min);
+    let varint = 1;
+    while (z >= 0x80) { z = Math.floor(z / 0x80); varint++; }
+    size += varint + 1 + Math.ceil(((end - start) * widthOf(max - min)) / 8);
+  }
+  return size;
 }

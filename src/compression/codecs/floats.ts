@@ -11,7 +11,7 @@
 // DECIMAL is used when at most a quarter of a segment's values are exceptions; SPLIT otherwise.
 // test/bench/compression.bench.ts measures both on lab data and on random doubles.
 import { compressSync, uncompressSync } from 'lz4-napi';
-import { packFor, packUnsigned, unpackFor, unpackUnsigned } from './bitpack.ts';
+import { forSize, packFor, packUnsigned, packedSize, unpackFor, unpackUnsigned } from './bitpack.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
 
 export const DECIMAL = 0;
@@ -69,8 +69,6 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
   w.u8(e);
   // The integers by frame of reference, or as deltas (zigzagged; each below 2^51 as the integers
   // are below 2^49), whichever packs smaller: noise favours the first, smooth series the second.
-  const byFrame = new ByteWriter();
-  packFor(byFrame, ints);
   const deltas = new Float64Array(n);
   let last = 0;
   for (let i = 0; i < n; i++) {
@@ -78,11 +76,10 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
     last = ints[i];
     deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
   }
-  const byDelta = new ByteWriter();
-  packUnsigned(byDelta, deltas);
-  const frame = byFrame.length < byDelta.length;
+  const frame = forSize(ints) < packedSize(deltas);
   w.u8(frame ? INTS_FRAME : INTS_DELTA);
-  w.bytes((frame ? byFrame : byDelta).finish());
+  if (frame) packFor(w, ints);
+  else packUnsigned(w, deltas);
   w.varint(exceptions.length);
   const raw = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const size = f32 ? 4 : 8;

@@ -2,7 +2,7 @@
 // bit-packed; the order that packs smaller is kept. int8 and timestamps go through BigInt so that
 // values beyond 2^53 round-trip; when a difference does not fit in 53 bits the column is stored
 // as plain 8-byte values instead.
-import { packUnsigned, unpackUnsigned } from './bitpack.ts';
+import { packUnsigned, packedSize, unpackUnsigned } from './bitpack.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
 
 const PACKED = 0;
@@ -28,14 +28,12 @@ function diffs(values: ArrayLike<number>, order: number): Float64Array {
 }
 
 function packBest(w: ByteWriter, make: (order: number) => Float64Array): void {
-  const one = new ByteWriter();
-  packFrom(one, make(1), 1);
-  const two = new ByteWriter();
-  packFrom(two, make(2), 2);
-  const best = one.length <= two.length ? one : two;
+  const one = make(1);
+  const two = make(2);
+  const order = packedSize(one, 1) <= packedSize(two, 2) ? 1 : 2;
   w.u8(PACKED);
-  w.u8(best === one ? 1 : 2);
-  w.bytes(best.finish());
+  w.u8(order);
+  packFrom(w, order === 1 ? one : two, order);
 }
 
 /** The first `order` differences (a start value far from the rest) as varints, the rest packed. */
