@@ -35,11 +35,17 @@ export async function* compressedBatches(q: Queryable, stream: Stream, range: Ra
   }
 }
 
-interface Cursor { batch: ColumnBatch; readers: ((i: number) => Cell)[]; i: number }
+/** A decoded segment being read; `tn` holds its times as doubles, compared first (no BigInt made). */
+interface Cursor { batch: ColumnBatch; tn: Float64Array; readers: ((i: number) => Cell)[]; i: number }
 
 class Heap {
   items: Cursor[] = [];
-  private less = (a: Cursor, b: Cursor): boolean => a.batch.time[a.i] < b.batch.time[b.i];
+  // Number() of a bigint is monotonic: unequal doubles order the times; equal ones are compared exactly.
+  private less = (a: Cursor, b: Cursor): boolean => {
+    const x = a.tn[a.i];
+    const y = b.tn[b.i];
+    return x < y || (x === y && a.batch.time[a.i] < b.batch.time[b.i]);
+  };
   push(c: Cursor): void {
     const h = this.items;
     h.push(c);
@@ -86,7 +92,7 @@ export async function* compressedRows(q: Queryable, stream: Stream, range: RawRa
       // Skip to the range: a segment is in time order.
       let i = 0;
       if (range.from !== null) while (i < batch.length && batch.time[i] < range.from) i++;
-      if (i < batch.length) heap.push({ batch, readers: batch.columns.map(cellReader), i });
+      if (i < batch.length) heap.push({ batch, tn: Float64Array.from(batch.time, Number), readers: batch.columns.map(cellReader), i });
     }
   };
   for (;;) {
