@@ -7,3 +7,4 @@ import './rollups/module.ts';
 import './audit/verify-job.ts';
 import './jobs/module.ts';
 import './backup/module.ts';
+import './compression/module.ts';

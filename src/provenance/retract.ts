@@ -11,6 +11,7 @@ import { AppError } from '../errors/index.ts';
 import { notifyRetraction } from '../ingest/observers.ts';
 import { type Stream, getStreamById, streamTable } from '../streams/catalog.ts';
 import { DATA_SCHEMA, qualified } from '../db/sql.ts';
+import { deleteIngestSegments } from '../compression/store.ts';
 import { type IngestRecord, getIngest } from './ingest-records.ts';
 
 export const MAX_REASON_CHARS = 4096;
@@ -58,6 +59,11 @@ async function deleteRows(tx: PoolClient, stream: Stream, i: LockedIngest): Prom
       [i.id, ...range]);
     if (r.rowCount) perChunk[c.table_name] = r.rowCount;
     deleted += r.rowCount ?? 0;
+  }
+  // Rows of compressed chunks: the ingest's segments go whole.
+  for (const [table, n] of await deleteIngestSegments(tx, stream.id, String(i.id))) {
+    perChunk[table] = (perChunk[table] ?? 0) + n;
+    deleted += n;
   }
   if (deleted < Number(i.rows)) {
     const rest = await tx.query(`DELETE FROM ${streamTable(stream)} WHERE ingest_id = $1 AND "time" >= $2::timestamptz AND "time" <= $3::timestamptz`, [i.id, ...range]);

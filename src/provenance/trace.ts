@@ -8,6 +8,7 @@ import type { StreamColumn } from '../domain/types.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
+import { type RawSource, countCompressedPerIngest, rawSource } from '../compression/read.ts';
 import { type IngestRecord, INGEST_COLUMNS, toIngestRecord } from './ingest-records.ts';
 
 export const MAX_TRACED_INGESTS = 1000;
@@ -54,12 +55,14 @@ interface RawRows {
 }
 
 /** The rows at one instant (up to MAX_RAW_ROWS), shown as readings and counted per ingest. */
-async function rawRows(db: Db, q: TraceRequest, where: { sql: string; params: unknown[] }): Promise<RawRows> {
+async function rawRows(db: Db, q: TraceRequest, where: Where): Promise<RawRows> {
   const cols = q.stream.columns;
   const select = [US('"time"'), 'ingest_id::text', ...cols.map((c) => (c.type === 'timestamptz' ? US(ident(c.columnName)) : ident(c.columnName)))];
+  const params = [...where.params];
+  const source = where.source ?? await rawSource(db.pool, q.stream, { from: q.time, to: q.time + 1n, tags: q.tags });
   const { rows } = await db.pool.query({
-    text: `SELECT ${select.join(', ')} FROM ${streamTable(q.stream)} WHERE ${where.sql} ORDER BY ingest_id LIMIT ${MAX_RAW_ROWS + 1}`,
-    values: where.params, rowMode: 'array',
+    text: `SELECT ${select.join(', ')} FROM ${source.relation(params)} r WHERE ${where.sql} ORDER BY ingest_id LIMIT ${MAX_RAW_ROWS + 1}`,
+    values: params, rowMode: 'array',
   });
   const all = rows as unknown[][];
   const counts = new Map<string, number>();
@@ -79,19 +82,26 @@ async function rawRows(db: Db, q: TraceRequest, where: { sql: string; params: un
   return { readings, groups };
 }
 
-async function countPerIngest(db: Db, q: TraceRequest, where: { sql: string; params: unknown[] }): Promise<{ id: string; n: string }[]> {
+/** Rows per ingest: the table's counted in SQL, compressed ones from segment metadata (decoding only segments cut by the range). */
+async function countPerIngest(db: Db, q: TraceRequest, where: Where, from: bigint, to: bigint): Promise<{ id: string; n: string }[]> {
   const { rows } = await db.pool.query<{ id: string; n: string }>(
     `SELECT ingest_id::text AS id, count(*)::bigint AS n FROM ${streamTable(q.stream)} WHERE ${where.sql}
       GROUP BY ingest_id ORDER BY ingest_id LIMIT ${MAX_TRACED_INGESTS + 1}`, where.params);
-  return rows;
+  const packed = await countCompressedPerIngest(db.pool, q.stream, { from, to, tags: q.tags });
+  if (packed.size === 0) return rows;
+  for (const r of rows) packed.set(r.id, (packed.get(r.id) ?? 0) + Number(r.n));
+  return [...packed].sort((a, b) => (BigInt(a[0]) < BigInt(b[0]) ? -1 : 1)).slice(0, MAX_TRACED_INGESTS + 1).map(([id, n]) => ({ id, n: String(n) }));
 }
+
+/** The filter, and the raw rows it applies to (compressed chunks' rows decoded beside the table's). */
+interface Where { sql: string; params: unknown[]; source?: RawSource }
 
 export async function traceReading(db: Db, q: TraceRequest): Promise<TraceResult> {
   const from = q.bucketUs === null || q.start ? q.time : floorDiv(q.time, q.bucketUs) * q.bucketUs;
   const to = q.bucketUs === null ? q.time + 1n : from + q.bucketUs;
-  const where = whereClause(q, from, to);
+  const where: Where = whereClause(q, from, to);
   const raw = q.bucketUs === null ? await rawRows(db, q, where) : null;
-  const groups = raw?.groups ?? await countPerIngest(db, q, where);
+  const groups = raw?.groups ?? await countPerIngest(db, q, where, from, to);
   const truncated = groups.length > MAX_TRACED_INGESTS;
   const ids = groups.slice(0, MAX_TRACED_INGESTS).map((g) => g.id);
   const { rows: records } = await db.pool.query(

@@ -8,6 +8,7 @@ import { ident, literal } from '../db/sql.ts';
 import type { ColumnBatch, StreamColumn } from '../domain/types.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import { type Stream, streamTable } from '../streams/catalog.ts';
+import { mergeBatchesWithCompressed } from '../compression/merge-batches.ts';
 import { decodeCopyStream } from './copy-batches.ts';
 import type { ResultColumn } from './result-formats.ts';
 
@@ -48,8 +49,13 @@ export function rawColumns(q: RawQuery): ResultColumn[] {
   return [{ name: 'time', type: 'time' }, ...q.columns.map((c) => ({ name: c.name, type: c.type }))];
 }
 
-/** The rows as batches; the connection goes back to the pool when the last is read or the reader stops. */
-export async function* rawBatches(db: Db, q: RawQuery, batchRows = RAW_BATCH_ROWS): AsyncGenerator<ColumnBatch> {
+/** The rows as batches, compressed chunks' rows merged in, in time order (compression/merge-batches.ts). */
+export function rawBatches(db: Db, q: RawQuery, batchRows = RAW_BATCH_ROWS): AsyncGenerator<ColumnBatch> {
+  return mergeBatchesWithCompressed(db.pool, q.stream, { from: q.from, to: q.to, tags: q.tags }, q.columns, plainBatches(db, q, batchRows), q.limit ?? null, batchRows);
+}
+
+/** The stream table's rows as batches; the connection goes back to the pool when the last is read or the reader stops. */
+async function* plainBatches(db: Db, q: RawQuery, batchRows: number): AsyncGenerator<ColumnBatch> {
   const client = await db.pool.connect();
   let finished = false;
   let broken: Error | undefined;

@@ -12,6 +12,7 @@ import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { appendAudit, systemActor } from '../audit/log.ts';
 import type { Stream } from '../streams/catalog.ts';
 import type { RollupCoverage } from '../rollups/coverage.ts';
+import { deleteChunkSegments, segmentContentsSql } from '../compression/store.ts';
 import { type Hold, type HoldRow, HOLD_LOCK_SPACE, overlappingHoldsSql, toHold } from './holds.ts';
 
 export interface ChunkRow {
@@ -42,8 +43,10 @@ function tableOf(c: ChunkRow): string {
 
 /** Rows per ingest id (or the row count, for a rollup chunk), as SQL. */
 function contentsSql(c: ChunkRow): string {
+  // A raw chunk's rows: those of its table and those of its compressed segments.
   return c.level === 'raw'
-    ? `SELECT ingest_id::text AS id, count(*)::text AS n FROM ${tableOf(c)} GROUP BY ingest_id`
+    ? `SELECT id, sum(n)::text AS n FROM (SELECT ingest_id::text AS id, count(*)::bigint AS n FROM ${tableOf(c)} GROUP BY ingest_id
+        UNION ALL ${segmentContentsSql(c.streamId, c.id)}) x GROUP BY id`
     : `SELECT '*' AS id, count(*)::text AS n FROM ${tableOf(c)}`;
 }
 
@@ -206,6 +209,7 @@ async function verifyAndDrop(client: PoolClient, req: DropRequest, exists: boole
     return refuse('rows were added or removed while retention checked the chunk (a late upload or a retraction); it is checked again on the next run');
   }
   if (after !== null) await client.query(`DROP TABLE ${tableOf(chunk)}`);
+  if (chunk.level === 'raw') await deleteChunkSegments(client, chunk.streamId, chunk.id);
   const rows = after === null ? 0 : rowCount(after);
   const ingests = chunk.level === 'raw' && after ? [...after.entries()].map(([id, n]) => ({ id, rows: n })) : [];
   const fullyExpired = await recordDrop(client, req, after === null ? null : rows, ingests);

@@ -16,7 +16,8 @@ import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import { floorDiv } from '../domain/interval.ts';
 import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
-import { type Stream, streamTable } from '../streams/catalog.ts';
+import type { Stream } from '../streams/catalog.ts';
+import { lockRawRows, rawSource } from '../compression/read.ts';
 import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
 import { droppedRawBuckets } from './dropped-buckets.ts';
 import { invalidatedWithin, recordInvalidations } from './invalidation-log.ts';
@@ -108,7 +109,10 @@ async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Sou
 
   const params: unknown[] = [pgTimestamp(from), pgTimestamp(to)];
   const alias = source.level ? 'l' : 'r';
-  const sourceTable = source.level ? levelTable(source.level) : streamTable(stream);
+  // Raw rows of compressed chunks in the range are decoded and read beside the table's; the lock
+  // keeps a conversion wholly before or after this read.
+  if (!source.level) await tx.query(lockRawRows(stream));
+  const sourceTable = source.level ? levelTable(source.level) : (await rawSource(tx, stream, { from, to })).relation(params);
   const where = [`${alias}."time" >= $1::timestamptz`, `${alias}."time" < $2::timestamptz`, ...(source.level ? ['NOT l.all_tags'] : []), ...tagPredicates(stream, alias, tags, params)];
   const fastOrder = !source.level && from > -FAST_ORDER_LIMIT_US && to < FAST_ORDER_LIMIT_US;
   const parts = source.level ? partsFromLevel(fields) : partsFromRaw(fields, undefined, fastOrder);

@@ -9,7 +9,7 @@ import { DATA_SCHEMA } from '../db/sql.ts';
 import { settingHandler, settingHandlers } from './settings.ts';
 
 /** Keys of the definition that belong to feature modules (see settings.ts). */
-const SETTING_KEYS = ['rollups', 'retention', 'hdf5_mapping'];
+const SETTING_KEYS = ['rollups', 'retention', 'hdf5_mapping', 'compress_after'];
 
 function pickSettings(body: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};

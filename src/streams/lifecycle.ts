@@ -88,6 +88,8 @@ export async function deleteStream(db: Db, name: string, actor: Actor): Promise<
     }
     await tx.query(`DROP TABLE IF EXISTS ${qualified(DATA_SCHEMA, stream.tableName)} CASCADE`);
     for (const t of await otherTablesOf(tx, stream)) await tx.query(`DROP TABLE IF EXISTS ${qualified(DATA_SCHEMA, t)} CASCADE`);
+    // Compressed chunks' segments (one table for every stream).
+    await tx.query(`DELETE FROM ${qualified(DATA_SCHEMA, 'segments')} WHERE stream_id = $1`, [stream.id]);
     const chunks = await tx.query(
       `UPDATE strata.chunks SET state = 'dropped', dropped_at = now() WHERE stream_id = $1 AND state = 'active'`, [stream.id]);
     const { rows: [ingests] } = await tx.query<{ n: string; rows: string }>(

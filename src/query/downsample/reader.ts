@@ -9,6 +9,7 @@ import { ident } from '../../db/sql.ts';
 import { formatMicros, pgTimestamp } from '../../domain/time.ts';
 import type { StreamColumn } from '../../domain/types.ts';
 import { type Stream, streamTable } from '../../streams/catalog.ts';
+import { type RawSource, countCompressed, lockRawRows, rawSource } from '../../compression/read.ts';
 import { type RollupField, holdsNaN, micros, partsFromLevel, partsFromParts, partsFromRaw, rollupFields } from '../../rollups/layout.ts';
 import { type Level, levelTable, loadLevels } from '../../rollups/levels.ts';
 import { type NanMode, parseNanMode, parseResolution, parseTimeParam, selectColumns, tagFilters } from '../params.ts';
@@ -46,7 +47,20 @@ interface Shape {
   tags: Map<StreamColumn, string[]>;
   groupBy: StreamColumn | null;
   explicitFields: boolean;
+  /** The raw rows, compressed ones included, once prepareRaw has run for the parts that read them. */
+  raw?: RawSource;
 }
+
+/** Decodes the segments the raw parts of a plan read (none: the stream table alone serves). */
+async function prepareRaw(client: PoolClient, shape: Shape, parts: readonly Part[]): Promise<void> {
+  const ranges = parts.filter((p) => p.source === null).flatMap((p) => p.ranges);
+  if (ranges.length === 0) return;
+  const from = ranges.reduce((m, r) => (r.start < m ? r.start : m), ranges[0].start);
+  const to = ranges.reduce((m, r) => (r.end > m ? r.end : m), ranges[0].end);
+  shape.raw = await rawSource(client, shape.stream, { from, to, tags: shape.tags });
+}
+
+const rawTable = (shape: Shape, params: unknown[]): string => (shape.raw ? shape.raw.relation(params) : streamTable(shape.stream));
 
 function parseShape(stream: Stream, q: Record<string, string[]>, nowUs: bigint): Shape {
   const from = parseTimeParam('from', one(q, 'from'));
@@ -91,7 +105,7 @@ function aggregateSql(shape: Shape, b: Bucketing, parts: readonly Part[], output
   const keep = (s: string): boolean => !s.endsWith('AS src_rows') && (needed.size === 0 || !s.endsWith('AS "rows"'));
   const selects = parts.map((p) => {
     const alias = p.source ? 'l' : 'r';
-    const table = p.source ? levelTable(p.source) : streamTable(shape.stream);
+    const table = p.source ? levelTable(p.source) : rawTable(shape, params);
     // Without tag filter or group_by, a level's combined rows (one per bucket) answer.
     const combinedRows = shape.tags.size === 0 && !g;
     const where = [rangePredicate(alias, p.ranges, params), ...(p.source ? [combinedRows ? 'l.all_tags' : 'NOT l.all_tags'] : []), ...tagPredicate(alias, shape.tags, params)];
@@ -146,6 +160,7 @@ function byGroupAndTime(g: boolean): (a: Cell[], b: Cell[]) => number {
  */
 async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Promise<number> {
   const params: unknown[] = [];
+  const packed = await countCompressed(client, shape.stream, { from: shape.from, to: shape.to, tags: shape.tags });
   const left = await client.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${streamTable(shape.stream)} r WHERE ${rangePredicate('r', [{ start: shape.from, end: shape.to }], params)}
        ${tagPredicate('r', shape.tags, params).map((p) => `AND ${p}`).join(' ')} LIMIT ${LTTB_MAX_INPUT + 1}) x`, params);
@@ -155,7 +170,7 @@ async function readingsHeld(client: PoolClient, shape: Shape, cov: Coverage): Pr
     const e = c.end < shape.to ? c.end : shape.to;
     if (s < e) dropped += Math.ceil((c.rows ?? 0) * Number(e - s) / Number(c.end - c.start));
   }
-  return Number(left.rows[0].n) + dropped;
+  return Number(left.rows[0].n) + packed + dropped;
 }
 
 /**
@@ -193,11 +208,12 @@ async function lttbPlan(client: PoolClient, shape: Shape, levels: readonly Level
     const raw = plan.parts.find((p) => p.source === null);
     rows = await averages(atStart, plan.parts.filter((p) => p.source !== null));
     if (raw) {
+      await prepareRaw(client, shape, [raw]);
       const p2: unknown[] = [];
       const col = ident(f.column.columnName);
       const used = holdsNaN(f) && nanMode === 'skip' ? `r.${col} <> 'NaN'` : `r.${col} IS NOT NULL`;
       const where = [rangePredicate('r', raw.ranges, p2), ...tagPredicate('r', shape.tags, p2), used];
-      rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${streamTable(shape.stream)} r WHERE ${where.join(' AND ')}`, p2));
+      rows.push(...await readAll(client, `SELECT ${micros('r."time"')}::text${g ? `, r.${g}` : ''}, r.${col}::float8::text FROM ${rawTable(shape, p2)} r WHERE ${where.join(' AND ')}`, p2));
     }
   } else {
     const b = levelPoints(level.intervalUs, shape.from, shape.to);
@@ -253,14 +269,15 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // Aggregations over many level rows gain from hash aggregation in memory and from the other
     // cores; the planner still decides, with these costs, whether to use them. Compiling the
     // expressions (JIT) costs more than these queries take. One round trip for all of it.
-    // Grouping by the computed bucket (and tag) by hashing, not by sorting the rows first: the
-    // level chunks a refresh wrote have no statistics until they are analysed, and the planner
-    // then takes a 9-day zoom's 130,000 level rows (ten lines) for a few hundred and sorts them —
-    // 0.56× the time without the sort (test/bench/README.md, "Zoom query"). Sorts that the
-    // answer's order needs still run.
+    // Grouping by the computed bucket (and tag) by hashing, not by sorting the rows first: level
+    // chunks without statistics made the planner take a 9-day zoom's 130,000 level rows (ten
+    // lines) for a few hundred and sort them — 0.56× the time without the sort
+    // (test/bench/README.md, "Zoom query"). Sorts that the answer's order needs still run.
+    // The stream table is locked before the snapshot is taken, so that a chunk's conversion to
+    // segments is wholly before or wholly after this answer (compression/read.ts).
     await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
       SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
-      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; SET LOCAL enable_sort = off`);
+      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; SET LOCAL enable_sort = off; ${lockRawRows(stream)}`);
     const levels = await loadLevels(client, stream.id);
     if (resolution === null || resolution.kind === 'raw') {
       throw bad(`resolution=${JSON.stringify(resolutionText)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}), an interval such as 15s, 5min, 1h or 1d, or calendar buckets 1mo, 3mo or 1y`);
@@ -277,6 +294,7 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // M4's min and max points need their times, which the levels do not keep: raw rows serve it.
     const usable = aggs.includes('m4') ? [] : levels;
     const plan = planParts(cov, b, { exactLevels: usable, levels: usable }, shape.from, shape.to);
+    await prepareRaw(client, shape, plan.parts);
     const params: unknown[] = [];
     const sql = aggregateSql(shape, b, plan.parts, outputs, params);
     let rows = plan.parts.length > 0 ? await readAll(client, sql, params) : [];

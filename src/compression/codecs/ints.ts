@@ -1,0 +1,128 @@
+// Integers: differences of order 1 (delta) or 2 (delta of delta, for timestamps), zigzagged and
+// bit-packed; the order that packs smaller is kept. int8 and timestamps go through BigInt so that
+// values beyond 2^53 round-trip; when a difference does not fit in 53 bits the column is stored
+// as plain 8-byte values instead.
+import { packUnsigned, packedSize, unpackUnsigned } from './bitpack.ts';
+import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
+
+const PACKED = 0;
+const PLAIN64 = 1;
+const LIMIT = 2n ** 53n;
+
+const zigzag = (d: number): number => (d < 0 ? -2 * d - 1 : 2 * d);
+const unzigzag = (z: number): number => (z % 2 === 1 ? -(z + 1) / 2 : z / 2);
+
+function diffs(values: ArrayLike<number>, order: number): Float64Array {
+  const n = values.length;
+  const out = new Float64Array(n);
+  let prev = 0;
+  let prevDelta = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    const delta = v - prev;
+    out[i] = zigzag(order === 1 || i === 0 ? delta : delta - prevDelta);
+    prevDelta = delta;
+    prev = v;
+  }
+  return out;
+}
+
+function packBest(w: ByteWriter, make: (order: number) => Float64Array): void {
+  const one = make(1);
+  const two = make(2);
+  const order = packedSize(one, 1) <= packedSize(two, 2) ? 1 : 2;
+  w.u8(PACKED);
+  w.u8(order);
+  packFrom(w, order === 1 ? one : two, order);
+}
+
+/** The first `order` differences (a start value far from the rest) as varints, the rest packed. */
+function packFrom(w: ByteWriter, d: Float64Array, order: number): void {
+  const head = Math.min(order, d.length);
+  for (let i = 0; i < head; i++) w.varint(d[i]);
+  packUnsigned(w, d.subarray(head));
+}
+
+function unpackFrom(r: ByteReader, n: number, order: number): Float64Array {
+  const out = new Float64Array(n);
+  const head = Math.min(order, n);
+  for (let i = 0; i < head; i++) out[i] = r.varint();
+  unpackUnsigned(r, n - head, out.subarray(head));
+  return out;
+}
+
+/** int2 / int4 values (every difference of order 2 fits in 35 bits). */
+export function encodeInts(w: ByteWriter, values: ArrayLike<number>): void {
+  packBest(w, (order) => diffs(values, order));
+}
+
+export function decodeInts(r: ByteReader, n: number): Float64Array {
+  const mode = r.u8();
+  if (mode !== PACKED) throw new CorruptSegment(`integer mode ${mode}`);
+  const order = r.u8();
+  const out = unpackFrom(r, n, order);
+  let prev = 0;
+  let prevDelta = 0;
+  for (let i = 0; i < n; i++) {
+    const d = unzigzag(out[i]);
+    const delta = order === 1 || i === 0 ? d : d + prevDelta;
+    prev += delta;
+    prevDelta = delta;
+    out[i] = prev;
+  }
+  return out;
+}
+
+function bigDiffs(values: BigInt64Array, order: number): Float64Array | null {
+  const n = values.length;
+  const out = new Float64Array(n);
+  let prev = 0n;
+  let prevDelta = 0n;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    const delta = v - prev;
+    const d = order === 1 || i === 0 ? delta : delta - prevDelta;
+    const z = d < 0n ? -2n * d - 1n : 2n * d;
+    if (z >= LIMIT) return null;
+    out[i] = Number(z);
+    prevDelta = delta;
+    prev = v;
+  }
+  return out;
+}
+
+/** int8 values and timestamps (µs), exact over the whole int64 range. */
+export function encodeBigInts(w: ByteWriter, values: BigInt64Array): void {
+  const one = bigDiffs(values, 1);
+  const two = one && bigDiffs(values, 2);
+  if (!one || !two) {
+    w.u8(PLAIN64);
+    w.bytes(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    return;
+  }
+  packBest(w, (order) => (order === 1 ? one : two));
+}
+
+export function decodeBigInts(r: ByteReader, n: number): BigInt64Array {
+  const mode = r.u8();
+  if (mode === PLAIN64) {
+    const out = new BigInt64Array(n);
+    new Uint8Array(out.buffer).set(r.bytes(n * 8));
+    return out;
+  }
+  if (mode !== PACKED) throw new CorruptSegment(`integer mode ${mode}`);
+  const order = r.u8();
+  const z = unpackFrom(r, n, order);
+  const out = new BigInt64Array(n);
+  let prev = 0n;
+  let prevDelta = 0n;
+  // Differences are exact as Numbers (< 2^53); only the running sum needs BigInt.
+  for (let i = 0; i < n; i++) {
+    const d = BigInt(unzigzag(z[i]));
+    const delta = order === 1 || i === 0 ? d : d + prevDelta;
+    prev += delta;
+    prevDelta = delta;
+    out[i] = prev;
+  }
+  return out;
+}

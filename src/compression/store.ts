@@ -1,0 +1,134 @@
+// The segments table (strata_data.segments): writing a chunk's segments, finding the segments a
+// read needs (by time range and tag values, from the index, without their data), and loading
+// their data in batches.
+import type { Queryable } from '../db/pool.ts';
+import { pgTimestamp } from '../domain/time.ts';
+import type { StreamColumn } from '../domain/types.ts';
+import type { EncodedSegment, StoredSegment } from './segment.ts';
+
+export const SEGMENTS = 'strata_data.segments';
+
+/**
+ * Writes segments. Encoded columns go as separate bytea parameters, which node-postgres sends in
+ * binary (a bytea[] parameter would travel as hex text, twice the bytes and slow to make).
+ */
+export async function insertSegments(q: Queryable, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
+  if (segs.length === 0) return;
+  const values: string[] = [];
+  const params: unknown[] = [];
+  const buf = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  const p = (v: unknown, cast = ''): string => { params.push(v); return `$${params.length}${cast}`; };
+  for (const s of segs) {
+    const data = s.data.map((d) => p(d === null ? null : buf(d), '::bytea'));
+    values.push(`(${[
+      p(streamId), p(chunkId), p(s.ingestId), p(JSON.stringify(s.tags), '::jsonb'), p(s.rowCount), p(pgTimestamp(s.timeMin), '::timestamptz'),
+      p(pgTimestamp(s.timeMax), '::timestamptz'), p(buf(s.timeData), '::bytea'), p(buf(s.orderData), '::bytea'), p(s.columns, '::text[]'),
+      data.length > 0 ? `ARRAY[${data.join(', ')}]` : `'{}'::bytea[]`, p(JSON.stringify(s.stats), '::jsonb'),
+    ].join(', ')})`);
+  }
+  await q.query(
+    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats)
+     VALUES ${values.join(', ')}`, params);
+}
+
+export interface SegmentRef {
+  id: string;
+  chunkId: number;
+  ingestId: string;
+  tags: Record<string, string | null>;
+  rowCount: number;
+  timeMin: bigint;
+  timeMax: bigint;
+}
+
+export interface SegmentFilter {
+  streamId: number;
+  /** [from, to): segments overlapping it. */
+  from: bigint | null;
+  to: bigint | null;
+  tags?: ReadonlyMap<StreamColumn, readonly string[]>;
+}
+
+const US = (e: string): string => `(extract(epoch FROM ${e}) * 1000000)::bigint::text`;
+
+function where(f: SegmentFilter, params: unknown[]): string {
+  params.push(f.streamId);
+  const w = [`stream_id = $${params.length}`];
+  if (f.to !== null) { params.push(pgTimestamp(f.to)); w.push(`time_min < $${params.length}::timestamptz`); }
+  if (f.from !== null) { params.push(pgTimestamp(f.from)); w.push(`time_max >= $${params.length}::timestamptz`); }
+  for (const [col, values] of f.tags ?? []) {
+    params.push(col.columnName, values);
+    w.push(`tags->>$${params.length - 1} = ANY($${params.length}::text[])`);
+  }
+  return w.join(' AND ');
+}
+
+/** The segments overlapping a range, oldest first, without their data. */
+export async function findSegments(q: Queryable, f: SegmentFilter): Promise<SegmentRef[]> {
+  const params: unknown[] = [];
+  const { rows } = await q.query<{ id: string; chunk_id: string; ingest_id: string; tags: Record<string, string | null>; row_count: number; tmin: string; tmax: string }>(
+    `SELECT id::text, chunk_id::text, ingest_id::text, tags, row_count, ${US('time_min')} AS tmin, ${US('time_max')} AS tmax
+       FROM ${SEGMENTS} WHERE ${where(f, params)} ORDER BY time_min, id`, params);
+  return rows.map((r) => ({
+    id: r.id, chunkId: Number(r.chunk_id), ingestId: r.ingest_id, tags: r.tags, rowCount: r.row_count, timeMin: BigInt(r.tmin), timeMax: BigInt(r.tmax),
+  }));
+}
+
+/** Whether any segment of the stream overlaps [from, to) — one index probe. */
+export async function anySegments(q: Queryable, f: SegmentFilter): Promise<boolean> {
+  const params: unknown[] = [];
+  const { rows } = await q.query(`SELECT 1 FROM ${SEGMENTS} WHERE ${where(f, params)} LIMIT 1`, params);
+  return rows.length > 0;
+}
+
+/**
+ * The data of segments by id (in the order of ids): one row per encoded column, a plain bytea each
+ * (node-postgres decodes bytea[] character by character, a bytea at native speed).
+ */
+export async function loadSegments(q: Queryable, streamId: number, refs: readonly SegmentRef[]): Promise<StoredSegment[]> {
+  if (refs.length === 0) return [];
+  const config = {
+    text: `SELECT s.id::text AS id, u.k::int4 AS k, u.d, CASE WHEN u.k = 1 THEN array_to_json(s.columns)::text END AS names
+             FROM ${SEGMENTS} s CROSS JOIN LATERAL unnest(array_prepend(s.time_data, array_prepend(s.order_data, s.data))) WITH ORDINALITY AS u(d, k)
+            WHERE s.stream_id = $1 AND s.id = ANY($2::bigint[])`,
+    values: [streamId, refs.map((r) => r.id)],
+  };
+  const { rows } = await q.query<{ id: string; k: number; d: Buffer | null; names: string | null }>(config);
+  const byId = new Map<string, { timeData: Uint8Array; orderData: Uint8Array; columns: string[]; data: (Uint8Array | null)[] }>();
+  for (const r of rows) {
+    let e = byId.get(r.id);
+    if (!e) { e = { timeData: new Uint8Array(0), orderData: new Uint8Array(0), columns: [], data: [] }; byId.set(r.id, e); }
+    if (r.k === 1) { e.timeData = r.d ?? new Uint8Array(0); e.columns = JSON.parse(r.names ?? '[]') as string[]; }
+    else if (r.k === 2) e.orderData = r.d ?? new Uint8Array(0);
+    else e.data[r.k - 3] = r.d;
+  }
+  return refs.map((ref) => {
+    const e = byId.get(ref.id);
+    if (!e) throw new Error(`segment ${ref.id} disappeared while it was read`);
+    return { ingestId: ref.ingestId, chunkId: ref.chunkId, tags: ref.tags, rowCount: ref.rowCount, ...e };
+  });
+}
+
+/**
+ * Deletes the segments of an ingest (retraction): a segment holds one ingest's rows, so none is
+ * rewritten. Returns the rows removed per chunk table, and updates the chunks' counts.
+ */
+export async function deleteIngestSegments(q: Queryable, streamId: number, ingestId: string): Promise<Map<string, number>> {
+  const { rows } = await q.query<{ table_name: string; n: string }>(
+    `WITH d AS (DELETE FROM ${SEGMENTS} WHERE stream_id = $1 AND ingest_id = $2 RETURNING chunk_id, row_count),
+          per AS (SELECT chunk_id, sum(row_count)::bigint AS n FROM d GROUP BY chunk_id),
+          upd AS (UPDATE strata.chunks c SET compressed_rows = c.compressed_rows - per.n FROM per WHERE c.id = per.chunk_id RETURNING c.table_name, per.n)
+     SELECT table_name, n::text FROM upd`, [streamId, ingestId]);
+  return new Map(rows.map((r) => [r.table_name, Number(r.n)]));
+}
+
+/** Rows per ingest of a chunk's segments, as SQL (retention counts them with the chunk's table). */
+export function segmentContentsSql(streamId: number, chunkId: number): string {
+  return `SELECT ingest_id::text AS id, sum(row_count)::bigint AS n FROM ${SEGMENTS} WHERE stream_id = ${Number(streamId)} AND chunk_id = ${Number(chunkId)} GROUP BY ingest_id`;
+}
+
+/** Deletes a chunk's segments (retention, in the transaction that drops the chunk's table). */
+export async function deleteChunkSegments(q: Queryable, streamId: number, chunkId: number): Promise<number> {
+  const r = await q.query(`DELETE FROM ${SEGMENTS} WHERE stream_id = $1 AND chunk_id = $2`, [streamId, chunkId]);
+  return r.rowCount ?? 0;
+}
