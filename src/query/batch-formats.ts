@@ -3,12 +3,12 @@
 // that reads back to the same double (float4: the same float), int8 exactly, times as RFC 3339
 // with microseconds. Arrow record batches are built on the batch's buffers without copying them.
 import {
-  Bool, Field, Float32, Float64, Int16, Int32, Int64, RecordBatch, Schema, Struct, Table, TimestampMicrosecond, Utf8,
-  makeData, tableToIPC, type Data, type DataType,
+  Bool, Field, Float64, Int64, RecordBatch, Schema, Struct, Table, TimestampMicrosecond, Utf8,
+  makeData, tableToIPC, type Data,
 } from 'apache-arrow';
 import type { ColumnBatch, ColumnData, NumericArray } from '../domain/types.ts';
 import { formatMicros } from '../domain/time.ts';
-import type { ResultColumn, ResultType } from './result-formats.ts';
+import { type ResultColumn, arrowType } from './result-formats.ts';
 
 export interface BatchFormatter {
   contentType: string;
@@ -258,19 +258,6 @@ export function jsonBatchFormatter(): BatchFormatter {
 }
 
 // ---- Arrow ------------------------------------------------------------------------------------
-
-export function arrowType(t: ResultType): DataType {
-  switch (t) {
-    case 'time': case 'timestamptz': return new TimestampMicrosecond('UTC');
-    case 'float8': return new Float64();
-    case 'float4': return new Float32();
-    case 'int2': return new Int16();
-    case 'int4': return new Int32();
-    case 'int8': return new Int64();
-    case 'bool': return new Bool();
-    default: return new Utf8();
-  }
-}
 
 function nullCount(validity: ColumnData['validity'], n: number): number {
   if (!validity) return 0;

@@ -129,7 +129,8 @@ export function csvFormatter(): ResultFormatter {
   };
 }
 
-function arrowType(t: ResultType): DataType {
+/** The Arrow type a result column is written as (also by batch-formats.ts). */
+export function arrowType(t: ResultType): DataType {
   switch (t) {
     case 'time': case 'timestamptz': return new TimestampMicrosecond('UTC');
     case 'float8': return new Float64();
