@@ -264,7 +264,6 @@ function advanceTarget(level: Level, finer: Level | null, opts: RefreshOptions):
   return target;
 }
 
-/** Advances a level's watermark to its target, a bounded range per transaction. */
 /**
  * Gathers statistics for the level chunks of [from, to) that have never had any. Without them the
  * planner takes a freshly written chunk for a few dozen rows and sorts a zoom's hundred thousand
@@ -281,6 +280,7 @@ async function analyzeFreshChunks(db: Db, stream: Stream, level: Level, from: bi
   for (const r of rows) await db.pool.query(`ANALYZE ${qualified(DATA_SCHEMA, r.table_name)}`);
 }
 
+/** Advances a level's watermark to its target, a bounded range per transaction. */
 async function advance(db: Db, stream: Stream, level: Level, finer: Level | null, opts: RefreshOptions, out: RefreshRange[]): Promise<void> {
   const target = advanceTarget(level, finer, opts);
   const L = level.intervalUs;
