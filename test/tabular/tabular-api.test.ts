@@ -144,6 +144,29 @@ describe('CSV options and types', () => {
     await expectRejected(t, r, 422, 'invalid_timestamp', 'nounit', /from 5 to 6.*time_unit/);
   });
 
+  it('?tz= reads zone-less instants in that zone over many batches; null, NaN and sub-microsecond counts are kept', async () => {
+    const n = 40_000; // several batches of the second pass
+    const lines = ['time,v,tag'];
+    for (let i = 0; i < n; i++) {
+      const s = String(i % 60).padStart(2, '0');
+      const m = String(Math.floor(i / 60) % 60).padStart(2, '0');
+      const h = String(Math.floor(i / 3600)).padStart(2, '0');
+      lines.push(`2024-03-01T${h}:${m}:${s}${i % 1000 === 0 ? '.0000005' : ''},${i % 100 === 0 ? '' : i % 101 === 0 ? 'NaN' : i},t${i % 3}`);
+    }
+    const r = await post(t, '/v1/streams/tz-many/ingest?tz=%2B01:00', lines.join('\n'), 'text/csv');
+    expect(r.status, JSON.stringify(r.json)).toBe(201);
+    expect(r.json.ingest.rows).toBe(n);
+    expect(r.json.ingest.time_min).toBe('2024-02-29T23:00:00.000000Z');
+    expect(r.json.ingest.sub_microsecond_count).toBe(n / 1000);
+    const nulls = Math.ceil(n / 100);
+    const nans = Array.from({ length: n }, (_, i) => i % 100 !== 0 && i % 101 === 0).filter(Boolean).length;
+    expect(r.json.ingest.file_metadata.csv.values.v).toEqual({ nulls, nan: nans });
+    expect(r.json.ingest.file_metadata.csv.time).toMatchObject({ format: 'ISO 8601', tz: '+01:00' });
+    const { table, col } = await streamTableOf(t.db, 'tz-many');
+    const q = await t.db.pool.query(`SELECT count(${col('v')})::int AS n, count(DISTINCT ${col('tag')})::int AS d FROM ${table}`);
+    expect(q.rows[0]).toEqual({ n: n - nulls, d: 3 });
+  });
+
   it('an unknown ?tz= → 400 invalid_request', async () => {
     const r = await post(t, '/v1/streams/badtz/ingest?tz=Mars/Olympus', fixture('tabular/bad_naive_time.csv'), 'text/csv');
     expect(r.json.code).toBe('invalid_request');

@@ -1,9 +1,13 @@
 // CSV and TSV uploads (Content-Type text/csv, text/tab-separated-values). The body is spooled to
 // a temp file and read twice, block by block: the first pass finds the layout (delimiter,
 // preamble, header) and infers each column's type over the whole file (csv/infer.ts), the second
-// decodes the rows into batches for the COPY path. Columns the stream already has are read as
-// the stream's type. Memory is bounded by a read block and one batch, whatever the file's size.
+// decodes the rows into batches for the COPY path. The second pass runs in a worker thread
+// (csv/worker.ts), which transfers each batch's column arrays to this thread, at most READ_AHEAD
+// batches ahead of the COPY: decoding overlaps with encoding and sending the COPY rows here.
+// Columns the stream already has are read as the stream's type. Memory is bounded by a read
+// block and a few batches, whatever the file's size.
 import { type FileHandle, open } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 import type { ColumnBatch, ColumnData, StreamColumn } from '../../domain/types.ts';
 import { AppError } from '../../errors/index.ts';
 import type { IngestBody } from '../body.ts';
@@ -12,12 +16,83 @@ import type { DecodedSchema, Decoder, SourceColumn } from './decoder.ts';
 import { type DecoderOptions, registerDecoder } from './index.ts';
 import { type Layout, SAMPLE_BYTES, findLayout } from './csv/layout.ts';
 import { type RecordBlock, readRecords } from './csv/records.ts';
-import { type ColumnPlan, type TimePlan, decodeBlock, inferColumns, planTime, type Inferred } from './csv/infer.ts';
+import { type TimePlan, inferColumns, planTime, type Inferred } from './csv/infer.ts';
+import type { FromWorker, ParseJob } from './csv/protocol.ts';
 import { type EpochUnit, parseEpochUnit } from './epoch-units.ts';
 import { zoneReader } from './csv/timezone.ts';
 
 /** Rows per batch handed to the COPY writer. */
 const BATCH_ROWS = 16_384;
+/** Batches the parsing worker may decode ahead of the COPY (about 2 MB each for 14 columns). */
+const READ_AHEAD = 2;
+/** Longest wait for one batch before the parsing worker is considered stuck. */
+const STALL_MS = 120_000;
+
+const ENTRY = new URL('./csv/worker-entry.mjs', import.meta.url);
+
+function crash(message: string): FromWorker {
+  return { type: 'error', error: { status: 500, code: 'decoder_crashed', message: `${message}; nothing was stored` } };
+}
+
+function failure(m: FromWorker): AppError {
+  if (m.type === 'error') return new AppError(m.error.status, m.error.code, m.error.message, m.error.detail ? { detail: m.error.detail } : {});
+  return new AppError(500, 'decoder_crashed', `the CSV reader sent ${m.type} out of turn; nothing was stored`);
+}
+
+/** The parsing worker's messages, one at a time, with a time budget for each. */
+class ParseThread {
+  private readonly worker: Worker;
+  private readonly queue: FromWorker[] = [];
+  private waiter: ((m: FromWorker) => void) | null = null;
+  private ended = false;
+
+  constructor(job: ParseJob) {
+    this.worker = new Worker(ENTRY, { workerData: job, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }, stderr: true });
+    this.worker.stderr.resume();
+    this.worker.on('message', (m: FromWorker) => this.push(m));
+    this.worker.on('error', (err: Error) => this.push(crash(`the CSV reader failed: ${err.message}`)));
+    this.worker.on('exit', (code) => { if (!this.ended) this.push(crash(`the CSV reader exited (code ${code})`)); });
+  }
+
+  private push(m: FromWorker): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w(m);
+    else this.queue.push(m);
+  }
+
+  credit(n: number): void {
+    if (!this.ended) this.worker.postMessage({ type: 'credit', n });
+  }
+
+  async next(): Promise<FromWorker> {
+    const queued = this.queue.shift();
+    if (queued) return queued;
+    if (this.ended) return crash('the CSV reader was stopped');
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<FromWorker>((resolve) => {
+        this.waiter = resolve;
+        timer = setTimeout(() => {
+          this.waiter = null;
+          resolve(crash(`the CSV reader made no progress for ${STALL_MS / 1000} s`));
+        }, STALL_MS);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends the worker; a read waiting for it fails instead of waiting out its time budget. */
+  async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.(crash('the CSV reader was stopped'));
+    await this.worker.terminate();
+  }
+}
 
 function param(opts: DecoderOptions, name: string): string | undefined {
   const v = opts.params[name];
@@ -56,6 +131,7 @@ export class CsvDecoder implements Decoder {
   private inferred!: Inferred;
   private subMicro = 0;
   private fh: FileHandle | null = null;
+  private parser: ParseThread | null = null;
 
   private constructor(format: 'csv' | 'tsv', private readonly file: SpooledFile, private readonly opts: DecoderOptions) {
     this.format = format;
@@ -124,25 +200,44 @@ export class CsvDecoder implements Decoder {
     const timePlan: TimePlan = planTime(inf.columns[timeIndex], timeIndex, param(this.opts, 'tz') ?? null);
     const stats = (this.decoded.metadata.csv as Record<string, unknown>);
     stats.time = timePlan.describe;
-    const plans: ColumnPlan[] = [];
+    const plans: ParseJob['plans'] = [];
     inf.columns.forEach((c, i) => {
       const target = bound.get(c.name);
-      if (target && i !== timeIndex) plans.push({ index: i, name: c.name, target, nulls: 0, nans: 0 });
+      if (target && i !== timeIndex) plans.push({ index: i, name: c.name, target });
     });
-    let header = true;
-    for await (const block of this.records(inf.columns.length)) {
-      const from = header ? 1 : 0;
-      header = false;
-      if (block.rows === from) continue;
-      const out = decodeBlock(block, from, timePlan, plans, this.layout.decimalComma);
-      this.subMicro += out.subMicro;
-      const columns: ColumnData[] = out.columns;
-      yield { length: out.length, time: out.time, minTime: out.minTime, maxTime: out.maxTime, columns };
+    const l = this.layout;
+    const parser = new ParseThread({
+      path: this.file.path, size: this.file.size, headerOffset: l.headerOffset, headerLine: l.headerLine, delimiter: l.delimiter,
+      decimalComma: l.decimalComma, ncols: inf.columns.length, batchRows: BATCH_ROWS,
+      time: { index: timePlan.index, iso: timePlan.iso, unit: timePlan.unit, tz: timePlan.zone ? param(this.opts, 'tz') ?? null : null },
+      plans,
+    });
+    this.parser = parser;
+    try {
+      parser.credit(READ_AHEAD);
+      while (true) {
+        const m = await parser.next();
+        if (m.type === 'end') {
+          stats.values = Object.fromEntries(plans.map((p, i) => [p.name, { nulls: m.values[i].nulls, nan: m.values[i].nans }]));
+          break;
+        }
+        if (m.type !== 'batch') throw failure(m);
+        parser.credit(1);
+        const b = m.batch;
+        this.subMicro += b.subMicro;
+        // The targets came back as copies: the COPY path expects the stream's own column objects.
+        const columns: ColumnData[] = b.columns.map((c, i) => ({ column: plans[i].target, values: c.values, validity: c.validity }));
+        yield { length: b.length, time: b.time, minTime: b.minTime, maxTime: b.maxTime, columns };
+      }
+    } finally {
+      // At the end the worker has nothing left to do; before it (a bad value, a database error,
+      // the client gone) it may be holding a batch back: it is ended either way.
+      await parser.end();
     }
-    stats.values = Object.fromEntries(plans.map((p) => [p.name, { nulls: p.nulls, nan: p.nans }]));
   }
 
   async close(): Promise<void> {
+    await this.parser?.end();
     await this.fh?.close().catch(() => undefined);
     this.fh = null;
     await this.file.remove();
