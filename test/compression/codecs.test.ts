@@ -10,6 +10,8 @@ import { decodeColumn, encodeColumn } from '../../src/compression/codecs/columns
 import { float4Text, float8Text } from '../../src/compression/cells.ts';
 import { rng } from '../helpers/rollups.ts';
 import { createTestDb } from '../helpers/db.ts';
+import format1 from '../../fixtures/compression/format1.json' with { type: 'json' };
+import { counter as f1Counter, noisy as f1Noisy, ramp as f1Ramp, times as f1Times } from '../../fixtures/compression/format1-cases.ts';
 
 const SIZES = [1, 2, 3, 127, 128, 129, 1000, 10_000];
 
@@ -85,6 +87,38 @@ describe('float codecs', () => {
     expect(bytes.length / values.length).toBeLessThan(2.5);
   });
 
+  it('packs a smooth channel with noise about each block\'s line: smaller than frame of reference or deltas, exact at the limits', () => {
+    const r = rng(21);
+    // A 3-decimal sine with noise of ±0.05: within a block of 128 the drift is wider than the noise.
+    const smooth = Float64Array.from({ length: 10_000 }, (_, i) => Math.round((20 * Math.sin(i / 1000) + (r() - 0.5) * 0.1) * 1000) / 1000);
+    const w = new ByteWriter();
+    encodeFloats(w, smooth);
+    const bytes = w.finish();
+    expect([bytes[0], bytes[2]]).toEqual([DECIMAL, 2]);
+    expect(bitsOf(decodeFloats(new ByteReader(bytes), smooth.length, false))).toEqual(bitsOf(smooth));
+    // Noise is 100 steps: about 7 bits a value, where deltas would need 8 and the frame 9+.
+    expect(bytes.length / smooth.length).toBeLessThan(1);
+    // Steep lines near the integer limit (2^49), descending and ascending, and with exceptions.
+    for (const [name, f] of Object.entries({
+      steepUp: (i: number) => -(2 ** 48) + i * 2 ** 38,
+      steepDown: (i: number) => 2 ** 48 - i * 2 ** 38 - (i % 3),
+      lineWithSpecials: (i: number) => (i % 50 === 7 ? -0 : i % 61 === 3 ? NaN : (i * 37 + (i % 5)) / 100),
+    })) {
+      const v = Float64Array.from({ length: 1000 }, (_, i) => f(i));
+      expect(bitsOf(roundTripFloats(v)), name).toEqual(bitsOf(v));
+    }
+  });
+
+  it('decodes columns written by format 1 (before runs and lines) bit for bit', () => {
+    const read = (h: string): ByteReader => new ByteReader(new Uint8Array(Buffer.from(h, 'hex')));
+    expect(Buffer.from(format1.noisy, 'hex')[2]).toBe(1); // frame of reference
+    expect(Buffer.from(format1.ramp, 'hex')[2]).toBe(0); // deltas, with exceptions
+    expect(bitsOf(decodeFloats(read(format1.noisy), f1Noisy.length, false))).toEqual(bitsOf(f1Noisy));
+    expect(bitsOf(decodeFloats(read(format1.ramp), f1Ramp.length, false))).toEqual(bitsOf(f1Ramp));
+    expect(Array.from(decodeBigInts(read(format1.times), f1Times.length))).toEqual(Array.from(f1Times));
+    expect(Array.from(decodeInts(read(format1.counter), f1Counter.length))).toEqual(f1Counter);
+  });
+
   it('falls back to the split scheme for random doubles', () => {
     const w = new ByteWriter();
     encodeFloats(w, floatCases(1000, 3).random);
@@ -135,6 +169,25 @@ describe('integer codecs', () => {
     const w = new ByteWriter();
     encodeBigInts(w, BigInt64Array.from({ length: 10_000 }, (_, i) => 1_704_067_200_000_000n + BigInt(i) * 432_000n));
     expect(w.length).toBeLessThan(200);
+  });
+
+  it('stores regular series cut by a few jumps as runs: a few bytes for thousands of rows, exact, corruption rejected', () => {
+    // One sample's rows in a day: runs of 1,000 regular times with gaps between them.
+    const times = BigInt64Array.from({ length: 5000 }, (_, i) => 1_704_067_200_000_000n + BigInt(i) * 864_000n + BigInt(Math.floor(i / 1000)) * 17_280_000_000n);
+    const w = new ByteWriter();
+    encodeBigInts(w, times);
+    const bytes = w.finish();
+    expect(bytes[0]).toBe(2);
+    expect(bytes.length).toBeLessThan(100); // bit-packed: over 3,000
+    expect(Array.from(decodeBigInts(new ByteReader(bytes), times.length))).toEqual(Array.from(times));
+    const counter = Array.from({ length: 5000 }, (_, i) => i + 9000 * Math.floor(i / 1000) - 2 ** 31);
+    const wi = new ByteWriter();
+    encodeInts(wi, counter);
+    expect(wi.length).toBeLessThan(100);
+    expect(Array.from(decodeInts(new ByteReader(wi.finish()), counter.length))).toEqual(counter);
+    // Runs that hold more or fewer rows than the segment are corrupt.
+    expect(() => decodeBigInts(new ByteReader(bytes), times.length - 1)).toThrow(/cannot decode/);
+    expect(() => decodeBigInts(new ByteReader(bytes), times.length + 1)).toThrow(/cannot decode/);
   });
 });
 

@@ -11,7 +11,7 @@
 // DECIMAL is used when at most a quarter of a segment's values are exceptions; SPLIT otherwise.
 // test/bench/compression.bench.ts measures both on lab data and on random doubles.
 import { compressSync, uncompressSync } from 'lz4-napi';
-import { forSize, packFor, packUnsigned, packedSize, unpackFor, unpackUnsigned } from './bitpack.ts';
+import { forSize, packFor, packTrend, packUnsigned, packedSize, trendSize, unpackFor, unpackTrend, unpackUnsigned } from './bitpack.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
 
 export const DECIMAL = 0;
@@ -21,6 +21,8 @@ const POW10 = Array.from({ length: MAX_EXP + 1 }, (_, e) => 10 ** e);
 const INT_LIMIT = 2 ** 49;
 const INTS_DELTA = 0;
 const INTS_FRAME = 1;
+/** Since format 2 (frame of reference about each block's line); older segments hold 0 and 1 only. */
+const INTS_TREND = 2;
 
 type Floats = Float64Array | Float32Array;
 
@@ -67,8 +69,9 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
   }
   w.u8(DECIMAL);
   w.u8(e);
-  // The integers by frame of reference, or as deltas (zigzagged; each below 2^51 as the integers
-  // are below 2^49), whichever packs smaller: noise favours the first, smooth series the second.
+  // The integers by frame of reference about each block's line, by plain frame of reference, or as
+  // deltas (zigzagged; each below 2^51 as the integers are below 2^49), whichever packs smallest:
+  // a smooth series with noise favours the first, a flat one the second, a random walk the third.
   const deltas = new Float64Array(n);
   let last = 0;
   for (let i = 0; i < n; i++) {
@@ -76,9 +79,11 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
     last = ints[i];
     deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
   }
-  const frame = forSize(ints) < packedSize(deltas);
-  w.u8(frame ? INTS_FRAME : INTS_DELTA);
-  if (frame) packFor(w, ints);
+  const sizes = [packedSize(deltas), forSize(ints), trendSize(ints)];
+  const layout = sizes.indexOf(Math.min(...sizes));
+  w.u8(layout);
+  if (layout === INTS_TREND) packTrend(w, ints);
+  else if (layout === INTS_FRAME) packFor(w, ints);
   else packUnsigned(w, deltas);
   w.varint(exceptions.length);
   const raw = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -135,6 +140,9 @@ export function decodeFloats(r: ByteReader, n: number, f32: boolean): Floats {
   const p = POW10[e];
   if (layout === INTS_FRAME) {
     const ints = unpackFor(r, n);
+    for (let i = 0; i < n; i++) out[i] = ints[i] / p;
+  } else if (layout === INTS_TREND) {
+    const ints = unpackTrend(r, n);
     for (let i = 0; i < n; i++) out[i] = ints[i] / p;
   } else if (layout === INTS_DELTA) {
     const ints = unpackUnsigned(r, n);

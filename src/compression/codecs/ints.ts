@@ -1,5 +1,7 @@
 // Integers: differences of order 1 (delta) or 2 (delta of delta, for timestamps), zigzagged and
-// bit-packed; the order that packs smaller is kept. int8 and timestamps go through BigInt so that
+// bit-packed; or the differences of order 1 as runs (difference, length), for regular series cut
+// by a few jumps (a segment's times, rows' places, counters) where one jump would widen a whole
+// packed block; whichever is smaller is kept. int8 and timestamps go through BigInt so that
 // values beyond 2^53 round-trip; when a difference does not fit in 53 bits the column is stored
 // as plain 8-byte values instead.
 import { packUnsigned, packedSize, unpackUnsigned } from './bitpack.ts';
@@ -7,6 +9,8 @@ import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
 
 const PACKED = 0;
 const PLAIN64 = 1;
+/** Since format 2; segments written before use PACKED and PLAIN64 only, and still decode. */
+const RUNS = 2;
 const LIMIT = 2n ** 53n;
 
 const zigzag = (d: number): number => (d < 0 ? -2 * d - 1 : 2 * d);
@@ -27,13 +31,75 @@ function diffs(values: ArrayLike<number>, order: number): Float64Array {
   return out;
 }
 
+const varintSize = (v: number): number => {
+  let size = 1;
+  while (v >= 0x80) { v = Math.floor(v / 0x80); size++; }
+  return size;
+};
+
+/** Bytes of `d` as runs: the count, then (value, length) varints per run. */
+function runsSize(d: Float64Array): number {
+  let size = 0;
+  let runs = 0;
+  for (let i = 0; i < d.length;) {
+    let j = i + 1;
+    while (j < d.length && d[j] === d[i]) j++;
+    size += varintSize(d[i]) + varintSize(j - i);
+    runs++;
+    i = j;
+  }
+  return size + varintSize(runs);
+}
+
 function packBest(w: ByteWriter, make: (order: number) => Float64Array): void {
   const one = make(1);
   const two = make(2);
-  const order = packedSize(one, 1) <= packedSize(two, 2) ? 1 : 2;
+  const sizeOne = packedSize(one, 1) + varintSize(one[0] ?? 0);
+  const sizeTwo = packedSize(two, 2) + varintSize(two[0] ?? 0) + varintSize(two[1] ?? 0);
+  const sizeRuns = runsSize(one);
+  if (sizeRuns < Math.min(sizeOne, sizeTwo)) {
+    w.u8(RUNS);
+    let runs = 0;
+    for (let i = 0; i < one.length; runs++) { let j = i + 1; while (j < one.length && one[j] === one[i]) j++; i = j; }
+    w.varint(runs);
+    for (let i = 0; i < one.length;) {
+      let j = i + 1;
+      while (j < one.length && one[j] === one[i]) j++;
+      w.varint(one[i]);
+      w.varint(j - i);
+      i = j;
+    }
+    return;
+  }
+  const order = sizeOne <= sizeTwo ? 1 : 2;
   w.u8(PACKED);
   w.u8(order);
   packFrom(w, order === 1 ? one : two, order);
+}
+
+/** The zigzagged differences of order 1 written as runs. */
+function unpackRuns(r: ByteReader, n: number): Float64Array {
+  const out = new Float64Array(n);
+  const runs = r.varint();
+  let at = 0;
+  for (let k = 0; k < runs; k++) {
+    const v = r.varint();
+    const len = r.varint();
+    if (len === 0 || at + len > n) throw new CorruptSegment(`run of ${len} at row ${at} of ${n}`);
+    out.fill(v, at, at + len);
+    at += len;
+  }
+  if (at !== n) throw new CorruptSegment(`runs hold ${at} rows of ${n}`);
+  return out;
+}
+
+/** The mode and order of a packed or run-length column, and its zigzagged differences. */
+function readDiffs(r: ByteReader, n: number, mode: number): { order: number; z: Float64Array } {
+  if (mode === RUNS) return { order: 1, z: unpackRuns(r, n) };
+  if (mode !== PACKED) throw new CorruptSegment(`integer mode ${mode}`);
+  const order = r.u8();
+  if (order !== 1 && order !== 2) throw new CorruptSegment(`difference order ${order}`);
+  return { order, z: unpackFrom(r, n, order) };
 }
 
 /** The first `order` differences (a start value far from the rest) as varints, the rest packed. */
@@ -57,10 +123,7 @@ export function encodeInts(w: ByteWriter, values: ArrayLike<number>): void {
 }
 
 export function decodeInts(r: ByteReader, n: number): Float64Array {
-  const mode = r.u8();
-  if (mode !== PACKED) throw new CorruptSegment(`integer mode ${mode}`);
-  const order = r.u8();
-  const out = unpackFrom(r, n, order);
+  const { order, z: out } = readDiffs(r, n, r.u8());
   let prev = 0;
   let prevDelta = 0;
   for (let i = 0; i < n; i++) {
@@ -110,9 +173,7 @@ export function decodeBigInts(r: ByteReader, n: number): BigInt64Array {
     new Uint8Array(out.buffer).set(r.bytes(n * 8));
     return out;
   }
-  if (mode !== PACKED) throw new CorruptSegment(`integer mode ${mode}`);
-  const order = r.u8();
-  const z = unpackFrom(r, n, order);
+  const { order, z } = readDiffs(r, n, mode);
   const out = new BigInt64Array(n);
   let prev = 0n;
   let prevDelta = 0n;
