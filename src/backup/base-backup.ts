@@ -1,15 +1,20 @@
 // A base backup of the embedded PostgreSQL with the low-level API: pg_backup_start, a copy of the
 // cluster's files made by Strata while the server keeps running (ingest is never blocked; pages
 // torn by concurrent writes are repaired by the WAL replayed at restore), pg_backup_stop, whose
-// backup_label goes into the copy. The WAL written meanwhile is archived continuously
-// (wal-archive.ts); pg_backup_stop waits until the last segment the backup needs is archived.
+// backup_label goes into the copy. The copy and its SHA-256 run in a child process at nice 19
+// (copy-child.ts), at a bounded rate, so that the server's event loop keeps encoding uploads; the
+// checkpoint pg_backup_start begins is a spread one unless asked otherwise. The WAL written
+// meanwhile is archived continuously (wal-archive.ts); pg_backup_stop waits until the last segment the backup needs is archived.
+import { fork } from 'node:child_process';
 import { copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { closeDb, createDb } from '../db/pool.ts';
 import { auditHead } from '../audit/log.ts';
 import { strataVersion } from '../versions.ts';
-import { copyHashed, pacer, syncDir } from './files.ts';
+import type { CopyAnswer, CopyJob } from './copy-child.ts';
+import { syncDir } from './files.ts';
 import { type Manifest, type ManifestFile, MANIFEST_FORMAT, baseDir } from './manifest.ts';
 import { syncOriginals } from './originals-copy.ts';
 import { walDir } from './wal-archive.ts';
@@ -30,6 +35,10 @@ export interface BaseBackupOptions {
   passwordFile: string;
   /** Pauses for this percentage of the copying time (see STRATA_BACKUP_PAUSE). */
   pausePercent?: number;
+  /** At most this many bytes per second are copied (see STRATA_BACKUP_MAX_RATE; 0: no bound). */
+  maxBytesPerSecond?: number;
+  /** An immediate checkpoint at pg_backup_start (a burst of writes) instead of a spread one (see STRATA_BACKUP_CHECKPOINT). */
+  fastCheckpoint?: boolean;
   /** Called now and then with bytes copied so far. */
   progress?: (bytes: number) => void;
   signal?: AbortSignal;
@@ -89,25 +98,14 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
       throw new Error(`cannot back up: this PostgreSQL does not archive its WAL into ${walDir(opts.backupDir)} (archive_mode ${archiving.mode}); start Strata with STRATA_BACKUP_DIR=${opts.backupDir} so that it does (a restart is needed)`);
     }
     const start = (await client.query<{ lsn: string; wal: string; tli: string }>(
-      `SELECT lsn::text, pg_walfile_name(lsn) AS wal, substr(pg_walfile_name(lsn), 1, 8) AS tli FROM pg_backup_start($1, true) AS lsn`, [`strata ${id}`])).rows[0];
+      `SELECT lsn::text, pg_walfile_name(lsn) AS wal, substr(pg_walfile_name(lsn), 1, 8) AS tli FROM pg_backup_start($1, $2) AS lsn`, [`strata ${id}`, opts.fastCheckpoint ?? false])).rows[0];
     const { files, dirs } = await clusterFiles(opts.pgDir);
     for (const d of dirs) await mkdir(path.join(partial, 'pg', d), { recursive: true, mode: 0o700 });
     await mkdir(path.join(partial, 'pg', 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
-    const copied: ManifestFile[] = [];
-    let bytes = 0;
-    // Pauses between pieces copied, so that ingest gets its share of CPU and disk.
-    const pace = pacer(opts.pausePercent ?? 0, opts.signal);
-    for (const f of files) {
-      if (opts.signal?.aborted) throw new Error('the backup was stopped before its copy was complete');
-      try {
-        const c = await copyHashed(path.join(opts.pgDir, f), path.join(partial, 'pg', f), pace);
-        copied.push({ path: f, ...c });
-        bytes += c.bytes;
-        opts.progress?.(bytes);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // a relation dropped meanwhile: the WAL says so
-      }
-    }
+    const { copied, bytes } = await copyInChild({
+      pgDir: opts.pgDir, dest: path.join(partial, 'pg'), files,
+      pausePercent: opts.pausePercent ?? 0, maxBytesPerSecond: opts.maxBytesPerSecond ?? 0,
+    }, opts.progress, opts.signal);
     const head = await auditHead(client);
     const ingests = (await client.query<{ n: string; rows: string }>(
       "SELECT count(*)::text AS n, coalesce(sum(rows), 0)::text AS rows FROM strata.ingests WHERE status = 'committed'")).rows[0];
@@ -144,6 +142,49 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
     client.release();
     await closeDb(db);
   }
+}
+
+const COPY_CHILD = new URL('./copy-child.mjs', import.meta.url);
+
+/** Copies the files in a child process at nice 19 (copy-child.mjs), answering them in the order given. */
+function copyInChild(job: CopyJob, progress?: (bytes: number) => void, signal?: AbortSignal): Promise<{ copied: ManifestFile[]; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) { reject(new Error('the backup was stopped before its copy was complete')); return; }
+    const child = fork(COPY_CHILD, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    try {
+      if (child.pid !== undefined) os.setPriority(child.pid, 19); // the child does so too, once started
+    } catch {
+      // refused: the child's own attempt, or the server's priority
+    }
+    const copied: ManifestFile[] = [];
+    let bytes = 0;
+    let failure: Error | null = null;
+    let done = false;
+    const onAbort = (): void => {
+      failure ??= new Error('the backup was stopped before its copy was complete');
+      child.kill('SIGTERM');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('message', (m: CopyAnswer) => {
+      if (m.type === 'file') {
+        copied.push({ path: m.path, bytes: m.bytes, sha256: m.sha256 });
+        bytes += m.bytes;
+        progress?.(bytes);
+      } else if (m.type === 'error') {
+        failure ??= new Error(m.message);
+      } else if (m.type === 'done') {
+        done = true;
+      }
+    });
+    child.once('error', (err) => { failure ??= err; });
+    child.once('close', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (failure) reject(failure);
+      else if (!done) reject(new Error(`the process copying the backup's files ended before its copy was complete (${sig ?? `exit code ${code}`})`));
+      else resolve({ copied, bytes });
+    });
+    child.send(job);
+  });
 }
 
 /** wal_segment_size as SHOW gives it ("16MB"). */

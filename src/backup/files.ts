@@ -10,7 +10,7 @@ import { pauseAfter } from '../jobs/pause.ts';
 export interface Copied { bytes: number; sha256: string }
 
 /** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. ENOENT: src is missing. */
-export async function copyHashed(src: string, dest: string, pace?: () => Promise<void>): Promise<Copied> {
+export async function copyHashed(src: string, dest: string, pace?: (bytes: number) => Promise<void>): Promise<Copied> {
   await mkdir(path.dirname(dest), { recursive: true });
   const input = await open(src, 'r');
   // A name of its own: two copies of one file may run at once (a backup's pass and the periodic one).
@@ -24,7 +24,7 @@ export async function copyHashed(src: string, dest: string, pace?: () => Promise
       h.update(b);
       bytes += b.byteLength;
       await out.write(b);
-      await pace?.();
+      await pace?.(b.byteLength);
     }
     await out.sync();
   } catch (err) {

@@ -45,6 +45,7 @@ export async function backupNow(db: Db, config: Config, server: EmbeddedServer |
   const m = await takeBaseBackup({
     pgDir: server.dataDir, url: server.url, backupDir: dir, archiveDir: config.archiveDir,
     passwordFile: path.join(config.dataDir, 'pg-password'), signal: opts.signal, pausePercent: config.backup?.pausePercent,
+    maxBytesPerSecond: config.backup?.maxBytesPerSecond, fastCheckpoint: config.backup?.fastCheckpoint,
   });
   const pruned = await pruneBackups(dir, config.backup?.keep ?? 7);
   return {

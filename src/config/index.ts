@@ -83,6 +83,10 @@ export interface BackupSettings {
    * took, leaving CPU and disk to ingest meanwhile (STRATA_BACKUP_PAUSE; 0 for none).
    */
   pausePercent: number;
+  /** The copy of a base backup reads at most this many bytes per second (STRATA_BACKUP_MAX_RATE; 0: no bound). */
+  maxBytesPerSecond: number;
+  /** pg_backup_start asks for an immediate checkpoint rather than a spread one (STRATA_BACKUP_CHECKPOINT=fast). */
+  fastCheckpoint: boolean;
 }
 
 export interface JobScheduleSettings {
@@ -116,6 +120,13 @@ function bytes(env: Env, name: string, fallback: number): number {
   const unit = (m[2] ?? 'b').toLowerCase()[0];
   const mult = { b: 1, k: 1024, m: MiB, g: GiB, t: 1024 * GiB }[unit as 'b'];
   return Math.floor(Number(m[1]) * mult);
+}
+
+function checkpointMode(env: Env): boolean {
+  const raw = env.STRATA_BACKUP_CHECKPOINT;
+  if (raw === undefined || raw === '' || raw === 'spread') return false;
+  if (raw === 'fast') return true;
+  throw configError('STRATA_BACKUP_CHECKPOINT', raw, 'spread or fast');
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -213,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
       archiveTimeoutMs: durationSetting(env, 'STRATA_BACKUP_ARCHIVE_TIMEOUT', 60_000),
       keep: int(env, 'STRATA_BACKUP_KEEP', 7, 1, 10_000),
       pausePercent: int(env, 'STRATA_BACKUP_PAUSE', 100, 0, 1000),
+      maxBytesPerSecond: bytes(env, 'STRATA_BACKUP_MAX_RATE', 64 * MiB),
+      fastCheckpoint: checkpointMode(env),
     } : null,
     readDatabaseUrl: env.STRATA_READ_DATABASE_URL || undefined,
     readAfterIngestWaitMs: durationSetting(env, 'STRATA_READ_AFTER_INGEST_WAIT', 5_000),

@@ -58,6 +58,8 @@ describe('backups proven by restoring them', () => {
   it('restores to a point in time and to the latest WAL after Strata and PostgreSQL were killed and the data directory deleted', async () => {
     strata = await startStrata({
       STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_BACKUP_ARCHIVE_TIMEOUT: '1s', STRATA_PG_PORT: String(PORTS.primary),
+      // A spread checkpoint would make pg_backup_start wait most of checkpoint_timeout (15 min).
+      STRATA_BACKUP_CHECKPOINT: 'fast',
     });
     for (let i = 0; i < 10; i++) before.push(await upload(strata.url, 'pitr', i));
     const run = await request(strata.url, '/v1/jobs/backup/run', { method: 'POST', timeoutMs: 120_000 });

@@ -1,0 +1,57 @@
+// The copy of a base backup's files, in a child process of its own (started by base-backup.ts at
+// nice 19): reading, SHA-256 and writing a cluster of gigabytes is CPU work that would otherwise run
+// on the server's event loop, between the COPY rows of the uploads. Receives one job, answers one
+// message per file in the order given, then `done`.
+import { copyHashed, pacer } from './files.ts';
+import path from 'node:path';
+
+export interface CopyJob { pgDir: string; dest: string; files: string[]; pausePercent: number; maxBytesPerSecond: number }
+export type CopyAnswer =
+  | { type: 'file'; path: string; bytes: number; sha256: string }
+  | { type: 'gone'; path: string }
+  | { type: 'error'; message: string }
+  | { type: 'done' };
+
+function send(m: CopyAnswer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.send?.(m, undefined, {}, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Keeps the copy under `maxBytesPerSecond` on average (0: no bound), sleeping when it is ahead. */
+function rateLimit(maxBytesPerSecond: number): (bytes: number) => Promise<void> {
+  const start = performance.now();
+  let total = 0;
+  return async (bytes: number) => {
+    if (maxBytesPerSecond <= 0) return;
+    total += bytes;
+    const due = (total / maxBytesPerSecond) * 1000 - (performance.now() - start);
+    if (due > 5) await new Promise((r) => setTimeout(r, due));
+  };
+}
+
+async function run(job: CopyJob): Promise<void> {
+  const pause = pacer(job.pausePercent);
+  const rate = rateLimit(job.maxBytesPerSecond);
+  const pace = async (bytes: number): Promise<void> => {
+    await rate(bytes);
+    await pause();
+  };
+  for (const f of job.files) {
+    try {
+      const c = await copyHashed(path.join(job.pgDir, f), path.join(job.dest, f), pace);
+      await send({ type: 'file', path: f, ...c });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // a relation dropped meanwhile: the WAL says so
+      await send({ type: 'gone', path: f });
+    }
+  }
+  await send({ type: 'done' });
+}
+
+process.once('message', (job: CopyJob) => {
+  run(job).then(() => process.disconnect(), async (err: unknown) => {
+    await send({ type: 'error', message: (err as Error).message }).catch(() => undefined);
+    process.disconnect();
+  });
+});
