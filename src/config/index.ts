@@ -124,8 +124,8 @@ function bytes(env: Env, name: string, fallback: number): number {
 
 function checkpointMode(env: Env): boolean {
   const raw = env.STRATA_BACKUP_CHECKPOINT;
-  if (raw === undefined || raw === '' || raw === 'spread') return false;
-  if (raw === 'fast') return true;
+  if (raw === undefined || raw === '' || raw === 'fast') return true;
+  if (raw === 'spread') return false;
   throw configError('STRATA_BACKUP_CHECKPOINT', raw, 'spread or fast');
 }
 
