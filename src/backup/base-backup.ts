@@ -3,7 +3,7 @@
 // torn by concurrent writes are repaired by the WAL replayed at restore), pg_backup_stop, whose
 // backup_label goes into the copy. The copy and its SHA-256 run in a child process at nice 19
 // (copy-child.ts), at a bounded rate, so that the server's event loop keeps encoding uploads; the
-// checkpoint pg_backup_start begins is a spread one unless asked otherwise. The WAL written
+// checkpoint pg_backup_start begins is an immediate one unless a spread one is asked for. The WAL written
 // meanwhile is archived continuously (wal-archive.ts); pg_backup_stop waits until the last segment the backup needs is archived.
 import { fork } from 'node:child_process';
 import { copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';

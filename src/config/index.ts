@@ -85,7 +85,7 @@ export interface BackupSettings {
   pausePercent: number;
   /** The copy of a base backup reads at most this many bytes per second (STRATA_BACKUP_MAX_RATE; 0: no bound). */
   maxBytesPerSecond: number;
-  /** pg_backup_start asks for an immediate checkpoint rather than a spread one (STRATA_BACKUP_CHECKPOINT=fast). */
+  /** pg_backup_start asks for an immediate checkpoint rather than a spread one (STRATA_BACKUP_CHECKPOINT, default fast). */
   fastCheckpoint: boolean;
 }
 
