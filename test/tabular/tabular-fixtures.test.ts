@@ -1,5 +1,5 @@
 // Parquet and CSV/TSV files written by independent producers (fixtures/tabular/make.mjs: polars,
-// the Rust parquet crate, hand-written instrument exports) go in with exactly the rows, values,
+// the Rust parquet crate, hand-written instrument exports; make-duckdb.mjs: DuckDB's COPY) go in with exactly the rows, values,
 // NaNs, NULLs and instants their generator computed; the bad ones are refused whole.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -36,8 +36,9 @@ async function post(file: string, e: Expectation, stream = streamName(file)): Pr
 }
 
 describe('good files', () => {
-  it('the corpus has Parquet from two producers with six codecs, and CSV/TSV from polars and instruments', () => {
-    expect(good.filter(([f]) => f.endsWith('.parquet')).length).toBeGreaterThanOrEqual(8);
+  it('the corpus has Parquet from three producers with six codecs, and CSV/TSV from polars and instruments', () => {
+    expect(good.filter(([f]) => f.endsWith('.parquet')).length).toBeGreaterThanOrEqual(16);
+    expect(good.filter(([f]) => f.startsWith('duckdb_')).length).toBeGreaterThanOrEqual(8);
     expect(good.filter(([f]) => /\.(csv|tsv)$/.test(f)).length).toBeGreaterThanOrEqual(6);
   });
 
@@ -88,6 +89,36 @@ describe('good files', () => {
   it('records the Parquet footer facts with the ingest', async () => {
     const { json } = await post('arrowrs_brotli_4groups.parquet', expected['arrowrs_brotli_4groups.parquet'], 'pq-meta');
     expect(json.ingest.file_metadata.parquet).toMatchObject({ row_groups: 4, codecs: ['BROTLI'], rows: 3000 });
+  });
+});
+
+describe('DuckDB files', () => {
+  // The 'good files' cases above have made these streams.
+  it('BIGINT beyond 2^53 is stored exactly, DECIMAL as float8, TIMESTAMP without a zone as UTC time', async () => {
+    const { table, col } = await streamTableOf(t.db, streamName('duckdb_snappy.parquet'));
+    const { rows } = await t.db.pool.query(`SELECT min(${col('big')})::text AS min, max(${col('big')})::text AS max FROM ${table}`);
+    expect(rows[0]).toEqual({ min: '9007199254740993', max: '9007199254743992' });
+    const types = async (file: string): Promise<Record<string, string>> => {
+      const s = await (await t.request(`/v1/streams/${streamName(file)}`)).json() as { tags: { name: string }[]; fields: { name: string; type: string }[] };
+      return Object.fromEntries([...s.tags.map((c) => [c.name, 'tag']), ...s.fields.map((c) => [c.name, c.type])]) as Record<string, string>;
+    };
+    expect(await types('duckdb_zstd.parquet')).toEqual({ tag: 'tag', temp: 'float8', count: 'int4', big: 'int8', ok: 'bool' });
+    expect(await types('duckdb_decimal.parquet')).toEqual({ amount: 'float8' });
+    expect(await types('duckdb_naive_timestamp.parquet')).toEqual({ temp: 'float8' });
+  });
+
+  it('records the footer facts: DuckDB as the writer, its row groups, lz4 written as LZ4_RAW', async () => {
+    const groups = await post('duckdb_zstd_5groups.parquet', expected['duckdb_zstd_5groups.parquet'], 'duckdb-meta-groups');
+    expect(groups.json.ingest.file_metadata.parquet).toMatchObject({ row_groups: 5, codecs: ['ZSTD'], rows: 10_000 });
+    expect(groups.json.ingest.file_metadata.parquet.created_by).toMatch(/DuckDB/i);
+    const lz4 = await post('duckdb_lz4.parquet', expected['duckdb_lz4.parquet'], 'duckdb-meta-lz4');
+    expect(lz4.json.ingest.file_metadata.parquet.codecs).toEqual(['LZ4_RAW']);
+  });
+
+  it('a LIST column is refused naming the column', async () => {
+    const { status, json } = await post('duckdb_list.parquet', expected['duckdb_list.parquet'], 'duckdb-list-message');
+    expect(status).toBe(422);
+    expect(JSON.stringify(json)).toContain('pair');
   });
 });
 
