@@ -95,11 +95,6 @@ export function downloadBlob(blob, name) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-export async function sha256Hex(buffer) {
-  const d = await crypto.subtle.digest('SHA-256', buffer);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 /** A JSON value, shown in a collapsible block. */
 export function jsonBlock(summary, value) {
   if (value === null || value === undefined || (typeof value === 'object' && Object.keys(value).length === 0)) {

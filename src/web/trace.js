@@ -3,7 +3,8 @@
 // (GET /v1/ingests/{id}): file name, SHA-256, instrument, operator, attributes, mapping, warnings and
 // audit entries; the original (checked against its SHA-256 here too) and the PROV-JSON to download.
 import { api, apiRaw, can } from './api.js';
-import { h, clear, fmtTime, fmtNum, copyButton, downloadBlob, jsonBlock, sha256Hex, problemText } from './dom.js';
+import { h, clear, fmtTime, fmtNum, copyButton, downloadBlob, jsonBlock, problemText } from './dom.js';
+import { sha256OfBlob } from './sha256.js';
 
 export async function openTrace(panel, p) {
   panel.hidden = false;
@@ -64,8 +65,9 @@ async function downloadOriginal(i, check) {
   check.textContent = 'Downloading…';
   try {
     const res = await apiRaw(i.links.original);
+    // The browser keeps a large blob on disk; it is hashed a slice at a time.
     const blob = await res.blob();
-    const got = await sha256Hex(await blob.arrayBuffer());
+    const got = await sha256OfBlob(blob);
     check.textContent = got === i.sha256 ? '✓ SHA-256 matches the record' : `✗ SHA-256 ${got} differs from the record`;
     check.className = got === i.sha256 ? 'hashcheck ok' : 'hashcheck error';
     downloadBlob(blob, i.filename ?? `ingest-${i.id}`);

@@ -2,7 +2,8 @@
 // progress); the answer (rows, time range, mapping, warnings) or the problem details of a refusal.
 // The Idempotency-Key is the file's SHA-256, so the same file dropped twice is stored once.
 import { api, upload, qs } from './api.js';
-import { h, clear, field, fmtTime, fmtNum, jsonBlock, sha256Hex } from './dom.js';
+import { h, clear, field, fmtTime, fmtNum, jsonBlock } from './dom.js';
+import { sha256OfBlob } from './sha256.js';
 
 const TYPES = [
   ['', 'detect from the file'],
@@ -73,7 +74,7 @@ export async function uploadPage(root, params) {
       const item = h('li.card', { dataset: { file: file.name } }, h('strong', {}, file.name), ` ${fmtNum(file.size)} bytes `, bar, out);
       results.append(item);
       const contentType = type.value || await detectType(file);
-      const sha = await sha256Hex(await file.arrayBuffer());
+      const sha = await sha256OfBlob(file);
       const q = qs({ create: create.checked ? undefined : 'false' });
       const { status, body } = await upload(`/v1/streams/${encodeURIComponent(stream.value)}/ingest${q}`, file, {
         contentType, idempotencyKey: `sha256:${sha}`, provenance: provenance(), onProgress: (a, b) => { bar.value = a / b; },
