@@ -7,7 +7,6 @@
 // Columns the stream already has are read as the stream's type. Memory is bounded by a read
 // block and a few batches, whatever the file's size.
 import { type FileHandle, open } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
 import type { ColumnBatch, ColumnData, StreamColumn } from '../../domain/types.ts';
 import { AppError } from '../../errors/index.ts';
 import type { IngestBody } from '../body.ts';
@@ -20,78 +19,18 @@ import { type TimePlan, inferColumns, planTime, type Inferred } from './csv/infe
 import type { FromWorker, ParseJob } from './csv/protocol.ts';
 import { type EpochUnit, parseEpochUnit } from './epoch-units.ts';
 import { zoneReader } from './csv/timezone.ts';
+import { DecoderThread } from './worker-thread.ts';
 
 /** Rows per batch handed to the COPY writer. */
 const BATCH_ROWS = 16_384;
 /** Batches the parsing worker may decode ahead of the COPY (about 2 MB each for 14 columns). */
 const READ_AHEAD = 2;
-/** Longest wait for one batch before the parsing worker is considered stuck. */
-const STALL_MS = 120_000;
 
 const ENTRY = new URL('./csv/worker-entry.mjs', import.meta.url);
-
-function crash(message: string): FromWorker {
-  return { type: 'error', error: { status: 500, code: 'decoder_crashed', message: `${message}; nothing was stored` } };
-}
 
 function failure(m: FromWorker): AppError {
   if (m.type === 'error') return new AppError(m.error.status, m.error.code, m.error.message, m.error.detail ? { detail: m.error.detail } : {});
   return new AppError(500, 'decoder_crashed', `the CSV reader sent ${m.type} out of turn; nothing was stored`);
-}
-
-/** The parsing worker's messages, one at a time, with a time budget for each. */
-class ParseThread {
-  private readonly worker: Worker;
-  private readonly queue: FromWorker[] = [];
-  private waiter: ((m: FromWorker) => void) | null = null;
-  private ended = false;
-
-  constructor(job: ParseJob) {
-    this.worker = new Worker(ENTRY, { workerData: job, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }, stderr: true });
-    this.worker.stderr.resume();
-    this.worker.on('message', (m: FromWorker) => this.push(m));
-    this.worker.on('error', (err: Error) => this.push(crash(`the CSV reader failed: ${err.message}`)));
-    this.worker.on('exit', (code) => { if (!this.ended) this.push(crash(`the CSV reader exited (code ${code})`)); });
-  }
-
-  private push(m: FromWorker): void {
-    const w = this.waiter;
-    this.waiter = null;
-    if (w) w(m);
-    else this.queue.push(m);
-  }
-
-  credit(n: number): void {
-    if (!this.ended) this.worker.postMessage({ type: 'credit', n });
-  }
-
-  async next(): Promise<FromWorker> {
-    const queued = this.queue.shift();
-    if (queued) return queued;
-    if (this.ended) return crash('the CSV reader was stopped');
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await new Promise<FromWorker>((resolve) => {
-        this.waiter = resolve;
-        timer = setTimeout(() => {
-          this.waiter = null;
-          resolve(crash(`the CSV reader made no progress for ${STALL_MS / 1000} s`));
-        }, STALL_MS);
-      });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Ends the worker; a read waiting for it fails instead of waiting out its time budget. */
-  async end(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.(crash('the CSV reader was stopped'));
-    await this.worker.terminate();
-  }
 }
 
 function param(opts: DecoderOptions, name: string): string | undefined {
@@ -131,7 +70,7 @@ export class CsvDecoder implements Decoder {
   private inferred!: Inferred;
   private subMicro = 0;
   private fh: FileHandle | null = null;
-  private parser: ParseThread | null = null;
+  private parser: DecoderThread<FromWorker> | null = null;
 
   private constructor(format: 'csv' | 'tsv', private readonly file: SpooledFile, private readonly opts: DecoderOptions) {
     this.format = format;
@@ -206,12 +145,13 @@ export class CsvDecoder implements Decoder {
       if (target && i !== timeIndex) plans.push({ index: i, name: c.name, target });
     });
     const l = this.layout;
-    const parser = new ParseThread({
+    const job: ParseJob = {
       path: this.file.path, size: this.file.size, headerOffset: l.headerOffset, headerLine: l.headerLine, delimiter: l.delimiter,
       decimalComma: l.decimalComma, ncols: inf.columns.length, batchRows: BATCH_ROWS,
       time: { index: timePlan.index, iso: timePlan.iso, unit: timePlan.unit, tz: timePlan.zone ? param(this.opts, 'tz') ?? null : null },
       plans,
-    });
+    };
+    const parser = new DecoderThread<FromWorker>(ENTRY, { reader: 'the CSV reader', workerData: job });
     this.parser = parser;
     try {
       parser.credit(READ_AHEAD);

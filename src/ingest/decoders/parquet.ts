@@ -5,14 +5,14 @@
 // one row group (compressed and uncompressed sizes are checked against STRATA_MAX_BATCH_BYTES
 // before any is read); the worker's wasm heap is freed when the worker ends after its upload.
 // A worker that stops answering (hostile input can make a decoder spin) is ended after STALL_MS.
-import { Worker } from 'node:worker_threads';
-import { AppError, type ErrorCode } from '../../errors/index.ts';
+import { AppError } from '../../errors/index.ts';
 import type { ColumnBatch, StreamColumn } from '../../domain/types.ts';
 import type { IngestBody } from '../body.ts';
 import { type SpooledFile, spoolToFile } from '../spool.ts';
 import { ArrowDecoder } from './arrow.ts';
 import type { DecodedSchema, Decoder } from './decoder.ts';
 import { type DecoderOptions, registerDecoder } from './index.ts';
+import { DecoderThread, type ErrorMessage, crash } from './worker-thread.ts';
 
 /**
  * Rows per record batch read from a row group, and batches the worker may read ahead of the COPY:
@@ -21,88 +21,33 @@ import { type DecoderOptions, registerDecoder } from './index.ts';
  */
 const BATCH_ROWS = 16_384;
 const READ_AHEAD = 1;
-/** Longest wait for one batch before the reader is considered stuck on the file. */
-const STALL_MS = 120_000;
 
 const ENTRY = new URL('./parquet/worker.mjs', import.meta.url);
 const EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
 
-interface WireError { status: number; code: ErrorCode; message: string }
 type FromWorker =
   | { type: 'schema'; ipc: Uint8Array; metadata: Record<string, unknown> }
   | { type: 'batch'; ipc: Uint8Array }
   | { type: 'end' }
-  | { type: 'error'; error: WireError };
+  | ErrorMessage;
+type ReaderThread = DecoderThread<FromWorker>;
 
-/** The worker's messages, one at a time, with a time budget for each. */
-class ReaderThread {
-  private readonly worker: Worker;
-  private readonly queue: FromWorker[] = [];
-  private waiter: ((m: FromWorker) => void) | null = null;
-  private ended = false;
-
-  constructor(path: string, maxRowGroupBytes: number) {
-    this.worker = new Worker(ENTRY, { workerData: { path, maxRowGroupBytes, batchRows: BATCH_ROWS }, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }, stderr: true });
-    this.worker.stderr.resume();
-    this.worker.on('message', (m: FromWorker) => this.push(m));
-    this.worker.on('error', (err: Error) => this.push(readerError(err)));
-    this.worker.on('exit', (code) => { if (!this.ended) this.push(crash(`the Parquet reader exited (code ${code})`)); });
-  }
-
-  private push(m: FromWorker): void {
-    const w = this.waiter;
-    this.waiter = null;
-    if (w) w(m);
-    else this.queue.push(m);
-  }
-
-  credit(n: number): void {
-    this.worker.postMessage({ type: 'credit', n });
-  }
-
-  async next(): Promise<FromWorker> {
-    const queued = this.queue.shift();
-    if (queued) return queued;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await new Promise<FromWorker>((resolve) => {
-        this.waiter = resolve;
-        timer = setTimeout(() => {
-          this.waiter = null;
-          resolve({ type: 'error', error: { status: 422, code: 'malformed_parquet',
-            message: `reading the Parquet file made no progress for ${STALL_MS / 1000} s; it is corrupt or built to stall a reader; nothing was stored` } });
-        }, STALL_MS);
-      });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Ends the worker; a read waiting for it fails instead of waiting out its time budget. */
-  async end(): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.(crash('the Parquet reader was stopped'));
-    await this.worker.terminate();
-  }
+/** A reader that stops making progress was made to by the file. */
+function stalled(seconds: number): ErrorMessage {
+  return { type: 'error', error: { status: 422, code: 'malformed_parquet',
+    message: `reading the Parquet file made no progress for ${seconds} s; it is corrupt or built to stall a reader; nothing was stored` } };
 }
 
 /**
  * The worker does nothing but read the file, so a wasm trap in it (the Rust reader panicking:
  * "unreachable") is the file's doing; anything else is ours.
  */
-function readerError(err: Error): FromWorker {
+function readerError(err: Error): ErrorMessage {
   if (err.name === 'RuntimeError' || /unreachable|panicked/i.test(err.message)) {
     return { type: 'error', error: { status: 400, code: 'malformed_parquet',
       message: `the Parquet reader gave up on the file (${err.message}): it is corrupt or truncated; nothing was stored` } };
   }
   return crash(`the Parquet reader failed: ${err.message}`);
-}
-
-function crash(message: string): FromWorker {
-  return { type: 'error', error: { status: 500, code: 'decoder_crashed', message: `${message}; nothing was stored` } };
 }
 
 function failure(m: FromWorker): AppError {
@@ -123,7 +68,10 @@ export class ParquetDecoder implements Decoder {
       await file.remove();
       throw new AppError(400, 'empty_body', 'the body is empty: a Parquet file starts and ends with PAR1');
     }
-    const d = new ParquetDecoder(new ReaderThread(file.path, opts.maxBatchBytes), file);
+    const d = new ParquetDecoder(new DecoderThread<FromWorker>(ENTRY, {
+      reader: 'the Parquet reader', workerData: { path: file.path, maxRowGroupBytes: opts.maxBatchBytes, batchRows: BATCH_ROWS },
+      onError: readerError, onStall: stalled,
+    }), file);
     try {
       const first = await d.reader.next();
       if (first.type !== 'schema') throw failure(first);

@@ -1,7 +1,7 @@
 // Messages between the CSV decoder (server thread, csv.ts) and its parsing worker (csv/worker.ts).
 import type { ColumnData, StreamColumn } from '../../../domain/types.ts';
-import type { ErrorCode } from '../../../errors/index.ts';
 import type { EpochUnit } from '../epoch-units.ts';
+import type { ErrorMessage } from '../worker-thread.ts';
 
 /** What the worker needs to run the second pass on its own: the layout, the time plan, the columns. */
 export interface ParseJob {
@@ -17,7 +17,6 @@ export interface ParseJob {
   plans: { index: number; name: string; target: StreamColumn }[];
 }
 
-export interface WireError { status: number; code: ErrorCode; message: string; detail?: Record<string, unknown> }
 
 /** A batch as sent: the column values are transferred, not copied (their ArrayBuffers move). */
 export interface WireBatch {
@@ -34,4 +33,4 @@ export type ToWorker = { type: 'credit'; n: number };
 export type FromWorker =
   | { type: 'batch'; batch: WireBatch }
   | { type: 'end'; values: { nulls: number; nans: number }[] }
-  | { type: 'error'; error: WireError };
+  | ErrorMessage;
