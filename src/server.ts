@@ -67,7 +67,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   if (!url) {
     const backup = config.backup;
     embedded = await startEmbedded({
-      dataDir: config.dataDir, port: config.embeddedPgPort, log: (m) => log.info(m),
+      dataDir: config.dataDir, port: config.embeddedPgPort, allow: config.pgAllow, log: (m) => log.info(m),
       settings: backup ? (layout) => prepareArchiving(backup.dir, backup.archiveTimeoutMs, layout.ids) : undefined,
     });
     url = embedded.url;

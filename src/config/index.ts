@@ -1,5 +1,6 @@
 // Settings come from the environment, are validated once at start-up, and are passed down
 // explicitly; nothing below main.ts reads process.env.
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import { parseInterval } from '../domain/interval.ts';
@@ -31,6 +32,8 @@ export interface Config {
   archiveDir: string;
   adminKey: string | undefined;
   embeddedPgPort: number | undefined;
+  /** Networks (CIDR) that may reach the embedded PostgreSQL from other machines (STRATA_PG_ALLOW). */
+  pgAllow: string[];
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   jobs: boolean;
   /** Schedule overrides per job name, from STRATA_JOB_<NAME>_INTERVAL/_JITTER/_TIMEOUT/_RETRIES/_BACKOFF. */
@@ -182,6 +185,21 @@ function jobSchedules(env: Env): Record<string, JobScheduleSettings> {
   return out;
 }
 
+/** A comma-separated list of networks in CIDR form (10.0.0.0/8, 192.168.1.20/32, fd00::/8). */
+function networks(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((part) => {
+    const net = part.trim();
+    const m = /^([^/\s]+)\/(\d{1,3})$/.exec(net);
+    const family = m ? isIP(m[1]) : 0;
+    if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) {
+      throw configError(name, raw, 'a comma-separated list of networks such as 10.1.0.0/16 or 192.168.1.20/32');
+    }
+    return net;
+  });
+}
+
 function timeWindow(env: Env): TimeWindow {
   const raw = env.STRATA_TIME_WINDOW;
   if (raw === undefined || raw === '') return DEFAULT_TIME_WINDOW;
@@ -209,6 +227,7 @@ export function loadConfig(env: Env = process.env): Config {
     archiveDir: path.resolve(env.STRATA_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     adminKey,
     embeddedPgPort: env.STRATA_PG_PORT ? int(env, 'STRATA_PG_PORT', 0, 1, 65535) : undefined,
+    pgAllow: networks(env, 'STRATA_PG_ALLOW'),
     logLevel,
     jobs: env.STRATA_JOBS !== 'off',
     jobSchedules: jobSchedules(env),

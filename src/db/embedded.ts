@@ -47,6 +47,12 @@ export async function startEmbedded(options: LayoutOptions & {
    * archiving, recovery); made from the layout, which says as which OS user the server runs.
    */
   settings?: (layout: EmbeddedLayout) => Promise<Record<string, string>>;
+  /**
+   * Networks (CIDR) allowed to connect from other machines, with the password, for queries and
+   * replication (STRATA_PG_ALLOW: a standby elsewhere). When any is given the server listens on
+   * every address; otherwise on 127.0.0.1 only.
+   */
+  allow?: readonly string[];
 }): Promise<EmbeddedServer> {
   const secretFile = path.join(options.dataDir, 'pg-password');
   await mkdir(options.dataDir, { recursive: true });
@@ -73,7 +79,11 @@ export async function startEmbedded(options: LayoutOptions & {
   // longer; TCP's grows to megabytes and keeps the COPY fed (README, "Performance").
   const socketDir = Buffer.byteLength(path.resolve(pgDir)) <= 80 && !/['\s]/.test(path.resolve(pgDir)) ? path.resolve(pgDir) : null;
   const settings = options.settings ? await options.settings(layout) : {};
+  // Tools that start the cluster for a moment (allow undefined) leave pg_hba.conf as the server set it.
+  const hbaChanged = options.allow !== undefined && await writeAllowed(pgDir, options.allow, ids);
+  if ((options.allow ?? []).length > 0) settings.listen_addresses = '*';
   const running = await run(bin.pg_ctl, ['status', '-D', pgDir], ids);
+  if (running.code === 0 && hbaChanged) await run(bin.pg_ctl, ['reload', '-D', pgDir], ids);
   let port: number;
   if (running.code === 0) {
     // Left running by a server that was killed: reuse it.
@@ -104,6 +114,28 @@ export async function startEmbedded(options: LayoutOptions & {
       await startPostmaster(bin, pgDir, port, socketDir, ids, settings);
     },
   };
+}
+
+const ALLOW_BEGIN = '# Strata: STRATA_PG_ALLOW (begin; rewritten at every start)';
+const ALLOW_END = '# Strata: STRATA_PG_ALLOW (end)';
+
+/** Rewrites pg_hba.conf's Strata block: password (SCRAM) access, and replication, for `allow`. */
+async function writeAllowed(pgDir: string, allow: readonly string[], ids: OsIds): Promise<boolean> {
+  const file = path.join(pgDir, 'pg_hba.conf');
+  const text = await readFile(file, 'utf8');
+  const begin = text.indexOf(ALLOW_BEGIN);
+  const end = text.indexOf(ALLOW_END);
+  const rest = begin >= 0 && end > begin ? text.slice(0, begin) + text.slice(end + ALLOW_END.length).replace(/^\n/, '') : text;
+  const block = allow.length === 0 ? '' : [
+    ALLOW_BEGIN,
+    ...allow.flatMap((net) => [`host all all ${net} scram-sha-256`, `host replication all ${net} scram-sha-256`]),
+    ALLOW_END, '',
+  ].join('\n');
+  const next = `${rest.replace(/\n*$/, '\n')}${block}`;
+  if (next === text) return false;
+  await writeFile(file, next, { mode: 0o600 });
+  if (ids.uid !== undefined) await chown(file, ids.uid, ids.gid as number);
+  return true;
 }
 
 /** The pid and port postmaster.pid records (its first and fourth lines). */

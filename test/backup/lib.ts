@@ -11,7 +11,7 @@ import { waitFor } from '../helpers/clock.ts';
 import { ARROW_STREAM, arrowBody, request } from '../faults/lib.ts';
 
 /** Ports of the clusters these tests start (their own range, apart from other suites'). */
-export const PORTS = { primary: 55400, pitr: 55401, latest: 55402, damaged: 55403, standby: 55404, primary2: 55405 } as const;
+export const PORTS = { primary: 55400, pitr: 55401, latest: 55402, damaged: 55403, standby: 55404, primary2: 55405, remote: 55406, remoteStandby: 55407 } as const;
 
 export interface Uploaded { id: string; rows: number; committedAt: number }
 
