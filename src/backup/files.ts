@@ -9,8 +9,13 @@ import { pauseAfter } from '../jobs/pause.ts';
 
 export interface Copied { bytes: number; sha256: string }
 
-/** Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. ENOENT: src is missing. */
-export async function copyHashed(src: string, dest: string, pace?: (bytes: number) => Promise<void>): Promise<Copied> {
+/**
+ * Copies src to dest (atomically, durably), returning the SHA-256 of the bytes copied. ENOENT: src is missing.
+ * With `syncEvery`, the copy is fdatasynced after each that many bytes written, so that its dirty pages
+ * in the page cache stay few: otherwise a 1 GB relation segment is written back all at once, at its
+ * fsync or when the kernel's dirty threshold is reached, and PostgreSQL's WAL fsyncs wait behind it.
+ */
+export async function copyHashed(src: string, dest: string, pace?: (bytes: number) => Promise<void>, syncEvery = 0): Promise<Copied> {
   await mkdir(path.dirname(dest), { recursive: true });
   const input = await open(src, 'r');
   // A name of its own: two copies of one file may run at once (a backup's pass and the periodic one).
@@ -18,12 +23,18 @@ export async function copyHashed(src: string, dest: string, pace?: (bytes: numbe
   const out = await open(tmp, 'w', 0o600);
   const h = createHash('sha256');
   let bytes = 0;
+  let unsynced = 0;
   try {
     for await (const chunk of input.createReadStream({ highWaterMark: 1 << 20 })) {
       const b = chunk as Buffer;
       h.update(b);
       bytes += b.byteLength;
       await out.write(b);
+      unsynced += b.byteLength;
+      if (syncEvery > 0 && unsynced >= syncEvery) {
+        await out.datasync();
+        unsynced = 0;
+      }
       await pace?.(b.byteLength);
     }
     await out.sync();
