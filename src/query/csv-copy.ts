@@ -10,9 +10,11 @@
 //   ±YYYYYY, as Date.toISOString writes them);
 // - float8: PostgreSQL's shortest round-trip text (extra_float_digits = 1) where it agrees with
 //   JavaScript's Number.prototype.toString (1e-4 ≤ |x| < 1e15); fixed notation through numeric
-//   where JavaScript still writes it (|x| ≥ 1e-6); from 2^53 up, the shortest rounding of those
-//   digits that reads back (bigFloat8Csv); else the exponent without PostgreSQL's zero padding
-//   (1e-7, not 1e-07); NaN, ±Infinity and -0 as they are;
+//   where JavaScript still writes it (1e-6 ≤ |x| < 1e21); else the exponent without
+//   PostgreSQL's zero padding (1e-7, not 1e-07); NaN, ±Infinity and -0 as they are. The one
+//   difference: a value from 2^53 up whose shortest decimal lies exactly halfway between two
+//   doubles (1e23) gets float8out's longer digits (9.999999999999999e+22), which read back to
+//   the same double (float8Csv);
 // - float4: not here. float4out is not always the shortest text (1.5e10 as float4 comes out as
 //   1.5000001e+10), so columns of float4 keep the batch way, whose text is the shortest;
 // - bool as true / false; text quoted as CSV needs (empty text as "", NULL as nothing).
@@ -35,7 +37,10 @@ const COPY_READ_AHEAD_BYTES = 4 << 20;
  */
 const SETTINGS = [
   "SET LOCAL TimeZone = 'UTC'", "SET LOCAL DateStyle = 'ISO, YMD'", 'SET LOCAL extra_float_digits = 1',
-  "SET LOCAL client_encoding = 'UTF8'", "SET LOCAL bytea_output = 'hex'",
+  "SET LOCAL client_encoding = 'UTF8'",
+  // The expressions' cost makes the planner choose parallel workers for the sort underneath,
+  // whose start-up alone took seconds on a busy machine; the binary COPY's plan has none.
+  'SET LOCAL max_parallel_workers_per_gather = 0',
 ];
 
 const TIME_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
@@ -52,29 +57,17 @@ export function timeCsv(x: string): string {
 }
 
 /**
- * A float8 of magnitude 2^53 or more as JavaScript writes it. Here a decimal with fewer digits
- * than float8out's can lie exactly halfway between two doubles; JavaScript takes it when reading
- * it back gives the same double (round half to even), float8out does not (1e23 comes out as
- * 9.999999999999999e+22). So: the first rounding of float8out's digits to 1, 2, … significant
- * digits that reads back to the same double — rare values, evaluated for them alone.
+ * A float8 as Number.prototype.toString writes it (its shortest round-trip decimal). One
+ * documented difference: from 2^53 up, a decimal with fewer digits can lie exactly halfway
+ * between two doubles; JavaScript writes it when reading it back gives the same double (round
+ * half to even), float8out does not (1e23 comes out as 9.999999999999999e+22). Both read back to
+ * the same double.
  */
-function bigFloat8Csv(x: string): string {
-  const t = `${x}::text::numeric`;
-  const c = `round(${t}, p - length(trunc(abs(${t}))::text))`;
-  const digits = 'trunc(abs(c))::text';
-  const m = `rtrim(${digits}, '0')`;
-  const exp = `CASE WHEN c < 0 THEN '-' ELSE '' END || left(${m}, 1) || CASE WHEN length(${m}) > 1 THEN '.' || substr(${m}, 2) ELSE '' END || 'e+' || (length(${digits}) - 1)`;
-  return `(SELECT CASE WHEN abs(c) < 1e21 THEN c::text ELSE ${exp} END FROM generate_series(1, 17) AS p, LATERAL (SELECT ${c} AS c) AS r`
-    + ` WHERE CASE WHEN abs(c) <= 1.7976931348623157e308 THEN c::float8 = ${x} ELSE false END ORDER BY p LIMIT 1)`;
-}
-
-/** A float8 as Number.prototype.toString writes it (its shortest round-trip decimal). */
 export function float8Csv(x: string): string {
   const c = (v: string): string => `float8 '${v}'`;
   // PostgreSQL writes fixed notation for decimal exponents -4 … 14.
   return `CASE WHEN abs(${x}) < ${c('1e15')} AND abs(${x}) >= ${c('1e-4')} THEN ${x}::text`
-    + ` WHEN abs(${x}) < ${c('9007199254740992')} AND abs(${x}) >= ${c('1e-6')} THEN ${x}::text::numeric::text`
-    + ` WHEN abs(${x}) >= ${c('9007199254740992')} AND abs(${x}) < ${c('Infinity')} THEN ${bigFloat8Csv(x)}`
+    + ` WHEN abs(${x}) < ${c('1e21')} AND abs(${x}) >= ${c('1e-6')} THEN ${x}::text::numeric::text`
     // NaN sorts above every number in PostgreSQL, so NaN, ±Infinity, zeros and NULL end here.
     + ` ELSE replace(${x}::text, 'e-0', 'e-') END`;
 }
@@ -97,12 +90,14 @@ export function rawCsvSql(q: RawQuery): string {
   for (const [col, values] of q.tags) {
     where.push(`${ident(col.columnName)} = ANY(ARRAY[${values.map(literal).join(', ')}]::text[])`);
   }
+  let rows = `SELECT ${['"time"', ...q.columns.map((c) => ident(c.columnName))].join(', ')} FROM ${streamTable(q.stream)}`;
+  if (where.length > 0) rows += ` WHERE ${where.join(' AND ')}`;
+  rows += ' ORDER BY "time"';
+  if (q.limit) rows += ` LIMIT ${Math.trunc(q.limit)}`;
+  // The values are written after the sort, not before it: OFFSET 0 keeps the planner from
+  // pulling the text expressions under the Sort, which then sorts (and spills) wide text rows.
   const select = [timeCsv('"time"'), ...q.columns.map((c) => valueCsv(ident(c.columnName), c.type))];
-  let sql = `SELECT ${select.join(', ')} FROM ${streamTable(q.stream)}`;
-  if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
-  sql += ' ORDER BY "time"';
-  if (q.limit) sql += ` LIMIT ${Math.trunc(q.limit)}`;
-  return `COPY (${sql}) TO STDOUT (FORMAT csv)`;
+  return `COPY (SELECT ${select.join(', ')} FROM (${rows} OFFSET 0) AS r ORDER BY "time") TO STDOUT (FORMAT csv)`;
 }
 
 /** Whether PostgreSQL can write these columns as the JavaScript writer does. */

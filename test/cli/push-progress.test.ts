@@ -3,7 +3,6 @@
 // then the line with the rows stored; without one, one plain line per file and no control bytes.
 import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrowBody, tempDir } from '../faults/lib.ts';
@@ -36,7 +35,8 @@ sys.exit(child.wait())
 `;
 
 function underTerminal(args: string[]): Promise<{ code: number | null; out: string; tty: string }> {
-  const config = path.join(os.tmpdir(), 'strata-cli-test-config.json');
+  // A config file of its own: lib.ts rewrites the shared one whenever another test file runs a command.
+  const config = path.join(dir, 'config.json');
   const env: NodeJS.ProcessEnv = { ...process.env, STRATA_CONFIG: config, STRATA_URL: app.url, STRATA_KEY: app.adminKey };
   const child = spawn('/usr/bin/python3', ['-c', PTY_RUNNER, process.execPath, path.join(root, 'bin/strata.mjs'), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -49,7 +49,7 @@ function underTerminal(args: string[]): Promise<{ code: number | null; out: stri
 beforeAll(async () => {
   app = await listeningApp();
   dir = await tempDir('strata-push-progress-');
-  await writeFile(path.join(os.tmpdir(), 'strata-cli-test-config.json'), '{}\n');
+  await writeFile(path.join(dir, 'config.json'), '{}\n');
 });
 afterAll(async () => { await app.close(); await rm(dir, { recursive: true, force: true }); });
 

@@ -1,5 +1,6 @@
 // Raw CSV made by PostgreSQL (query/csv-copy.ts) against the JavaScript writer (batch-formats.ts)
-// over the same rows: byte for byte, on the values where the two notations could part — floats at
+// over the same rows: byte for byte (but for float8 from 2^53 up whose shortest decimal is a
+// halfway case, written with more digits that read back the same), on the values where the two notations could part — floats at
 // the thresholds of fixed and exponent notation (1e-7 … 1e-4, 1e15 … 1e21), subnormals, NaN,
 // ±Infinity, -0, random bit patterns of float8; times before year 1 and after 9999;
 // text that needs quoting, empty text and NULL. Also: the session's settings (time zone,
@@ -109,6 +110,28 @@ function firstDifference(a: Buffer, b: Buffer): string | null {
   return `at byte ${i}:\n  postgres:   ${a.subarray(start, a.indexOf(10, i)).toString()}\n  javascript: ${b.subarray(start, b.indexOf(10, i)).toString()}`;
 }
 
+/**
+ * The bytes are the same but for one documented case (csv-copy.ts, float8Csv): a float8 of 2^53 or
+ * more whose shortest decimal lies halfway between two doubles, which PostgreSQL writes with more
+ * digits. Such fields must read back to the same double. Returns the first other difference, and
+ * how many fields differed that way.
+ */
+function compareCsv(pg: Buffer, js: Buffer): { difference: string | null; halfway: string[] } {
+  const a = pg.toString().split('\n');
+  const b = js.toString().split('\n');
+  const halfway: string[] = [];
+  if (a.length !== b.length) return { difference: `${a.length} lines against ${b.length}`, halfway };
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue;
+    const x = a[i].split(',');
+    const y = b[i].split(',');
+    const same = x.length === y.length && x.every((f, k) => f === y[k] || (Object.is(Number(f), Number(y[k])) && Math.abs(Number(f)) >= 2 ** 53 && f.length > y[k].length));
+    if (!same) return { difference: `line ${i}:\n  postgres:   ${a[i]}\n  javascript: ${b[i]}`, halfway };
+    x.forEach((f, k) => { if (f !== y[k]) halfway.push(`${f} for ${y[k]}`); });
+  }
+  return { difference: null, halfway };
+}
+
 describe('raw CSV from PostgreSQL', () => {
   it('is byte for byte the JavaScript writer\'s, on every edge of float and time notation', async () => {
     const s = await requireStream(t.db.pool, 'edges');
@@ -116,7 +139,11 @@ describe('raw CSV from PostgreSQL', () => {
     const pg = await postgresCsv(q);
     const js = await javascriptCsv(q);
     expect(pg.length).toBeGreaterThan(N * 50);
-    expect(firstDifference(pg, js)).toBeNull();
+    const { difference, halfway } = compareCsv(pg, js);
+    expect(difference).toBeNull();
+    // 1e23 is among the values: the one case where the digits part (they read back the same).
+    expect(halfway).toContain('9.999999999999999e+22 for 1e+23');
+    expect(halfway.length).toBeLessThan(N / 100);
   });
 
   it('with a range, tag filters, a few fields and a limit: the same bytes', async () => {
