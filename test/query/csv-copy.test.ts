@@ -20,6 +20,7 @@ import { MIN_TIMESTAMP_US, SUPPORTED_MAX_US } from '../../src/domain/time.ts';
 
 let t: TestApp;
 let N = 0;
+let source: pl.DataFrame;
 
 /** Doubles around every place where JavaScript's or PostgreSQL's notation changes, and then some. */
 function float8s(): number[] {
@@ -65,7 +66,7 @@ beforeAll(async () => {
   const f4 = float4s();
   N = Math.max(f8.length, f4.length);
   const pick = <T>(xs: T[], i: number, nullEvery: number): T | null => (i % nullEvery === nullEvery - 1 ? null : xs[i % xs.length]);
-  const df = pl.DataFrame([
+  const df = source = pl.DataFrame([
     pl.Series('time', BigInt64Array.from({ length: N }, (_, i) => T0 + BigInt(i) * 1_000_001n), pl.Int64).cast(pl.Datetime('us', 'UTC')),
     pl.Series('site', Array.from({ length: N }, (_, i) => pick(TEXT, i, 13)), pl.Utf8),
     pl.Series('f8', Array.from({ length: N }, (_, i) => pick(f8, i, 997)), pl.Float64),
@@ -180,6 +181,20 @@ describe('raw CSV from PostgreSQL', () => {
       expect(firstDifference(Buffer.concat(parts), await postgresCsv(q))).toBeNull();
     } finally {
       await pool.end();
+    }
+  });
+
+  it('read back by polars: every float8 bit for bit, every int8 digit for digit', async () => {
+    const res = await t.request('/v1/streams/edges/query?format=csv&fields=site,f8,i8,ok');
+    expect(res.status).toBe(200);
+    const df = pl.readCSV(await res.text(), { dtypes: { time: pl.Utf8, site: pl.Utf8, f8: pl.Float64, i8: pl.Int64, ok: pl.Bool } });
+    expect(df.height).toBe(N);
+    for (const name of ['f8', 'i8', 'ok', 'site']) {
+      const got = df.getColumn(name).toArray();
+      const want = source.getColumn(name).toArray();
+      let bad = -1;
+      for (let i = 0; i < N && bad < 0; i++) if (!Object.is(got[i], want[i])) bad = i;
+      expect(bad < 0 ? null : { column: name, row: bad, got: got[bad], want: want[bad] }).toBeNull();
     }
   });
 
