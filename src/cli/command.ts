@@ -1,9 +1,8 @@
-// What every `strata` command is: a name, a one-line summary, its usage text, and a run function
-// that returns the exit code. Errors thrown by run() are turned into exit codes by main.ts.
+// What every `strata` command is: a name, its usage text, and a run function that returns the
+// exit code (its one-line summary is in commands/index.ts). Errors thrown by run() are turned into exit codes by main.ts.
 
 export interface CliCommand {
   name: string;
-  summary: string;
   usage: string;
   run(args: string[]): Promise<number>;
 }

@@ -19,14 +19,15 @@ export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(`${topic ? topic.usage : help()}\n`);
+    process.stdout.write(`${topic ? (await topic.load()).usage : help()}\n`);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`strata: unknown command ${JSON.stringify(name)}\n\n${help()}\n`);
     return EXIT.usage;
   }
+  const command = await entry.load();
   try {
     return await command.run(rest);
   } catch (err) {

@@ -8,6 +8,7 @@ import { MAX_TIMESTAMP_US } from '../domain/time.ts';
 import { coverageOf, describeGaps, rangesHeader } from './coverage.ts';
 import { parseFormat, parseNanMode, parseTimeParam, selectColumns, tagFilters, type OutputFormat } from './params.ts';
 import { rawBatches, rawColumns } from './raw.ts';
+import { rawCsvFromCopy } from './csv-copy.ts';
 import { type Cell, type ResultColumn, arrowFormatter, formatterFor } from './result-formats.ts';
 import { arrowBatchFormatter, csvBatchFormatter, jsonBatchFormatter, schemaMetadata, type BatchFormatter } from './batch-formats.ts';
 import { parquetFromArrow } from './parquet-output.ts';
@@ -25,6 +26,8 @@ export interface QueryPlan {
   /** The rows: pages of text cells (aggregates), or column batches (raw rows). */
   pages?: AsyncGenerator<Cell[][]>;
   batches?: AsyncGenerator<ColumnBatch>;
+  /** Raw rows as CSV made by PostgreSQL (csv-copy.ts), taken instead of batches for format=csv. */
+  csvRows?: (fallback: () => AsyncGenerator<Uint8Array>) => AsyncGenerator<Uint8Array>;
   meta: Record<string, unknown>;
   /** Response headers beside the content type (e.g. which sources served the answer). */
   headers?: Record<string, string>;
@@ -72,7 +75,7 @@ export async function planQuery(db: Db, req: QueryRequest): Promise<{ plan: Quer
   return {
     format,
     plan: {
-      columns: rawColumns(raw), batches: rawBatches(db, raw), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
+      columns: rawColumns(raw), batches: rawBatches(db, raw), csvRows: (fallback) => rawCsvFromCopy(db, raw, fallback), meta: { stream: stream.name, resolution: 'raw', gaps: describeGaps(gaps) },
       ...(gaps.length > 0 ? { headers: { 'strata-gaps': rangesHeader(gaps) } } : {}),
     },
   };
@@ -90,6 +93,12 @@ async function* render(plan: QueryPlan, format: OutputFormat): AsyncGenerator<Ui
   if (plan.batches) {
     const f = batchFormatterFor(format);
     yield f.begin(plan.columns, plan.meta);
+    if (format === 'csv' && plan.csvRows) {
+      // CSV has no trailer: the rows are PostgreSQL's bytes, or the batches' when segments overlap.
+      const batches = plan.batches;
+      yield* plan.csvRows(async function* () { for await (const batch of batches) yield f.batch(batch); });
+      return;
+    }
     for await (const batch of plan.batches) {
       rows += batch.length;
       yield f.batch(batch);

@@ -59,7 +59,6 @@ async function withDatabase<T>(fn: (db: Db) => Promise<T>): Promise<T> {
 
 export const audit: CliCommand = {
   name: 'audit',
-  summary: 'audit verify: recompute the audit log hash chain from the database',
   usage,
   async run(args) {
     const [sub, ...rest] = args;

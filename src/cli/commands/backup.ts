@@ -69,7 +69,6 @@ async function verify(args: string[]): Promise<number> {
 
 export const backupCommand: CliCommand = {
   name: 'backup',
-  summary: 'take a base backup and copy the originals into STRATA_BACKUP_DIR; `backup verify` restores one and checks it',
   usage,
   run: (args) => (args[0] === 'verify' ? verify(args.slice(1)) : backup(args)),
 };

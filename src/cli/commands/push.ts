@@ -41,7 +41,6 @@ interface Row { file: string; result: UploadResult | { ok: false; permanent: tru
 
 export const push: CliCommand = {
   name: 'push',
-  summary: 'upload files to a stream, with retries and no duplicates',
   usage,
   async run(args) {
     const p = parse(args, {
@@ -57,9 +56,21 @@ export const push: CliCommand = {
     const provenance = readProvenance(str(p, 'provenance'));
     const conn = connection(p);
     const rows: Row[] = [];
-    for (const file of p.positionals) rows.push({ file, result: await pushOne(file) });
+    // The Idempotency-Key needs a file's SHA-256 before its first byte is sent: the next file is
+    // hashed while this one uploads, so only the first file's hash is a pass of its own.
+    const hashes = new Map<string, Promise<string>>();
+    const hashOf = (file: string): Promise<string> => {
+      let h = hashes.get(file);
+      if (!h) {
+        h = fileSha256(file);
+        h.catch(() => undefined); // read (and reported) when the file's turn comes
+        hashes.set(file, h);
+      }
+      return h;
+    };
+    for (const [i, file] of p.positionals.entries()) rows.push({ file, result: await pushOne(file, p.positionals[i + 1]) });
 
-    async function pushOne(file: string): Promise<Row['result']> {
+    async function pushOne(file: string, next: string | undefined): Promise<Row['result']> {
       const fail = (code: string, message: string): Row['result'] => ({ ok: false, permanent: true, code, message, status: null, attempts: 0 });
       let size: number;
       try {
@@ -70,7 +81,9 @@ export const push: CliCommand = {
       const forced = str(p, 'content-type');
       const type = forced ? { contentType: forced, name: forced } : await detectFileType(file);
       if (!type) return fail('unknown_format', 'not a format Strata reads (HDF5, netCDF4, Parquet, Arrow, CSV, TSV); give --content-type to send it anyway');
-      const sha256 = await fileSha256(file);
+      let sha256: string;
+      try { sha256 = await hashOf(file); } catch (err) { return fail((err as NodeJS.ErrnoException).code ?? 'unreadable', (err as Error).message); }
+      if (next !== undefined) void stat(next).then((st) => { if (st.isFile()) void hashOf(next); }, () => undefined);
       const bar = new ProgressLine(path.basename(file), size);
       const result = await uploadWithRetry({
         conn, stream: stream as string, path: file, filename: path.basename(file), size, sha256,

@@ -26,7 +26,6 @@ Exit: 0 written, 1 refused by the server (the message says why), 2 bad argument,
 
 export const query: CliCommand = {
   name: 'query',
-  summary: 'export rows (CSV, Arrow, Parquet, JSON) to a file or stdout',
   usage,
   async run(args) {
     const p = parse(args, {

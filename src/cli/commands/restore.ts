@@ -41,4 +41,4 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
-export const restoreCommand: CliCommand = { name: 'restore', summary: 'restore a backup into a new data directory, to a time or to the end of the WAL, and check it', usage, run };
+export const restoreCommand: CliCommand = { name: 'restore', usage, run };

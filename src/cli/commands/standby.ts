@@ -39,4 +39,4 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
-export const standbyCommand: CliCommand = { name: 'standby', summary: 'make and start a streaming-replication standby of the embedded PostgreSQL, for reads', usage, run };
+export const standbyCommand: CliCommand = { name: 'standby', usage, run };

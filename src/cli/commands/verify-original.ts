@@ -18,7 +18,6 @@ Exit: 0 the file holds the ingest's bytes, 1 it does not (or no such ingest), 2 
 
 export const verifyOriginal: CliCommand = {
   name: 'verify-original',
-  summary: 'check that a local file holds the bytes of an ingest',
   usage,
   async run(args) {
     const p = parse(args, { ...connectionOptions });

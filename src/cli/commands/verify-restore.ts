@@ -41,4 +41,4 @@ async function run(args: string[]): Promise<number> {
   }
 }
 
-export const verifyRestoreCommand: CliCommand = { name: 'verify-restore', summary: 'check a database restored with other tools (DATABASE_URL): audit chain, ingests, originals', usage, run };
+export const verifyRestoreCommand: CliCommand = { name: 'verify-restore', usage, run };

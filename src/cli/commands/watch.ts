@@ -68,7 +68,6 @@ async function moveInto(file: string, dir: string): Promise<string> {
 
 export const watch: CliCommand = {
   name: 'watch',
-  summary: 'upload each file that appears in a folder, once, when it is complete',
   usage,
   async run(args) {
     const p = parse(args, {
