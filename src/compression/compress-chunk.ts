@@ -41,6 +41,8 @@ export interface CompressOptions {
   /** Called after each batch of segments is written, and just before COMMIT (tests stop the process there). */
   afterWrite?: () => Promise<void>;
   beforeCommit?: () => Promise<void>;
+  /** The nice value of the worker thread and its reading connection (STRATA_JOB_NICE); 0 or absent: unchanged. */
+  nice?: number;
 }
 
 /** Faults tests inject: the worker exits, as a crashed thread does, after sending this many batches. */
@@ -81,7 +83,7 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
   const job: ConvertJob = {
     url: db.url, table: qualified(DATA_SCHEMA, chunk.tableName),
     columns: ['"time"', 'ingest_id', ...tags.map((c) => ident(c.columnName)), ...fields.map((c) => ident(c.columnName))],
-    tags, fields, streamId: stream.id, chunkId: chunk.id, exitAfterBatches: conversionFaults.workerExitAfterBatches,
+    tags, fields, streamId: stream.id, chunkId: chunk.id, nice: opts.nice ?? 0, exitAfterBatches: conversionFaults.workerExitAfterBatches,
   };
   const out: CompressOutcome = { rows: 0, segments: 0, bytes: 0 };
   const copy = new CopyStream(tx, SEGMENTS, SEGMENT_COLUMNS, COPY_WINDOW);

@@ -14,6 +14,8 @@ export interface ConvertJob {
   fields: StreamColumn[];
   streamId: number;
   chunkId: number;
+  /** The nice value of the worker thread and of its connection's backend (STRATA_JOB_NICE; 0: unchanged). */
+  nice: number;
   /** Tests: the worker exits (as a crashed thread does) after sending this many batches. */
   exitAfterBatches?: number;
 }

@@ -3,10 +3,12 @@
 // (segment.ts, codecs/) and sends them to the server thread as binary COPY rows for the segments
 // table, about SEND_BYTES at a time and only against a credit, so that it runs at most a few
 // batches ahead of the COPY that writes them. Its reads see the chunk as the converting
-// transaction does: that transaction holds the chunk's table locked against writes.
+// transaction does: that transaction holds the chunk's table locked against writes. The thread
+// and its connection's backend run at the jobs' lower CPU priority.
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { lowerBackendPriority, lowerThreadPriority } from '../db/priority.ts';
 import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
@@ -56,8 +58,11 @@ async function run(): Promise<void> {
     ready.push(s);
     readyBytes += encodedBytes(s);
   });
+  // A background job: when the CPU is short, uploads and queries go first (STRATA_JOB_NICE).
+  lowerThreadPriority(job.nice);
   const client = new pg.Client({ connectionString: job.url, application_name: 'strata compression' });
   await client.connect();
+  lowerBackendPriority(client, job.nice);
   let rows = 0;
   try {
     const parser = new CopyRowParser(job.columns.length, (buf, off, len) => { rows++; grouper.add(buf, off, len); });
