@@ -129,11 +129,14 @@ export async function serverFigures(): Promise<void> {
     let shift = 0n;
     const fresh = (rows: number): Buffer => loggerStream(rows, 100_000_000_000n + (shift += 1n));
     const ingest: number[] = [];
+    const ingestCpu: number[] = [];
     for (let r = 0; r < 3; r++) {
       const body = fresh(UPLOAD_ROWS);
+      const cpu0 = await server.cpuSeconds();
       const res = await upload(server.url, `/v1/streams/single-${r}/ingest`, body, ARROW);
       if (res.status !== 201) throw new Error(JSON.stringify(res.json));
       ingest.push(UPLOAD_ROWS / res.seconds);
+      ingestCpu.push(UPLOAD_ROWS / (await server.cpuSeconds() - cpu0));
     }
     const conv: { rate: number; cpuRate: number }[] = [];
     for (let r = 0; r < BIG_REPS; r++) {
@@ -152,9 +155,10 @@ export async function serverFigures(): Promise<void> {
     const after = await steady(server, take, sleep(STEADY_S));
     const alone = (before + after) / 2;
     const convRate = median(conv.map((c) => c.rate));
-    console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s (median of 3)`);
+    const convCpu = median(conv.map((c) => c.cpuRate));
+    console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s, ${fmt(median(ingestCpu))} rows per server CPU-second (medians of 3)`);
     console.log(`  conversion: ${fmt(convRate)} rows/s, ${(BIG / convRate).toFixed(1)} s for ${fmt(BIG)} rows (median of ${BIG_REPS}), `
-      + `${fmt(median(conv.map((c) => c.cpuRate)))} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate`);
+      + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second)`);
     console.log(`  steady uploads (${fmt(STEADY_ROWS)} rows each): alone ${fmt(before)} and ${fmt(after)} rows/s, beside the conversion ${fmt(beside)} rows/s `
       + `(dip ${(100 * (1 - beside / alone)).toFixed(1)} %); that conversion ${fmt(during.rate)} rows/s`);
   } finally {

@@ -75,8 +75,9 @@ describe('conversion in a worker thread', () => {
     expect(await state()).toEqual({ plain: 0, packed: ROWS + UPLOADED });
     console.log(`conversion of ${ROWS + UPLOADED} rows: ${seconds.toFixed(1)} s, event loop utilisation ${elu.toFixed(2)}, worst timer lag ${worst.toFixed(0)} ms`);
     // With reading, grouping and encoding on this thread, the same conversion kept it busy 0.60 of
-    // the time and held the timer up to 853 ms (measured; 0.02 and 65 ms with the worker).
+    // the time and held the timer up to 853 ms (measured at a load average of 11; 0.02 and 65 ms
+    // with the worker, 231 ms at a load average of 20).
     expect(elu).toBeLessThan(0.3);
-    expect(worst).toBeLessThan(250);
+    expect(worst).toBeLessThan(500);
   });
 });
