@@ -42,7 +42,7 @@ async function compression(ctx: JobContext): Promise<JobResult> {
     try {
       for (const c of await chunksToCompress(ctx.db.pool, stream, nowUs - after)) {
         if (ctx.signal.aborted) break;
-        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId });
+        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId, nice: ctx.config.jobNice });
         if (!out) continue;
         rows += out.rows; chunks++; bytes += out.bytes;
         (done[stream.name] ??= []).push({ chunk: c.tableName, ...out });

@@ -1,35 +1,12 @@
-// The segments table (strata_data.segments): writing a chunk's segments, finding the segments a
-// read needs (by time range and tag values, from the index, without their data), and loading
-// their data in batches.
+// The segments table (strata_data.segments): finding the segments a read needs (by time range and
+// tag values, from the index, without their data), and loading their data in batches. Segments
+// are written by a binary COPY (segment-copy.ts, compress-chunk.ts).
 import type { Queryable } from '../db/pool.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import type { StreamColumn } from '../domain/types.ts';
-import type { EncodedSegment, StoredSegment } from './segment.ts';
+import type { StoredSegment } from './segment.ts';
 
 export const SEGMENTS = 'strata_data.segments';
-
-/**
- * Writes segments. Encoded columns go as separate bytea parameters, which node-postgres sends in
- * binary (a bytea[] parameter would travel as hex text, twice the bytes and slow to make).
- */
-export async function insertSegments(q: Queryable, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
-  if (segs.length === 0) return;
-  const values: string[] = [];
-  const params: unknown[] = [];
-  const buf = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  const p = (v: unknown, cast = ''): string => { params.push(v); return `$${params.length}${cast}`; };
-  for (const s of segs) {
-    const data = s.data.map((d) => p(d === null ? null : buf(d), '::bytea'));
-    values.push(`(${[
-      p(streamId), p(chunkId), p(s.ingestId), p(JSON.stringify(s.tags), '::jsonb'), p(s.rowCount), p(pgTimestamp(s.timeMin), '::timestamptz'),
-      p(pgTimestamp(s.timeMax), '::timestamptz'), p(buf(s.timeData), '::bytea'), p(buf(s.orderData), '::bytea'), p(s.columns, '::text[]'),
-      data.length > 0 ? `ARRAY[${data.join(', ')}]` : `'{}'::bytea[]`, p(JSON.stringify(s.stats), '::jsonb'),
-    ].join(', ')})`);
-  }
-  await q.query(
-    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats)
-     VALUES ${values.join(', ')}`, params);
-}
 
 export interface SegmentRef {
   id: string;

@@ -6,7 +6,7 @@
 // meanwhile, since they compute what the rollups have not caught up with from finer data.
 //
 // Nothing is done for a server elsewhere: its process ids mean nothing here.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import type pg from 'pg';
 
@@ -37,6 +37,22 @@ export function lowerBackendPriority(client: pg.Client, nice: number): boolean {
   if (pid === null) return false;
   try {
     if (os.getPriority(pid) < nice) os.setPriority(pid, nice);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Raises the nice value of the calling thread (Linux: a thread has its own; a worker thread doing
+ * a job's work calls this). Returns whether it did.
+ */
+export function lowerThreadPriority(nice: number): boolean {
+  if (nice <= 0) return false;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0) return false;
+    if (os.getPriority(tid) < nice) os.setPriority(tid, nice);
     return true;
   } catch {
     return false;

@@ -8,7 +8,10 @@
 //  3. Compression: rows/s of the conversion, and rows per CPU-second (Node and PostgreSQL together).
 //  4. Reading: raw export (CSV through the query API) from plain and from compressed chunks, decoding
 //     alone, and resolution=auto over the whole range, medians of BENCH_REPS runs.
-// BENCH_ROWS (default 1,000,000) rows over 10 days (10 chunks). Uses DATABASE_URL or an embedded PostgreSQL.
+//  5. The conversion in a running server against its own ingest (compression-server.ts): a 10M-row
+//     chunk's time, the single-upload Arrow ingest rate, and the dip of steady uploads beside it.
+// BENCH_ROWS (default 1,000,000) rows over 10 days (10 chunks) for 1–4. COMPRESSION_BENCH=sizes,server
+// picks parts (both by default). Uses DATABASE_URL or an embedded PostgreSQL.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -34,6 +37,7 @@ import { compressChunk } from '../../src/compression/compress-chunk.ts';
 import { chunksToCompress } from '../../src/compression/compression-job.ts';
 import { compressedBatches } from '../../src/compression/read.ts';
 import { fmt, median, migratedBenchDb, postgresCpuSeconds, settle } from './lib.ts';
+import { serverFigures } from './compression-server.ts';
 
 const N = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
@@ -269,4 +273,6 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+const PARTS = (process.env.COMPRESSION_BENCH ?? 'sizes,server').split(',');
+if (PARTS.includes('sizes')) await main();
+if (PARTS.includes('server')) await serverFigures();

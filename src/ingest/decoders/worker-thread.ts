@@ -2,7 +2,8 @@
 // time. The worker sends a batch only against a credit (bounded read-ahead); each read waits at
 // most a time budget (hostile input can make a decoder spin); a failure of the thread itself
 // becomes an error message, so the decoder reports it like any refusal. CSV (csv.ts) and Parquet
-// (parquet.ts) decode in such threads.
+// (parquet.ts) decode in such threads, and the compression job encodes chunks in one
+// (compression/convert-worker.ts).
 import { Worker } from 'node:worker_threads';
 import type { ErrorCode } from '../../errors/index.ts';
 
@@ -25,6 +26,8 @@ export interface DecoderThreadOptions {
   onError?: (err: Error) => ErrorMessage;
   /** The message when no message came within the budget; by default a crash. */
   onStall?: (seconds: number) => ErrorMessage;
+  /** The thread's heap limits; by default 64 MB old and 16 MB young generation, enough for a decoder. */
+  resourceLimits?: { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb: number };
 }
 
 export class DecoderThread<M extends { type: string }> {
@@ -34,7 +37,7 @@ export class DecoderThread<M extends { type: string }> {
   private ended = false;
 
   constructor(entry: URL, private readonly opts: DecoderThreadOptions) {
-    this.worker = new Worker(entry, { workerData: opts.workerData, resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }, stderr: true });
+    this.worker = new Worker(entry, { workerData: opts.workerData, resourceLimits: opts.resourceLimits ?? { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }, stderr: true });
     this.worker.stderr.resume();
     this.worker.on('message', (m: M) => this.push(m));
     this.worker.on('error', (err: Error) => this.push(opts.onError?.(err) ?? crash(`${opts.reader} failed: ${err.message}`)));

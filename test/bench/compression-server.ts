@@ -1,0 +1,170 @@
+// Part of `npm run bench compression` (section 5): the conversion in a running server, as the
+// compression job does it, against the server's own ingest in the same run.
+//  - A chunk of BENCH_BIG_ROWS (default 10,000,000) logger rows with realistic values (3 and 4
+//    decimals) is converted by POST /v1/jobs/compression/run, BENCH_BIG_REPS times (the chunk is
+//    refilled between runs): rows/s, median, and rows per CPU-second of the server (all threads).
+//  - The single-upload Arrow ingest rate of the same layout (one upload of BENCH_UPLOAD_ROWS),
+//    median of 3: the conversion is asked to be ≥ 2× that.
+//  - The ingest dip: a steady stream of uploads (one after another, 50,000 rows each) for
+//    BENCH_STEADY_S seconds alone, then while a conversion runs, then alone again; the dip is
+//    1 − rate beside the conversion / mean rate alone.
+import pg from 'pg';
+import pl from 'nodejs-polars';
+import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, settle, startBenchServer, upload } from './lib.ts';
+
+const BIG = Number(process.env.BENCH_BIG_ROWS ?? 10_000_000);
+const BIG_REPS = Number(process.env.BENCH_BIG_REPS ?? 2);
+const UPLOAD_ROWS = Number(process.env.BENCH_UPLOAD_ROWS ?? 1_000_000);
+const STEADY_S = Number(process.env.BENCH_STEADY_S ?? 20);
+const STEADY_ROWS = 50_000;
+const ARROW = 'application/vnd.apache.arrow.stream';
+const T0 = 1_709_251_200_000_000n; // 2024-03-01T00:00:00Z: one 30-day chunk holds 10M rows at 100 Hz
+
+function loggerFrame(start: number, n: number, offsetUs: bigint): pl.DataFrame {
+  const time = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) time[i] = T0 + offsetUs + BigInt(start + i) * 10_000n;
+  const cols: pl.Series[] = [pl.Series('time', time, pl.Int64).cast(pl.Datetime('us', 'UTC'))];
+  cols.push(pl.Series('sample', Array.from({ length: n }, (_, i) => `sample-${String(Math.floor((start + i) / 1000) % 20).padStart(2, '0')}`), pl.Utf8));
+  for (let c = 0; c < 10; c++) {
+    const v = new Float64Array(n);
+    const p = c < 5 ? 1e3 : 1e4;
+    for (let i = 0; i < n; i++) v[i] = Math.round((Math.sin((start + i) / (50 + c)) * (c + 1) + c) * p) / p;
+    cols.push(pl.Series(`ch${c}`, v, pl.Float64));
+  }
+  cols.push(pl.Series('counter', Int32Array.from({ length: n }, (_, i) => start + i), pl.Int32));
+  cols.push(pl.Series('flag', Array.from({ length: n }, (_, i) => (start + i) % 20 === 0), pl.Bool));
+  return pl.DataFrame(cols);
+}
+
+/** An Arrow IPC stream of `rows` logger rows (65,536-row batches), `offsetUs` later than T0. */
+function loggerStream(rows: number, offsetUs = 0n): Buffer {
+  const frames: pl.DataFrame[] = [];
+  for (let s = 0; s < rows; s += 65_536) frames.push(loggerFrame(s, Math.min(65_536, rows - s), offsetUs));
+  const f = pl.concat(frames, { how: 'vertical', rechunk: false }).writeIPC({ compression: 'uncompressed' });
+  return Buffer.from(f.subarray(8, f.length - 10 - f.readInt32LE(f.length - 10)));
+}
+
+async function api(server: BenchServer, method: string, p: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(new URL(p, server.url), {
+    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json() as Record<string, unknown>;
+  if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+interface Big { table: string; chunkId: number }
+
+/** The stream "big" with one 30-day chunk, and a staging table holding BIG rows for it. */
+async function prepareBig(server: BenchServer, client: pg.Client): Promise<Big> {
+  await api(server, 'POST', '/v1/streams', {
+    name: 'big', chunk_interval: '30 days', compress_after: '7 days', tags: ['sample'],
+    fields: [...Array.from({ length: 10 }, (_, c) => ({ name: `ch${c}`, type: 'float8' })), { name: 'counter', type: 'int4' }, { name: 'flag', type: 'bool' }],
+  });
+  const first = await upload(server.url, '/v1/streams/big/ingest', loggerStream(1000), ARROW);
+  if (first.status !== 201) throw new Error(`setup upload: ${JSON.stringify(first.json)}`);
+  const ingestId = (first.json as { ingest: { id: string } }).ingest.id;
+  const s = await api(server, 'GET', '/v1/streams/big') as { table: string; fields: { name: string; column: string }[]; tags: { name: string; column: string }[] };
+  const col = (n: string): string => `"${[...s.tags, ...s.fields].find((c) => c.name === n)?.column}"`;
+  const [schema] = s.table.split('.');
+  const { rows: [chunk] } = await client.query<{ id: string; table_name: string }>(
+    `SELECT c.id::text, c.table_name FROM strata.chunks c JOIN strata.streams s ON s.id = c.stream_id WHERE s.name = 'big' AND c.level = 'raw'`);
+  const table = `"${schema}"."${chunk.table_name}"`;
+  await client.query(`DELETE FROM ${table}`);
+  const chans = Array.from({ length: 10 }, (_, c) => `round((sin(i / ${50 + c}.0) * ${c + 1} + ${c})::numeric, ${c < 5 ? 3 : 4})::float8 AS ${col(`ch${c}`)}`);
+  await client.query(`CREATE TABLE public.big_stage AS SELECT '2024-03-01T00:00:00Z'::timestamptz + i * interval '10 ms' AS "time",
+      'sample-' || lpad(((i / 1000) % 20)::text, 2, '0') AS ${col('sample')}, ${chans.join(', ')}, i::int4 AS ${col('counter')}, (i % 20 = 0) AS ${col('flag')},
+      ${Number(ingestId)}::bigint AS ingest_id
+    FROM generate_series(0, ${BIG - 1}) i`);
+  return { table, chunkId: Number(chunk.id) };
+}
+
+/** The chunk back to BIG plain rows, its segments gone. */
+async function refill(client: pg.Client, big: Big, url: string): Promise<void> {
+  await client.query('DELETE FROM strata_data.segments WHERE chunk_id = $1', [big.chunkId]);
+  await client.query('UPDATE strata.chunks SET compressed_at = NULL, compressed_rows = NULL, compressed_bytes = NULL WHERE id = $1', [big.chunkId]);
+  await client.query(`TRUNCATE ${big.table}`);
+  const cols = (await client.query<{ c: string }>(`SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS c FROM pg_attribute WHERE attrelid = 'public.big_stage'::regclass AND attnum > 0`)).rows[0].c;
+  await client.query(`INSERT INTO ${big.table} (${cols}) SELECT ${cols} FROM public.big_stage`);
+  await settle(url, [big.table, 'strata_data.segments']);
+}
+
+async function convert(server: BenchServer): Promise<{ rate: number; cpuRate: number }> {
+  const cpu0 = await server.cpuSeconds();
+  const t0 = performance.now();
+  const run = await api(server, 'POST', '/v1/jobs/compression/run?stream=big') as { outcome: string; rows: number };
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = await server.cpuSeconds() - cpu0;
+  if (run.outcome !== 'succeeded' || run.rows !== BIG) throw new Error(`conversion: ${JSON.stringify(run)}`);
+  return { rate: BIG / wall, cpuRate: BIG / cpu };
+}
+
+/** Uploads of STEADY_ROWS one after another until `until` resolves; rows/s over the span. */
+async function steady(server: BenchServer, next: () => Buffer, until: Promise<unknown>): Promise<number> {
+  let done = false;
+  void until.then(() => { done = true; });
+  let rows = 0;
+  const t0 = performance.now();
+  while (!done) {
+    const r = await upload(server.url, '/v1/streams/live/ingest', next(), ARROW);
+    if (r.status !== 201) throw new Error(`steady upload: ${JSON.stringify(r.json)}`);
+    rows += STEADY_ROWS;
+  }
+  return rows / ((performance.now() - t0) / 1000);
+}
+
+const sleep = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
+
+export async function serverFigures(): Promise<void> {
+  const db = await benchDatabase();
+  const url = db.url;
+  const server = await startBenchServer(db.serverUrl);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    console.log(`\n5. Conversion in the server (a ${fmt(BIG)}-row chunk, realistic values) against its own ingest:`);
+    const big = await prepareBig(server, client);
+    await refill(client, big, url);
+    await upload(server.url, '/v1/streams/warmup/ingest', loggerStream(100_000), ARROW);
+    let shift = 0n;
+    const fresh = (rows: number): Buffer => loggerStream(rows, 100_000_000_000n + (shift += 1n));
+    const ingest: number[] = [];
+    const ingestCpu: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const body = fresh(UPLOAD_ROWS);
+      const cpu0 = await server.cpuSeconds();
+      const res = await upload(server.url, `/v1/streams/single-${r}/ingest`, body, ARROW);
+      if (res.status !== 201) throw new Error(JSON.stringify(res.json));
+      ingest.push(UPLOAD_ROWS / res.seconds);
+      ingestCpu.push(UPLOAD_ROWS / (await server.cpuSeconds() - cpu0));
+    }
+    const conv: { rate: number; cpuRate: number }[] = [];
+    for (let r = 0; r < BIG_REPS; r++) {
+      if (r > 0) await refill(client, big, url);
+      conv.push(await convert(server));
+      console.log(`  conversion ${r + 1}: ${fmt(conv[r].rate)} rows/s (${(BIG / conv[r].rate).toFixed(1)} s), ${fmt(conv[r].cpuRate)} rows per server CPU-second`);
+    }
+    await refill(client, big, url);
+    // Each upload has a body of its own (a repeated body would be a duplicate, stored once), made
+    // by this process between uploads in every phase alike.
+    const take = (): Buffer => fresh(STEADY_ROWS);
+    const before = await steady(server, take, sleep(STEADY_S));
+    const job = convert(server);
+    const beside = await steady(server, take, job);
+    const during = await job;
+    const after = await steady(server, take, sleep(STEADY_S));
+    const alone = (before + after) / 2;
+    const convRate = median(conv.map((c) => c.rate));
+    const convCpu = median(conv.map((c) => c.cpuRate));
+    console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s, ${fmt(median(ingestCpu))} rows per server CPU-second (medians of 3)`);
+    console.log(`  conversion: ${fmt(convRate)} rows/s, ${(BIG / convRate).toFixed(1)} s for ${fmt(BIG)} rows (median of ${BIG_REPS}), `
+      + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second)`);
+    console.log(`  steady uploads (${fmt(STEADY_ROWS)} rows each): alone ${fmt(before)} and ${fmt(after)} rows/s, beside the conversion ${fmt(beside)} rows/s `
+      + `(dip ${(100 * (1 - beside / alone)).toFixed(1)} %); that conversion ${fmt(during.rate)} rows/s`);
+  } finally {
+    await client.query('DROP TABLE IF EXISTS public.big_stage').catch(() => undefined);
+    await client.end();
+    await server.stop();
+    await db.close();
+  }
+}
