@@ -39,7 +39,7 @@ const N = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const ADMIN = 'strata_bench_compression_admin_key';
 const SHARED = '/work/shared/bench/lib';
-const VM_PORT = 55451;
+const VM_PORT = Number(process.env.BENCH_VM_PORT ?? 55451);
 
 interface Column { name: string; type: string; data: unknown }
 interface Table { nRows: number; columns: Column[] }
@@ -127,6 +127,24 @@ async function chunkBytes(db: Db, s: Stream): Promise<number> {
     `SELECT coalesce(sum(pg_total_relation_size(format('%I.%I', $2::text, table_name)::regclass)), 0)::text AS b
        FROM strata.chunks WHERE stream_id = $1 AND level = 'raw' AND state = 'active'`, [s.id, DATA_SCHEMA]);
   return Number(rows[0].b);
+}
+
+/** Where the segments' bytes go (heap, TOAST, each index, per-column sizes), per row of the stream. */
+async function segmentBreakdown(db: Db, s: Stream, rows: number): Promise<string> {
+  const q = async (sql: string): Promise<Record<string, string>> => (await db.pool.query<Record<string, string>>(sql, [s.id])).rows[0];
+  const rel = await q(`SELECT pg_relation_size('${DATA_SCHEMA}.segments')::text AS heap,
+      pg_relation_size(c.reltoastrelid)::text AS toast, pg_indexes_size(c.reltoastrelid)::text AS toast_index,
+      (SELECT string_agg(i.indexrelid::regclass::text || ' ' || pg_relation_size(i.indexrelid), ', ') FROM pg_index i WHERE i.indrelid = c.oid) AS indexes
+    FROM pg_class c WHERE c.oid = '${DATA_SCHEMA}.segments'::regclass AND $1::bigint IS NOT NULL`);
+  const cols = await q(`SELECT count(*)::text AS n, sum(pg_column_size(s.*))::text AS tuple, sum(pg_column_size(tags))::text AS tags,
+      sum(pg_column_size(columns))::text AS columns, sum(pg_column_size(stats))::text AS stats, sum(pg_column_size(data))::text AS data,
+      sum(pg_column_size(time_data) + pg_column_size(order_data))::text AS time_order,
+      sum((SELECT sum(octet_length(d)) FROM unnest(data) d))::text AS encoded
+    FROM ${DATA_SCHEMA}.segments s WHERE stream_id = $1`);
+  const b = (v: string | undefined): string => (Number(v ?? 0) / rows).toFixed(3);
+  return `${cols.n} segments (${(rows / Number(cols.n)).toFixed(0)} rows each) · table heap ${b(rel.heap)} B/row · TOAST ${b(rel.toast)} + its index ${b(rel.toast_index)}`
+    + ` · indexes ${rel.indexes.split(', ').map((e) => { const [name, size] = e.split(' '); return `${name.replace(/^.*\./, '')} ${b(size)}`; }).join(', ')}`
+    + `\n    per column (pg_column_size): data ${b(cols.data)} (encoded ${b(cols.encoded)}), time+order ${b(cols.time_order)}, stats ${b(cols.stats)}, tags ${b(cols.tags)}, names ${b(cols.columns)}, whole tuples ${b(cols.tuple)}`;
 }
 
 async function segmentsBytes(db: Db): Promise<number> {
@@ -221,6 +239,7 @@ async function main(): Promise<void> {
     const autoPlain = await autoMs(request, 'w2real');
 
     const packedBytes: Record<string, number> = {};
+    const breakdown: Record<string, string> = {};
     const speed: Record<string, { wall: number; cpu: number }> = {};
     let segBefore = await segmentsBytes(db);
     for (const [label, s] of Object.entries(streams)) {
@@ -237,7 +256,9 @@ async function main(): Promise<void> {
       speed[label] = { wall: rows / wall, cpu: rows / cpuS };
       await settle(url, [`${DATA_SCHEMA}.segments`]);
       const segAfter = await segmentsBytes(db);
-      packedBytes[label] = segAfter - segBefore + await chunkBytes(db, s);
+      const emptied = await chunkBytes(db, s);
+      packedBytes[label] = segAfter - segBefore + emptied;
+      if (label === 'realistic') breakdown[label] = `${await segmentBreakdown(db, s, N)}\n    emptied chunk tables ${(emptied / N).toFixed(3)} B/row`;
       segBefore = segAfter;
     }
     const exportPacked = await exportRate(request, 'w2real');
@@ -255,6 +276,7 @@ async function main(): Promise<void> {
       console.log(`  ${label.padEnd(10)} plain chunks ${p.toFixed(1).padStart(6)} · compressed ${c.toFixed(1).padStart(5)} (${(p / c).toFixed(1)}× smaller, ${(100 * c / p).toFixed(1)} %)`
         + ` · VictoriaMetrics ${v === null ? 'not installed' : `${v.toFixed(1)} (compressed/VM ${(c / v).toFixed(2)})`}`);
     }
+    console.log(`  where the realistic rows' bytes go: ${breakdown.realistic}`);
     console.log('\n3. Compression speed:');
     for (const label of ['realistic', 'random'] as const) {
       console.log(`  ${label.padEnd(10)} ${fmt(speed[label].wall)} rows/s wall · ${fmt(speed[label].cpu)} rows per CPU-second (Node + PostgreSQL)`);
