@@ -1,34 +1,77 @@
 // The segments table (strata_data.segments): writing a chunk's segments, finding the segments a
 // read needs (by time range and tag values, from the index, without their data), and loading
-// their data in batches.
+// their data in batches. Since format 3 a segment's encoded columns are one byte string cut into
+// page-sized rows of strata_data.segment_parts (schemas/014_segment_parts.sql); segments written
+// before hold them in segments.data and read as before.
 import type { Queryable } from '../db/pool.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import type { StreamColumn } from '../domain/types.ts';
+import { ByteReader, ByteWriter, CorruptSegment } from './codecs/bytes.ts';
 import type { EncodedSegment, StoredSegment } from './segment.ts';
 
 export const SEGMENTS = 'strata_data.segments';
+export const SEGMENT_PARTS = 'strata_data.segment_parts';
+/** The most bytes of a part: its row (48 bytes of header and keys, then these) fills a page, 8,160 bytes. */
+export const PART_BYTES = 8112;
+/** Part rows per INSERT (4 parameters each, well below PostgreSQL's 65,535). */
+const PARTS_AT_ONCE = 1000;
+
+/** A segment's encoded columns as one byte string: their count, each one's length + 1 (0: all NULL), then their bytes. */
+export function joinColumns(data: readonly (Uint8Array | null)[]): Uint8Array {
+  const w = new ByteWriter();
+  w.varint(data.length);
+  for (const d of data) w.varint(d === null ? 0 : d.length + 1);
+  for (const d of data) if (d !== null) w.bytes(d);
+  return w.finish();
+}
+
+export function splitColumns(bytes: Uint8Array): (Uint8Array | null)[] {
+  const r = new ByteReader(bytes);
+  const count = r.varint();
+  if (count > bytes.length) throw new CorruptSegment(`${count} columns in ${bytes.length} bytes`);
+  const lengths = Array.from({ length: count }, () => r.varint());
+  const out = lengths.map((l) => (l === 0 ? null : r.bytes(l - 1)));
+  if (r.pos !== bytes.length) throw new CorruptSegment(`columns hold ${r.pos} of their ${bytes.length} bytes`);
+  return out;
+}
+
+const buf = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
 
 /**
- * Writes segments. Encoded columns go as separate bytea parameters, which node-postgres sends in
- * binary (a bytea[] parameter would travel as hex text, twice the bytes and slow to make).
+ * Writes segments: their rows, then their columns as parts. Byte strings go as separate bytea
+ * parameters, which node-postgres sends in binary (a bytea[] parameter would travel as hex text).
  */
 export async function insertSegments(q: Queryable, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
   if (segs.length === 0) return;
+  // Ids first, so that each segment's parts name it without relying on the order RETURNING gives.
+  const { rows: ids } = await q.query<{ id: string }>(
+    `SELECT nextval(pg_get_serial_sequence('${SEGMENTS}', 'id'))::text AS id FROM generate_series(1, $1)`, [segs.length]);
   const values: string[] = [];
   const params: unknown[] = [];
-  const buf = (d: Uint8Array): Buffer => Buffer.from(d.buffer, d.byteOffset, d.byteLength);
   const p = (v: unknown, cast = ''): string => { params.push(v); return `$${params.length}${cast}`; };
-  for (const s of segs) {
-    const data = s.data.map((d) => p(d === null ? null : buf(d), '::bytea'));
+  const parts: { id: string; part: number; bytes: Uint8Array }[] = [];
+  segs.forEach((s, k) => {
+    const joined = joinColumns(s.data);
+    const count = Math.ceil(joined.length / PART_BYTES);
+    for (let i = 0; i < count; i++) parts.push({ id: ids[k].id, part: i, bytes: joined.subarray(i * PART_BYTES, (i + 1) * PART_BYTES) });
     values.push(`(${[
-      p(streamId), p(chunkId), p(s.ingestId), p(JSON.stringify(s.tags), '::jsonb'), p(s.rowCount), p(pgTimestamp(s.timeMin), '::timestamptz'),
+      p(ids[k].id), p(streamId), p(chunkId), p(s.ingestId), p(JSON.stringify(s.tags), '::jsonb'), p(s.rowCount), p(pgTimestamp(s.timeMin), '::timestamptz'),
       p(pgTimestamp(s.timeMax), '::timestamptz'), p(buf(s.timeData), '::bytea'), p(buf(s.orderData), '::bytea'), p(s.columns, '::text[]'),
-      data.length > 0 ? `ARRAY[${data.join(', ')}]` : `'{}'::bytea[]`, p(JSON.stringify(s.stats), '::jsonb'),
+      `'{}'::bytea[]`, p(JSON.stringify(s.stats), '::jsonb'), p(count),
     ].join(', ')})`);
-  }
+  });
   await q.query(
-    `INSERT INTO ${SEGMENTS} (stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats)
-     VALUES ${values.join(', ')}`, params);
+    `INSERT INTO ${SEGMENTS} (id, stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats, parts)
+     OVERRIDING SYSTEM VALUE VALUES ${values.join(', ')}`, params);
+  for (let i = 0; i < parts.length; i += PARTS_AT_ONCE) {
+    const pp: unknown[] = [];
+    const rows = parts.slice(i, i + PARTS_AT_ONCE).map((x) => {
+      pp.push(streamId, x.id, x.part, buf(x.bytes));
+      const b = pp.length - 4;
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}::bytea)`;
+    });
+    await q.query(`INSERT INTO ${SEGMENT_PARTS} (stream_id, segment_id, part, bytes) VALUES ${rows.join(', ')}`, pp);
+  }
 }
 
 export interface SegmentRef {
@@ -82,18 +125,21 @@ export async function anySegments(q: Queryable, f: SegmentFilter): Promise<boole
 }
 
 /**
- * The data of segments by id (in the order of ids): one row per encoded column, a plain bytea each
- * (node-postgres decodes bytea[] character by character, a bytea at native speed).
+ * The data of segments by id (in the order of ids): their parts (format 3), or one row per encoded
+ * column of segments.data, a plain bytea each (node-postgres decodes bytea[] character by
+ * character, a bytea at native speed).
  */
 export async function loadSegments(q: Queryable, streamId: number, refs: readonly SegmentRef[]): Promise<StoredSegment[]> {
   if (refs.length === 0) return [];
   const config = {
-    text: `SELECT s.id::text AS id, u.k::int4 AS k, u.d, CASE WHEN u.k = 1 THEN array_to_json(s.columns)::text END AS names
+    text: `SELECT s.id::text AS id, u.k::int4 AS k, u.d, CASE WHEN u.k = 1 THEN array_to_json(s.columns)::text END AS names, s.parts
              FROM ${SEGMENTS} s CROSS JOIN LATERAL unnest(array_prepend(s.time_data, array_prepend(s.order_data, s.data))) WITH ORDINALITY AS u(d, k)
             WHERE s.stream_id = $1 AND s.id = ANY($2::bigint[])`,
     values: [streamId, refs.map((r) => r.id)],
   };
-  const { rows } = await q.query<{ id: string; k: number; d: Buffer | null; names: string | null }>(config);
+  const { rows } = await q.query<{ id: string; k: number; d: Buffer | null; names: string | null; parts: number }>(config);
+  const parts = await q.query<{ id: string; bytes: Buffer }>(
+    `SELECT segment_id::text AS id, bytes FROM ${SEGMENT_PARTS} WHERE stream_id = $1 AND segment_id = ANY($2::bigint[]) ORDER BY segment_id, part`, config.values);
   const byId = new Map<string, { timeData: Uint8Array; orderData: Uint8Array; columns: string[]; data: (Uint8Array | null)[] }>();
   for (const r of rows) {
     let e = byId.get(r.id);
@@ -101,6 +147,19 @@ export async function loadSegments(q: Queryable, streamId: number, refs: readonl
     if (r.k === 1) { e.timeData = r.d ?? new Uint8Array(0); e.columns = JSON.parse(r.names ?? '[]') as string[]; }
     else if (r.k === 2) e.orderData = r.d ?? new Uint8Array(0);
     else e.data[r.k - 3] = r.d;
+  }
+  const pieces = new Map<string, Buffer[]>();
+  for (const r of parts.rows) {
+    let list = pieces.get(r.id);
+    if (!list) pieces.set(r.id, (list = []));
+    list.push(r.bytes);
+  }
+  for (const r of rows) {
+    if (r.k !== 1 || r.parts === 0) continue;
+    const list = pieces.get(r.id) ?? [];
+    if (list.length !== r.parts) throw new CorruptSegment(`segment ${r.id} has ${list.length} of its ${r.parts} parts`);
+    const e = byId.get(r.id);
+    if (e) e.data = splitColumns(list.length === 1 ? list[0] : Buffer.concat(list));
   }
   return refs.map((ref) => {
     const e = byId.get(ref.id);

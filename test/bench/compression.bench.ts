@@ -134,7 +134,10 @@ async function segmentBreakdown(db: Db, s: Stream, rows: number): Promise<string
   const q = async (sql: string): Promise<Record<string, string>> => (await db.pool.query<Record<string, string>>(sql, [s.id])).rows[0];
   const rel = await q(`SELECT pg_relation_size('${DATA_SCHEMA}.segments')::text AS heap,
       pg_relation_size(c.reltoastrelid)::text AS toast, pg_indexes_size(c.reltoastrelid)::text AS toast_index,
-      (SELECT string_agg(i.indexrelid::regclass::text || ' ' || pg_relation_size(i.indexrelid), ', ') FROM pg_index i WHERE i.indrelid = c.oid) AS indexes
+      (SELECT string_agg(i.indexrelid::regclass::text || ' ' || pg_relation_size(i.indexrelid), ', ') FROM pg_index i WHERE i.indrelid = c.oid) AS indexes,
+      pg_relation_size('${DATA_SCHEMA}.segment_parts')::text AS parts, pg_indexes_size('${DATA_SCHEMA}.segment_parts')::text AS parts_index,
+      (SELECT count(*) FROM ${DATA_SCHEMA}.segment_parts WHERE stream_id = $1)::text AS part_rows,
+      (SELECT sum(octet_length(bytes)) FROM ${DATA_SCHEMA}.segment_parts WHERE stream_id = $1)::text AS part_bytes
     FROM pg_class c WHERE c.oid = '${DATA_SCHEMA}.segments'::regclass AND $1::bigint IS NOT NULL`);
   const cols = await q(`SELECT count(*)::text AS n, sum(pg_column_size(s.*))::text AS tuple, sum(pg_column_size(tags))::text AS tags,
       sum(pg_column_size(columns))::text AS columns, sum(pg_column_size(stats))::text AS stats, sum(pg_column_size(data))::text AS data,
@@ -143,12 +146,14 @@ async function segmentBreakdown(db: Db, s: Stream, rows: number): Promise<string
     FROM ${DATA_SCHEMA}.segments s WHERE stream_id = $1`);
   const b = (v: string | undefined): string => (Number(v ?? 0) / rows).toFixed(3);
   return `${cols.n} segments (${(rows / Number(cols.n)).toFixed(0)} rows each) · table heap ${b(rel.heap)} B/row · TOAST ${b(rel.toast)} + its index ${b(rel.toast_index)}`
+    + ` · parts ${b(rel.parts)} (${rel.part_rows} rows holding ${b(rel.part_bytes)}) + their index ${b(rel.parts_index)}`
     + ` · indexes ${rel.indexes.split(', ').map((e) => { const [name, size] = e.split(' '); return `${name.replace(/^.*\./, '')} ${b(size)}`; }).join(', ')}`
     + `\n    per column (pg_column_size): data ${b(cols.data)} (encoded ${b(cols.encoded)}), time+order ${b(cols.time_order)}, stats ${b(cols.stats)}, tags ${b(cols.tags)}, names ${b(cols.columns)}, whole tuples ${b(cols.tuple)}`;
 }
 
 async function segmentsBytes(db: Db): Promise<number> {
-  const { rows } = await db.pool.query<{ b: string }>(`SELECT pg_total_relation_size('${DATA_SCHEMA}.segments')::text AS b`);
+  const { rows } = await db.pool.query<{ b: string }>(
+    `SELECT (pg_total_relation_size('${DATA_SCHEMA}.segments') + pg_total_relation_size('${DATA_SCHEMA}.segment_parts'))::text AS b`);
   return Number(rows[0].b);
 }
 
