@@ -2,7 +2,8 @@
 //
 // - DECIMAL (after ALP, "adaptive lossless floating point"): instruments report values with a
 //   fixed number of decimals (an ADC count times a scale, or 3–4 digits), so x = n / 10^e holds
-//   exactly for a small e and an integer n. The n are delta-coded and bit-packed like integers.
+//   exactly for a small e and an integer n. The n are stored as a smooth curve plus residuals in
+//   mixed radix (curve.ts), by frame of reference, or as deltas, whichever is smallest.
 //   Values that do not round-trip bit for bit (NaN with any payload, −0, ±Infinity, full-
 //   precision doubles) are exceptions, kept as their raw bytes with their positions.
 // - SPLIT: byte-stream split (byte k of every value, then byte k+1 …) compressed with LZ4; the
