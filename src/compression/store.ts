@@ -63,9 +63,6 @@ export async function insertSegments(q: Queryable, streamId: number, chunkId: nu
   await q.query(
     `INSERT INTO ${SEGMENTS} (id, stream_id, chunk_id, ingest_id, tags, row_count, time_min, time_max, time_data, order_data, columns, data, stats, parts)
      OVERRIDING SYSTEM VALUE VALUES ${values.join(', ')}`, params);
-  // Full parts first, then the last, partial parts of the batch largest first: inserted in that
-  // order the partial ones fill pages together instead of each leaving most of a page empty.
-  parts.sort((x, y) => y.bytes.length - x.bytes.length);
   for (let i = 0; i < parts.length; i += PARTS_AT_ONCE) {
     const pp: unknown[] = [];
     const rows = parts.slice(i, i + PARTS_AT_ONCE).map((x) => {
