@@ -15,10 +15,9 @@ import { DATA_SCHEMA, ident, qualified } from '../db/sql.ts';
 import { formatMicros } from '../domain/time.ts';
 import type { Stream } from '../domain/types.ts';
 import { appendAudit, systemActor } from '../audit/log.ts';
-import { CopyStream } from '../copy/copy-stream.ts';
 import { DecoderThread } from '../ingest/decoders/worker-thread.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
-import { SEGMENT_COLUMNS } from './segment-copy.ts';
+import { writeSegmentRows } from './segment-copy.ts';
 import { SEGMENTS } from './store.ts';
 
 export interface ChunkRef {
@@ -86,7 +85,6 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
     tags, fields, streamId: stream.id, chunkId: chunk.id, nice: opts.nice ?? 0, exitAfterBatches: conversionFaults.workerExitAfterBatches,
   };
   const out: CompressOutcome = { rows: 0, segments: 0, bytes: 0 };
-  const copy = new CopyStream(tx, SEGMENTS, SEGMENT_COLUMNS, COPY_WINDOW);
   const worker = new DecoderThread<FromWorker>(ENTRY, {
     reader: 'the compression worker', workerData: job,
     // A young generation larger than a decoder's: encoding makes many short-lived arrays. Grouping
@@ -103,16 +101,15 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
       }
       if (m.type !== 'segments') throw failure(m);
       worker.credit(1);
-      await copy.write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+      await writeSegmentRows(tx, {
+        segments: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+        parts: Buffer.from(m.parts.buffer, m.parts.byteOffset, m.parts.byteLength),
+        count: m.segments,
+      }, COPY_WINDOW);
       out.rows += m.rows; out.segments += m.segments; out.bytes += m.bytes;
       if (opts.afterWrite) await opts.afterWrite();
     }
-    const stored = await copy.finish();
-    if (stored !== out.segments) throw new Error(`the segments COPY stored ${stored} rows of ${out.segments}`);
     return out;
-  } catch (err) {
-    await copy.abort('the conversion failed');
-    throw err;
   } finally {
     await worker.end();
   }

@@ -20,10 +20,11 @@ export interface ConvertJob {
   exitAfterBatches?: number;
 }
 
-/** Segments as rows of a binary COPY into strata_data.segments (no header or trailer). */
+/** Segments as rows of binary COPYs (no header or trailer): into strata_data.segments, and their parts. */
 export interface SegmentsMessage {
   type: 'segments';
   data: Uint8Array;
+  parts: Uint8Array;
   rows: number;
   segments: number;
   /** Bytes of the encoded columns. */

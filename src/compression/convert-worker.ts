@@ -13,7 +13,7 @@ import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
 import type { EncodedSegment } from './segment.ts';
-import { segmentCopyRows } from './segment-copy.ts';
+import { reserveSegmentIds, segmentCopyRows } from './segment-copy.ts';
 
 const SEND_BYTES = 1 << 20;
 
@@ -39,17 +39,23 @@ function encodedBytes(s: EncodedSegment): number {
   return s.timeData.length + s.data.reduce((a, d) => a + (d?.length ?? 0), 0);
 }
 
+let ids: pg.Client | null = null;
+const idClient = (): pg.Client => {
+  if (!ids) throw new Error('the compression worker has no connection for segment ids');
+  return ids;
+};
+
 async function send(): Promise<void> {
   if (ready.length === 0) return;
   while (credit === 0) await new Promise<void>((resolve) => { wake = resolve; });
   credit--;
   const segs = ready.splice(0);
   readyBytes = 0;
-  const data = segmentCopyRows(job.streamId, job.chunkId, segs);
+  const { segments: data, parts } = segmentCopyRows(job.streamId, job.chunkId, segs, await reserveSegmentIds(idClient(), segs.length));
   const m: FromWorker = {
-    type: 'segments', data, rows: segs.reduce((a, s) => a + s.rowCount, 0), segments: segs.length, bytes: segs.reduce((a, s) => a + encodedBytes(s), 0),
+    type: 'segments', data, parts, rows: segs.reduce((a, s) => a + s.rowCount, 0), segments: segs.length, bytes: segs.reduce((a, s) => a + encodedBytes(s), 0),
   };
-  port.postMessage(m, [data.buffer as ArrayBuffer]);
+  port.postMessage(m, [data.buffer as ArrayBuffer, parts.buffer as ArrayBuffer]);
   if (job.exitAfterBatches !== undefined && ++batches >= job.exitAfterBatches) process.exit(70);
 }
 
@@ -62,6 +68,9 @@ async function run(): Promise<void> {
   lowerThreadPriority(job.nice);
   const client = new pg.Client({ connectionString: job.url, application_name: 'strata compression' });
   await client.connect();
+  // Segment ids come from a second connection: the first is busy with the chunk's COPY.
+  ids = new pg.Client({ connectionString: job.url, application_name: 'strata compression ids' });
+  await ids.connect();
   lowerBackendPriority(client, job.nice);
   let rows = 0;
   try {
@@ -76,6 +85,7 @@ async function run(): Promise<void> {
     await send();
   } finally {
     await client.end().catch(() => undefined);
+    await ids.end().catch(() => undefined);
   }
   port.postMessage({ type: 'end', rows } satisfies FromWorker);
 }

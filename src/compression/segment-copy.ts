@@ -1,13 +1,35 @@
-// Segments as rows of a binary COPY into strata_data.segments (the column list SEGMENT_COLUMNS):
-// one COPY carries a chunk's segments in the transaction that converts it, where a multi-row
-// INSERT would build parameter lists and parse a statement per batch. Encoded columns go as they
-// are (bytea, bytea[]), statistics and tags as jsonb (version byte 1, then the JSON text).
+// Segments as rows of binary COPYs: their rows into strata_data.segments (SEGMENT_COLUMNS) and
+// their encoded columns, joined and cut into page-sized parts, into strata_data.segment_parts
+// (PART_COLUMNS) — a batch at a time in the transaction that converts a chunk, where multi-row
+// INSERTs would build parameter lists and parse a statement per batch. Ids are taken from the
+// segments' sequence beforehand, so that parts name their segment. Statistics and tags go as
+// jsonb (version byte 1, then the JSON text).
 import { PG_EPOCH_OFFSET_US } from '../copy/binary-format.ts';
+import { CopyStream } from '../copy/copy-stream.ts';
+import type { PoolClient, Queryable } from '../db/pool.ts';
 import type { EncodedSegment } from './segment.ts';
+import { PART_BYTES, SEGMENTS, SEGMENT_PARTS, joinColumns } from './store.ts';
 
 export const SEGMENT_COLUMNS = [
-  'stream_id', 'chunk_id', 'ingest_id', 'tags', 'row_count', 'time_min', 'time_max', 'time_data', 'order_data', 'columns', 'data', 'stats',
+  'id', 'stream_id', 'chunk_id', 'ingest_id', 'tags', 'row_count', 'time_min', 'time_max', 'time_data', 'order_data', 'columns', 'data', 'stats', 'parts',
 ] as const;
+export const PART_COLUMNS = ['stream_id', 'segment_id', 'part', 'bytes'] as const;
+
+/** A batch of segments as COPY rows (no header or trailer) for the two tables. */
+export interface SegmentRows {
+  segments: Buffer;
+  parts: Buffer;
+  /** Segment rows in `segments`. */
+  count: number;
+}
+
+/** `n` fresh segment ids (the sequence is not transactional: any connection may take them). */
+export async function reserveSegmentIds(q: Pick<Queryable, 'query'>, n: number): Promise<bigint[]> {
+  if (n === 0) return [];
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT nextval(pg_get_serial_sequence('${SEGMENTS}', 'id'))::text AS id FROM generate_series(1, $1)`, [n]);
+  return rows.map((r) => BigInt(r.id));
+}
 
 const TEXT_OID = 25;
 const BYTEA_OID = 17;
@@ -36,25 +58,36 @@ function writeArray(buf: Buffer, at: number, oid: number, items: readonly (Uint8
   return p;
 }
 
-/** The segments' rows in binary COPY form (no header or trailer). */
-export function segmentCopyRows(streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Buffer {
+/** The segments' rows and their parts in binary COPY form; `ids` from reserveSegmentIds. */
+export function segmentCopyRows(streamId: number, chunkId: number, segs: readonly EncodedSegment[], ids: readonly bigint[]): SegmentRows {
+  if (ids.length !== segs.length) throw new Error(`${ids.length} ids for ${segs.length} segments`);
   const enc = new TextEncoder();
-  const parts = segs.map((s) => ({
-    tags: enc.encode(JSON.stringify(s.tags)),
-    stats: enc.encode(JSON.stringify(s.stats)),
-    names: s.columns.map((c) => enc.encode(c)),
-  }));
-  let size = 0;
-  segs.forEach((s, k) => {
-    const p = parts[k];
-    // field count; 3 int8, row_count, 2 timestamps (with their lengths); the variable fields with theirs
-    size += 2 + 3 * 12 + 8 + 2 * 12 + 4 * 6 + 2 + p.tags.length + p.stats.length + s.timeData.length + s.orderData.length
-      + arraySize(p.names) + arraySize(s.data);
+  const meta = segs.map((s) => {
+    const joined = joinColumns(s.data);
+    return {
+      tags: enc.encode(JSON.stringify(s.tags)),
+      stats: enc.encode(JSON.stringify(s.stats)),
+      names: s.columns.map((c) => enc.encode(c)),
+      joined,
+      parts: Math.ceil(joined.length / PART_BYTES),
+    };
   });
-  // A buffer of its own (never a slice of the shared pool): it is transferred to another thread.
+  let size = 0;
+  let partsSize = 0;
+  segs.forEach((s, k) => {
+    const p = meta[k];
+    // field count; 4 int8, 2 int4, 2 timestamps (with their lengths); the variable fields with theirs
+    size += 2 + 4 * 12 + 2 * 8 + 2 * 12 + 4 * 6 + 2 + p.tags.length + p.stats.length + s.timeData.length + s.orderData.length
+      + arraySize(p.names) + arraySize([]);
+    // per part: field count, 2 int8, 1 int4, the bytes with their length
+    partsSize += p.parts * (2 + 2 * 12 + 8 + 4) + p.joined.length;
+  });
+  // Buffers of their own (never slices of the shared pool): they are transferred to another thread.
   const buf = Buffer.allocUnsafeSlow(size);
+  const partBuf = Buffer.allocUnsafeSlow(partsSize);
   let at = 0;
   const i64 = (v: bigint): void => { buf.writeInt32BE(8, at); buf.writeBigInt64BE(v, at + 4); at += 12; };
+  const i32 = (v: number): void => { buf.writeInt32BE(4, at); buf.writeInt32BE(v, at + 4); at += 8; };
   const bytes = (d: Uint8Array, prefix?: number): void => {
     const extra = prefix === undefined ? 0 : 1;
     buf.writeInt32BE(d.length + extra, at); at += 4;
@@ -65,22 +98,58 @@ export function segmentCopyRows(streamId: number, chunkId: number, segs: readonl
     buf.writeInt32BE(arraySize(items), at);
     at = writeArray(buf, at + 4, oid, items);
   };
+  let pat = 0;
   segs.forEach((s, k) => {
-    const p = parts[k];
+    const p = meta[k];
     buf.writeInt16BE(SEGMENT_COLUMNS.length, at); at += 2;
+    i64(ids[k]);
     i64(BigInt(streamId));
     i64(BigInt(chunkId));
     i64(BigInt(s.ingestId));
     bytes(p.tags, JSONB_VERSION);
-    buf.writeInt32BE(4, at); buf.writeInt32BE(s.rowCount, at + 4); at += 8;
+    i32(s.rowCount);
     i64(s.timeMin - PG_EPOCH_OFFSET_US);
     i64(s.timeMax - PG_EPOCH_OFFSET_US);
     bytes(s.timeData);
     bytes(s.orderData);
     array(TEXT_OID, p.names);
-    array(BYTEA_OID, s.data);
+    array(BYTEA_OID, []);
     bytes(p.stats, JSONB_VERSION);
+    i32(p.parts);
+    for (let i = 0; i < p.parts; i++) {
+      const piece = p.joined.subarray(i * PART_BYTES, (i + 1) * PART_BYTES);
+      partBuf.writeInt16BE(PART_COLUMNS.length, pat); pat += 2;
+      partBuf.writeInt32BE(8, pat); partBuf.writeBigInt64BE(BigInt(streamId), pat + 4); pat += 12;
+      partBuf.writeInt32BE(8, pat); partBuf.writeBigInt64BE(ids[k], pat + 4); pat += 12;
+      partBuf.writeInt32BE(4, pat); partBuf.writeInt32BE(i, pat + 4); pat += 8;
+      partBuf.writeInt32BE(piece.length, pat); pat += 4;
+      partBuf.set(piece, pat); pat += piece.length;
+    }
   });
-  if (at !== size) throw new Error(`segment rows took ${at} bytes, ${size} were counted`);
-  return buf;
+  if (at !== size || pat !== partsSize) throw new Error(`segment rows took ${at} and ${pat} bytes, ${size} and ${partsSize} were counted`);
+  return { segments: buf, parts: partBuf, count: segs.length };
+}
+
+/** Writes a batch of segments on `tx`: their rows, then their parts (which refer to them). */
+export async function writeSegmentRows(tx: PoolClient, rows: SegmentRows, windowBytes: number): Promise<void> {
+  for (const [table, columns, data, expected] of [
+    [SEGMENTS, SEGMENT_COLUMNS, rows.segments, rows.count], [SEGMENT_PARTS, PART_COLUMNS, rows.parts, -1],
+  ] as const) {
+    const copy = new CopyStream(tx, table, columns, windowBytes);
+    try {
+      await copy.write(data);
+      const stored = await copy.finish();
+      if (expected >= 0 && stored !== expected) throw new Error(`the segments COPY stored ${stored} rows of ${expected}`);
+    } catch (err) {
+      await copy.abort('the segments could not be written');
+      throw err;
+    }
+  }
+}
+
+/** Writes segments (ids taken here), on a client of its own or in the caller's transaction. */
+export async function insertSegments(tx: PoolClient, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
+  if (segs.length === 0) return;
+  const ids = await reserveSegmentIds(tx, segs.length);
+  await writeSegmentRows(tx, segmentCopyRows(streamId, chunkId, segs, ids), 1 << 20);
 }

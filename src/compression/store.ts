@@ -1,12 +1,37 @@
 // The segments table (strata_data.segments): finding the segments a read needs (by time range and
 // tag values, from the index, without their data), and loading their data in batches. Segments
-// are written by a binary COPY (segment-copy.ts, compress-chunk.ts).
+// are written by binary COPY (segment-copy.ts, compress-chunk.ts). Since format 3 a segment's encoded columns are one byte string cut into
+// page-sized rows of strata_data.segment_parts (schemas/014_segment_parts.sql); segments written
+// before hold them in segments.data and read as before.
 import type { Queryable } from '../db/pool.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import type { StreamColumn } from '../domain/types.ts';
+import { ByteReader, ByteWriter, CorruptSegment } from './codecs/bytes.ts';
 import type { StoredSegment } from './segment.ts';
 
 export const SEGMENTS = 'strata_data.segments';
+export const SEGMENT_PARTS = 'strata_data.segment_parts';
+/** The most bytes of a part: its row (48 bytes of header and keys, then these) fills a page, 8,160 bytes. */
+export const PART_BYTES = 8112;
+
+/** A segment's encoded columns as one byte string: their count, each one's length + 1 (0: all NULL), then their bytes. */
+export function joinColumns(data: readonly (Uint8Array | null)[]): Uint8Array {
+  const w = new ByteWriter();
+  w.varint(data.length);
+  for (const d of data) w.varint(d === null ? 0 : d.length + 1);
+  for (const d of data) if (d !== null) w.bytes(d);
+  return w.finish();
+}
+
+export function splitColumns(bytes: Uint8Array): (Uint8Array | null)[] {
+  const r = new ByteReader(bytes);
+  const count = r.varint();
+  if (count > bytes.length) throw new CorruptSegment(`${count} columns in ${bytes.length} bytes`);
+  const lengths = Array.from({ length: count }, () => r.varint());
+  const out = lengths.map((l) => (l === 0 ? null : r.bytes(l - 1)));
+  if (r.pos !== bytes.length) throw new CorruptSegment(`columns hold ${r.pos} of their ${bytes.length} bytes`);
+  return out;
+}
 
 export interface SegmentRef {
   id: string;
@@ -59,18 +84,21 @@ export async function anySegments(q: Queryable, f: SegmentFilter): Promise<boole
 }
 
 /**
- * The data of segments by id (in the order of ids): one row per encoded column, a plain bytea each
- * (node-postgres decodes bytea[] character by character, a bytea at native speed).
+ * The data of segments by id (in the order of ids): their parts (format 3), or one row per encoded
+ * column of segments.data, a plain bytea each (node-postgres decodes bytea[] character by
+ * character, a bytea at native speed).
  */
 export async function loadSegments(q: Queryable, streamId: number, refs: readonly SegmentRef[]): Promise<StoredSegment[]> {
   if (refs.length === 0) return [];
   const config = {
-    text: `SELECT s.id::text AS id, u.k::int4 AS k, u.d, CASE WHEN u.k = 1 THEN array_to_json(s.columns)::text END AS names
+    text: `SELECT s.id::text AS id, u.k::int4 AS k, u.d, CASE WHEN u.k = 1 THEN array_to_json(s.columns)::text END AS names, s.parts
              FROM ${SEGMENTS} s CROSS JOIN LATERAL unnest(array_prepend(s.time_data, array_prepend(s.order_data, s.data))) WITH ORDINALITY AS u(d, k)
             WHERE s.stream_id = $1 AND s.id = ANY($2::bigint[])`,
     values: [streamId, refs.map((r) => r.id)],
   };
-  const { rows } = await q.query<{ id: string; k: number; d: Buffer | null; names: string | null }>(config);
+  const { rows } = await q.query<{ id: string; k: number; d: Buffer | null; names: string | null; parts: number }>(config);
+  const parts = await q.query<{ id: string; bytes: Buffer }>(
+    `SELECT segment_id::text AS id, bytes FROM ${SEGMENT_PARTS} WHERE stream_id = $1 AND segment_id = ANY($2::bigint[]) ORDER BY segment_id, part`, config.values);
   const byId = new Map<string, { timeData: Uint8Array; orderData: Uint8Array; columns: string[]; data: (Uint8Array | null)[] }>();
   for (const r of rows) {
     let e = byId.get(r.id);
@@ -78,6 +106,19 @@ export async function loadSegments(q: Queryable, streamId: number, refs: readonl
     if (r.k === 1) { e.timeData = r.d ?? new Uint8Array(0); e.columns = JSON.parse(r.names ?? '[]') as string[]; }
     else if (r.k === 2) e.orderData = r.d ?? new Uint8Array(0);
     else e.data[r.k - 3] = r.d;
+  }
+  const pieces = new Map<string, Buffer[]>();
+  for (const r of parts.rows) {
+    let list = pieces.get(r.id);
+    if (!list) pieces.set(r.id, (list = []));
+    list.push(r.bytes);
+  }
+  for (const r of rows) {
+    if (r.k !== 1 || r.parts === 0) continue;
+    const list = pieces.get(r.id) ?? [];
+    if (list.length !== r.parts) throw new CorruptSegment(`segment ${r.id} has ${list.length} of its ${r.parts} parts`);
+    const e = byId.get(r.id);
+    if (e) e.data = splitColumns(list.length === 1 ? list[0] : Buffer.concat(list));
   }
   return refs.map((ref) => {
     const e = byId.get(ref.id);

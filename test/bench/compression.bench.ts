@@ -43,7 +43,7 @@ const N = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const ADMIN = 'strata_bench_compression_admin_key';
 const SHARED = '/work/shared/bench/lib';
-const VM_PORT = 55451;
+const VM_PORT = Number(process.env.BENCH_VM_PORT ?? 55451);
 
 interface Column { name: string; type: string; data: unknown }
 interface Table { nRows: number; columns: Column[] }
@@ -133,8 +133,31 @@ async function chunkBytes(db: Db, s: Stream): Promise<number> {
   return Number(rows[0].b);
 }
 
+/** Where the segments' bytes go (heap, TOAST, each index, per-column sizes), per row of the stream. */
+async function segmentBreakdown(db: Db, s: Stream, rows: number): Promise<string> {
+  const q = async (sql: string): Promise<Record<string, string>> => (await db.pool.query<Record<string, string>>(sql, [s.id])).rows[0];
+  const rel = await q(`SELECT pg_relation_size('${DATA_SCHEMA}.segments')::text AS heap,
+      pg_relation_size(c.reltoastrelid)::text AS toast, pg_indexes_size(c.reltoastrelid)::text AS toast_index,
+      (SELECT string_agg(i.indexrelid::regclass::text || ' ' || pg_relation_size(i.indexrelid), ', ') FROM pg_index i WHERE i.indrelid = c.oid) AS indexes,
+      pg_relation_size('${DATA_SCHEMA}.segment_parts')::text AS parts, pg_indexes_size('${DATA_SCHEMA}.segment_parts')::text AS parts_index,
+      (SELECT count(*) FROM ${DATA_SCHEMA}.segment_parts WHERE stream_id = $1)::text AS part_rows,
+      (SELECT sum(octet_length(bytes)) FROM ${DATA_SCHEMA}.segment_parts WHERE stream_id = $1)::text AS part_bytes
+    FROM pg_class c WHERE c.oid = '${DATA_SCHEMA}.segments'::regclass AND $1::bigint IS NOT NULL`);
+  const cols = await q(`SELECT count(*)::text AS n, sum(pg_column_size(s.*))::text AS tuple, sum(pg_column_size(tags))::text AS tags,
+      sum(pg_column_size(columns))::text AS columns, sum(pg_column_size(stats))::text AS stats, sum(pg_column_size(data))::text AS data,
+      sum(pg_column_size(time_data) + pg_column_size(order_data))::text AS time_order,
+      sum((SELECT sum(octet_length(d)) FROM unnest(data) d))::text AS encoded
+    FROM ${DATA_SCHEMA}.segments s WHERE stream_id = $1`);
+  const b = (v: string | undefined): string => (Number(v ?? 0) / rows).toFixed(3);
+  return `${cols.n} segments (${(rows / Number(cols.n)).toFixed(0)} rows each) · table heap ${b(rel.heap)} B/row · TOAST ${b(rel.toast)} + its index ${b(rel.toast_index)}`
+    + ` · parts ${b(rel.parts)} (${rel.part_rows} rows holding ${b(rel.part_bytes)}) + their index ${b(rel.parts_index)}`
+    + ` · indexes ${rel.indexes.split(', ').map((e) => { const [name, size] = e.split(' '); return `${name.replace(/^.*\./, '')} ${b(size)}`; }).join(', ')}`
+    + `\n    per column (pg_column_size): data ${b(cols.data)} (encoded ${b(cols.encoded)}), time+order ${b(cols.time_order)}, stats ${b(cols.stats)}, tags ${b(cols.tags)}, names ${b(cols.columns)}, whole tuples ${b(cols.tuple)}`;
+}
+
 async function segmentsBytes(db: Db): Promise<number> {
-  const { rows } = await db.pool.query<{ b: string }>(`SELECT pg_total_relation_size('${DATA_SCHEMA}.segments')::text AS b`);
+  const { rows } = await db.pool.query<{ b: string }>(
+    `SELECT (pg_total_relation_size('${DATA_SCHEMA}.segments') + pg_total_relation_size('${DATA_SCHEMA}.segment_parts'))::text AS b`);
   return Number(rows[0].b);
 }
 
@@ -225,6 +248,7 @@ async function main(): Promise<void> {
     const autoPlain = await autoMs(request, 'w2real');
 
     const packedBytes: Record<string, number> = {};
+    const breakdown: Record<string, string> = {};
     const speed: Record<string, { wall: number; cpu: number }> = {};
     let segBefore = await segmentsBytes(db);
     for (const [label, s] of Object.entries(streams)) {
@@ -241,7 +265,9 @@ async function main(): Promise<void> {
       speed[label] = { wall: rows / wall, cpu: rows / cpuS };
       await settle(url, [`${DATA_SCHEMA}.segments`]);
       const segAfter = await segmentsBytes(db);
-      packedBytes[label] = segAfter - segBefore + await chunkBytes(db, s);
+      const emptied = await chunkBytes(db, s);
+      packedBytes[label] = segAfter - segBefore + emptied;
+      if (label === 'realistic') breakdown[label] = `${await segmentBreakdown(db, s, N)}\n    emptied chunk tables ${(emptied / N).toFixed(3)} B/row`;
       segBefore = segAfter;
     }
     const exportPacked = await exportRate(request, 'w2real');
@@ -259,6 +285,7 @@ async function main(): Promise<void> {
       console.log(`  ${label.padEnd(10)} plain chunks ${p.toFixed(1).padStart(6)} · compressed ${c.toFixed(1).padStart(5)} (${(p / c).toFixed(1)}× smaller, ${(100 * c / p).toFixed(1)} %)`
         + ` · VictoriaMetrics ${v === null ? 'not installed' : `${v.toFixed(1)} (compressed/VM ${(c / v).toFixed(2)})`}`);
     }
+    console.log(`  where the realistic rows' bytes go: ${breakdown.realistic}`);
     console.log('\n3. Compression speed:');
     for (const label of ['realistic', 'random'] as const) {
       console.log(`  ${label.padEnd(10)} ${fmt(speed[label].wall)} rows/s wall · ${fmt(speed[label].cpu)} rows per CPU-second (Node + PostgreSQL)`);

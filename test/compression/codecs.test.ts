@@ -10,8 +10,11 @@ import { decodeColumn, encodeColumn } from '../../src/compression/codecs/columns
 import { float4Text, float8Text } from '../../src/compression/cells.ts';
 import { rng } from '../helpers/rollups.ts';
 import { createTestDb } from '../helpers/db.ts';
+import { planCurve, unpackCurve, writeCurve } from '../../src/compression/codecs/curve.ts';
 import format1 from '../../fixtures/compression/format1.json' with { type: 'json' };
 import { counter as f1Counter, noisy as f1Noisy, ramp as f1Ramp, times as f1Times } from '../../fixtures/compression/format1-cases.ts';
+import format2 from '../../fixtures/compression/format2.json' with { type: 'json' };
+import * as f2 from '../../fixtures/compression/format2-cases.ts';
 
 const SIZES = [1, 2, 3, 127, 128, 129, 1000, 10_000];
 
@@ -87,17 +90,17 @@ describe('float codecs', () => {
     expect(bytes.length / values.length).toBeLessThan(2.5);
   });
 
-  it('packs a smooth channel with noise about each block\'s line: smaller than frame of reference or deltas, exact at the limits', () => {
+  it('packs a smooth channel with noise as a curve plus residuals: smaller than frame of reference or deltas, exact at the limits', () => {
     const r = rng(21);
     // A 3-decimal sine with noise of ±0.05: within a block of 128 the drift is wider than the noise.
     const smooth = Float64Array.from({ length: 10_000 }, (_, i) => Math.round((20 * Math.sin(i / 1000) + (r() - 0.5) * 0.1) * 1000) / 1000);
     const w = new ByteWriter();
     encodeFloats(w, smooth);
     const bytes = w.finish();
-    expect([bytes[0], bytes[2]]).toEqual([DECIMAL, 2]);
+    expect([bytes[0], bytes[2]]).toEqual([DECIMAL, 3]);
     expect(bitsOf(decodeFloats(new ByteReader(bytes), smooth.length, false))).toEqual(bitsOf(smooth));
-    // Noise is 100 steps: about 7 bits a value, where deltas would need 8 and the frame 9+.
-    expect(bytes.length / smooth.length).toBeLessThan(1);
+    // Noise is 100 steps: log2(101) = 6.7 bits a value, where bit-packing takes 7, deltas 8 and the frame 9+.
+    expect(bytes.length / smooth.length).toBeLessThan(0.9);
     // Steep lines near the integer limit (2^49), descending and ascending, and with exceptions.
     for (const [name, f] of Object.entries({
       steepUp: (i: number) => -(2 ** 48) + i * 2 ** 38,
@@ -117,6 +120,24 @@ describe('float codecs', () => {
     expect(bitsOf(decodeFloats(read(format1.ramp), f1Ramp.length, false))).toEqual(bitsOf(f1Ramp));
     expect(Array.from(decodeBigInts(read(format1.times), f1Times.length))).toEqual(Array.from(f1Times));
     expect(Array.from(decodeInts(read(format1.counter), f1Counter.length))).toEqual(f1Counter);
+  });
+
+  it('decodes columns written by format 2 (runs, lines, boolean bitmaps) bit for bit, and format 3 packs them smaller', () => {
+    const col = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
+    expect(Array.from(col(format2.wave).subarray(0, 4))).toEqual([0, DECIMAL, 3, 2]); // no NULLs, decimal, 3 digits, line
+    expect([col(format2.times)[1], col(format2.counter)[1]]).toEqual([2, 2]); // runs
+    const wave = decodeColumn('float8', col(format2.wave), f2.N);
+    expect(bitsOf((wave.values as { values: Float64Array }).values)).toEqual(bitsOf(f2.wave));
+    expect(Array.from((decodeColumn('timestamptz', col(format2.times), f2.N).values as { values: BigInt64Array }).values)).toEqual(Array.from(f2.times));
+    expect(Array.from((decodeColumn('int4', col(format2.counter), f2.N).values as { values: Int32Array }).values)).toEqual(Array.from(f2.counter));
+    const flags = decodeColumn('bool', col(format2.flags), f2.N);
+    expect(Array.from((flags.values as { bitmap: Uint8Array }).bitmap)).toEqual(Array.from(f2.flags));
+    const nulls = decodeColumn('float8', col(format2.withNulls), f2.N);
+    expect(Array.from(nulls.validity?.bitmap ?? [])).toEqual(Array.from(f2.nullsValid));
+    const got = (nulls.values as { values: Float64Array }).values;
+    for (let i = 0; i < f2.N; i++) if ((f2.nullsValid[i >> 3] >> (i & 7)) & 1) expect(got[i], `row ${i}`).toBe(f2.withNulls[i]);
+    expect(encodeColumn('float8', { kind: 'number', values: f2.wave }, null, f2.N).length).toBeLessThan(col(format2.wave).length);
+    expect(encodeColumn('bool', { kind: 'bits', bitmap: f2.flags, offset: 0 }, null, f2.N).length).toBeLessThan(col(format2.flags).length);
   });
 
   it('falls back to the split scheme for random doubles', () => {
@@ -188,6 +209,94 @@ describe('integer codecs', () => {
     // Runs that hold more or fewer rows than the segment are corrupt.
     expect(() => decodeBigInts(new ByteReader(bytes), times.length - 1)).toThrow(/cannot decode/);
     expect(() => decodeBigInts(new ByteReader(bytes), times.length + 1)).toThrow(/cannot decode/);
+  });
+});
+
+describe('curve codec (integers as a smooth curve plus mixed-radix residuals)', () => {
+  const LIMIT = 2 ** 37;
+  const roundTrip = (v: Float64Array): Uint8Array => {
+    const plan = planCurve(v);
+    expect(plan, 'in range').not.toBeNull();
+    const w = new ByteWriter();
+    writeCurve(w, plan as NonNullable<typeof plan>);
+    const bytes = w.finish();
+    expect(bytes.length, 'size as planned').toBe(plan?.size);
+    expect(Array.from(unpackCurve(new ByteReader(bytes), v.length))).toEqual(Array.from(v));
+    return bytes;
+  };
+
+  it('round-trips generated and adversarial integers of every length', () => {
+    const r = rng(31);
+    for (const n of [...SIZES, 63, 64, 65, 255, 256, 257]) {
+      const cases: Record<string, (i: number) => number> = {
+        smoothNoise: (i) => Math.round(5000 * Math.sin(i / 300) + (r() - 0.5) * 200),
+        jumps: (i) => Math.round(1000 * Math.floor(i / 97) * (i % 2 ? 1 : -1) + 300 * Math.cos(i / 50) + r() * 40),
+        constant: () => -17,
+        zero: () => 0,
+        randomWalk: (() => { let x = 0; return () => (x += Math.round((r() - 0.5) * 1000)); })(),
+        random: () => Math.floor((r() - 0.5) * 2 ** 34),
+        limits: (i) => [LIMIT - 1, -(LIMIT - 1), 0, LIMIT - 1, -(LIMIT - 1)][i % 5],
+        steep: (i) => -(LIMIT / 2) + i * 2 ** 22,
+        spikes: (i) => (i % 37 === 0 ? 2 ** 36 : i % 41 === 0 ? -(2 ** 36) : i),
+      };
+      for (const [name, f] of Object.entries(cases)) {
+        const v = Float64Array.from({ length: n }, (_, i) => f(i));
+        // Residuals spanning 2^37 or more are declined (frame of reference or deltas take them):
+        // only values spread over 2^35 or more come near.
+        if (planCurve(v) === null) { expect(Math.max(...v) - Math.min(...v), `${name} n=${n} declined`).toBeGreaterThanOrEqual(2 ** 35); continue; }
+        try { roundTrip(v); } catch (e) { throw new Error(`${name} n=${n}: ${String(e)}`, { cause: e }); }
+      }
+    }
+  });
+
+  it('declines values at or beyond 2^37 (the other layouts take them)', () => {
+    expect(planCurve(Float64Array.from([0, 1, LIMIT]))).toBeNull();
+    expect(planCurve(Float64Array.from([-LIMIT, 1]))).toBeNull();
+  });
+
+  it('costs about the noise alone: log2(span + 1) bits a value, across jumps between runs', () => {
+    const r = rng(5);
+    // Runs of 1,000 values from different stretches of one slow signal (one tag's rows of a day), noise of 131 steps.
+    const v = Float64Array.from({ length: 5000 }, (_, i) => Math.round(20_000 * Math.sin((i + 7000 * Math.floor(i / 1000)) / 2000) + Math.floor(r() * 131)));
+    const bytes = roundTrip(v);
+    expect((bytes.length * 8) / v.length).toBeLessThan(Math.log2(131) + 0.4);
+  });
+
+  it('rejects a corrupt or truncated curve with an error', () => {
+    const v = Float64Array.from({ length: 300 }, (_, i) => Math.round(100 * Math.sin(i / 30)) + (i % 7));
+    const plan = planCurve(v);
+    const w = new ByteWriter();
+    writeCurve(w, plan as NonNullable<typeof plan>);
+    const good = w.finish();
+    for (let cut = 0; cut < good.length; cut++) expect(() => unpackCurve(new ByteReader(good.subarray(0, cut)), v.length)).toThrow();
+    const bad = good.slice();
+    bad[0] = 200; // knot shift
+    expect(() => unpackCurve(new ByteReader(bad), v.length)).toThrow(/shift/);
+  });
+});
+
+describe('boolean columns', () => {
+  it('store a rare value as positions, smaller than the bitmap, and round-trip every pattern', () => {
+    const r = rng(17);
+    for (const n of [1, 7, 8, 9, 100, 1000, 10_000]) {
+      for (const p of [0, 0.001, 0.05, 0.3, 0.5, 0.95, 0.999, 1]) {
+        const bitmap = new Uint8Array(Math.ceil(n / 8));
+        for (let i = 0; i < n; i++) if (r() < p) bitmap[i >> 3] |= 1 << (i & 7);
+        for (const withNulls of [false, true]) {
+          const validity = withNulls ? { bitmap: Uint8Array.from(bitmap, (_, k) => 0xff ^ (1 << (k % 8))), offset: 0 } : null;
+          const bytes = encodeColumn('bool', { kind: 'bits', bitmap, offset: 0 }, validity, n);
+          const d = decodeColumn('bool', bytes, n);
+          for (let i = 0; i < n; i++) {
+            const valid = validity === null || ((validity.bitmap[i >> 3] >> (i & 7)) & 1) === 1;
+            if (valid) expect((((d.values as { bitmap: Uint8Array }).bitmap[i >> 3] >> (i & 7)) & 1), `n=${n} p=${p} row ${i}`).toBe((bitmap[i >> 3] >> (i & 7)) & 1);
+          }
+          if (!withNulls && n >= 1000 && (p <= 0.05 || p >= 0.95)) {
+            expect(bytes[0] & 0x10, `n=${n} p=${p} as positions`).toBe(0x10);
+            expect(bytes.length, `n=${n} p=${p}`).toBeLessThan(n / 8 / 2);
+          }
+        }
+      }
+    }
   });
 });
 

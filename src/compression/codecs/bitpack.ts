@@ -158,47 +158,11 @@ const SLOPE_ONE = 256;
 const SLOPE_LIMIT = 2 ** 40;
 
 /**
- * The slope (in 1/256ths) of the least-squares line through a block, or 0 when no slope narrows
- * it: the block's values less that line are what packTrend packs. Exact integer arithmetic in the
- * decoder: i·k < 2^47, and dividing by 256 is exact in a double.
+ * Frame of reference about a line (segment format 2; no longer written, the curve of curve.ts
+ * packs smaller): per block of 128, its slope in 1/256ths (zigzag varint), the smallest value
+ * less the line (zigzag varint), and each value less the line and that, bit-packed. Exact
+ * integer arithmetic: i·k < 2^47, and dividing by 256 is exact in a double.
  */
-function blockSlope(block: Float64Array): number {
-  const n = block.length;
-  if (n < 3) return 0;
-  let sy = 0; let sxy = 0;
-  for (let i = 0; i < n; i++) { sy += block[i]; sxy += i * block[i]; }
-  const sx = (n * (n - 1)) / 2;
-  const sxx = ((n - 1) * n * (2 * n - 1)) / 6;
-  const k = Math.round(((n * sxy - sx * sy) / (n * sxx - sx * sx)) * SLOPE_ONE);
-  if (!Number.isFinite(k) || Math.abs(k) >= SLOPE_LIMIT) return 0;
-  const span = (slope: number): number => {
-    let min = Infinity; let max = -Infinity;
-    for (let i = 0; i < n; i++) { const r = block[i] - Math.floor((i * slope) / SLOPE_ONE); if (r < min) min = r; if (r > max) max = r; }
-    return max - min;
-  };
-  return widthOf(span(k)) < widthOf(span(0)) ? k : 0;
-}
-
-/**
- * Frame of reference about a line: per block of 128, its slope (blockSlope, zigzag varint), the
- * smallest value less the line (zigzag varint), and each value less the line and that, bit-packed.
- * For a smooth series with noise it packs about the noise alone, where frame of reference packs the
- * drift across the block and deltas twice the noise. |values| < 2^49.
- */
-export function packTrend(w: ByteWriter, values: Float64Array): void {
-  for (let start = 0; start < values.length; start += BLOCK) {
-    const block = values.subarray(start, Math.min(values.length, start + BLOCK));
-    const k = blockSlope(block);
-    const rest = block.map((v, i) => v - Math.floor((i * k) / SLOPE_ONE));
-    let min = rest[0];
-    for (let i = 1; i < rest.length; i++) if (rest[i] < min) min = rest[i];
-    w.varint(zz(k));
-    w.varint(zz(min));
-    for (let i = 0; i < rest.length; i++) rest[i] -= min;
-    packUnsigned(w, rest);
-  }
-}
-
 export function unpackTrend(r: ByteReader, n: number): Float64Array {
   const out = new Float64Array(n);
   for (let start = 0; start < n; start += BLOCK) {
@@ -210,11 +174,4 @@ export function unpackTrend(r: ByteReader, n: number): Float64Array {
     for (let i = 0; i < block.length; i++) block[i] += min + Math.floor((i * k) / SLOPE_ONE);
   }
   return out;
-}
-
-/** Bytes packTrend would write. */
-export function trendSize(values: Float64Array): number {
-  const w = new ByteWriter();
-  packTrend(w, values);
-  return w.finish().length;
 }

@@ -2,7 +2,8 @@
 //
 // - DECIMAL (after ALP, "adaptive lossless floating point"): instruments report values with a
 //   fixed number of decimals (an ADC count times a scale, or 3–4 digits), so x = n / 10^e holds
-//   exactly for a small e and an integer n. The n are delta-coded and bit-packed like integers.
+//   exactly for a small e and an integer n. The n are stored as a smooth curve plus residuals in
+//   mixed radix (curve.ts), by frame of reference, or as deltas, whichever is smallest.
 //   Values that do not round-trip bit for bit (NaN with any payload, −0, ±Infinity, full-
 //   precision doubles) are exceptions, kept as their raw bytes with their positions.
 // - SPLIT: byte-stream split (byte k of every value, then byte k+1 …) compressed with LZ4; the
@@ -11,8 +12,9 @@
 // DECIMAL is used when at most a quarter of a segment's values are exceptions; SPLIT otherwise.
 // test/bench/compression.bench.ts measures both on lab data and on random doubles.
 import { compressSync, uncompressSync } from 'lz4-napi';
-import { forSize, packFor, packTrend, packUnsigned, packedSize, trendSize, unpackFor, unpackTrend, unpackUnsigned } from './bitpack.ts';
+import { forSize, packFor, packUnsigned, packedSize, unpackFor, unpackTrend, unpackUnsigned } from './bitpack.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './bytes.ts';
+import { planCurve, unpackCurve, writeCurve } from './curve.ts';
 
 export const DECIMAL = 0;
 export const SPLIT = 1;
@@ -23,6 +25,8 @@ const INTS_DELTA = 0;
 const INTS_FRAME = 1;
 /** Since format 2 (frame of reference about each block's line); older segments hold 0 and 1 only. */
 const INTS_TREND = 2;
+/** Since format 3 (a smooth curve plus mixed-radix residuals, curve.ts). */
+const INTS_CURVE = 3;
 
 type Floats = Float64Array | Float32Array;
 
@@ -69,9 +73,9 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
   }
   w.u8(DECIMAL);
   w.u8(e);
-  // The integers by frame of reference about each block's line, by plain frame of reference, or as
-  // deltas (zigzagged; each below 2^51 as the integers are below 2^49), whichever packs smallest:
-  // a smooth series with noise favours the first, a flat one the second, a random walk the third.
+  // The integers as a smooth curve plus residuals, by plain frame of reference, or as deltas
+  // (zigzagged; each below 2^51 as the integers are below 2^49), whichever packs smallest: a
+  // smooth series with noise favours the first, a flat one the second, a random walk the third.
   const deltas = new Float64Array(n);
   let last = 0;
   for (let i = 0; i < n; i++) {
@@ -79,10 +83,13 @@ function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
     last = ints[i];
     deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
   }
-  const sizes = [packedSize(deltas), forSize(ints), trendSize(ints)];
+  // Frame of reference about each block's line (INTS_TREND) is no longer written: the curve, a
+  // quadratic per block with residuals in mixed radix, packed smaller on every segment measured.
+  const curve = planCurve(ints);
+  const sizes = [packedSize(deltas), forSize(ints), Infinity, curve?.size ?? Infinity];
   const layout = sizes.indexOf(Math.min(...sizes));
   w.u8(layout);
-  if (layout === INTS_TREND) packTrend(w, ints);
+  if (layout === INTS_CURVE && curve) writeCurve(w, curve);
   else if (layout === INTS_FRAME) packFor(w, ints);
   else packUnsigned(w, deltas);
   w.varint(exceptions.length);
@@ -143,6 +150,9 @@ export function decodeFloats(r: ByteReader, n: number, f32: boolean): Floats {
     for (let i = 0; i < n; i++) out[i] = ints[i] / p;
   } else if (layout === INTS_TREND) {
     const ints = unpackTrend(r, n);
+    for (let i = 0; i < n; i++) out[i] = ints[i] / p;
+  } else if (layout === INTS_CURVE) {
+    const ints = unpackCurve(r, n);
     for (let i = 0; i < n; i++) out[i] = ints[i] / p;
   } else if (layout === INTS_DELTA) {
     const ints = unpackUnsigned(r, n);
