@@ -6,9 +6,11 @@
 //     (channels at 3 and 4 decimals, as loggers report them) and with the random W2 doubles; and
 //     VictoriaMetrics (Debian package) loaded with the same rows over line protocol, after a flush.
 //  3. Compression: rows/s of the conversion, and rows per CPU-second (Node and PostgreSQL together).
-//  4. Reading: raw export (CSV through the query API) from plain and from compressed chunks, decoding
-//     alone, and resolution=auto over the whole range, medians of BENCH_REPS runs.
-// BENCH_ROWS (default 1,000,000) rows over 10 days (10 chunks). Uses DATABASE_URL or an embedded PostgreSQL.
+//  4. Reading: raw export (CSV through the query API) and resolution=auto over the whole range, from
+//     the compressed stream and from a twin of it loaded with the same rows and never compressed,
+//     alternated (BENCH_REPS pairs; at least 9 for the query), and decoding alone.
+// BENCH_ROWS (default 1,000,000) rows over 10 days (10 chunks). Uses DATABASE_URL or an embedded
+// PostgreSQL. BENCH_VM=0 leaves VictoriaMetrics out; BENCH_VM_PORT (55451) is where it listens.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
