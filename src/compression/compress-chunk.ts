@@ -18,7 +18,6 @@ import { appendAudit, systemActor } from '../audit/log.ts';
 import { DecoderThread } from '../ingest/decoders/worker-thread.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { writeSegmentRows } from './segment-copy.ts';
-import { SEGMENTS } from './store.ts';
 
 export interface ChunkRef {
   id: number;

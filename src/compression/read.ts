@@ -94,9 +94,11 @@ function arrayValue(c: StreamColumn, cell: Cell): Cell {
 /**
  * `q` must be in a transaction that has locked the stream table (lockRawRows) before its first
  * snapshot: a conversion then either committed before (its segments are found) or waits for it.
+ * `segments`: the segments to decode, when the caller found them (and answers the others itself);
+ * by default every segment overlapping the range.
  */
-export async function rawSource(q: Queryable, stream: Stream, range: RawRange): Promise<RawSource> {
-  const refs = await findSegments(q, filterOf(stream, range));
+export async function rawSource(q: Queryable, stream: Stream, range: RawRange, segments?: readonly SegmentRef[]): Promise<RawSource> {
+  const refs = segments ?? await findSegments(q, filterOf(stream, range));
   const table = streamTable(stream);
   if (refs.length === 0) return { relation: () => table, decodedRows: 0 };
   const cols = stream.columns;

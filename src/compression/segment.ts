@@ -6,6 +6,7 @@ import { PG_EPOCH_OFFSET_US } from '../copy/binary-format.ts';
 import { type PlainValues, decodeColumn, encodeColumn, isValid } from './codecs/columns.ts';
 import { ByteReader, ByteWriter } from './codecs/bytes.ts';
 import { decodeBigInts, encodeBigInts } from './codecs/ints.ts';
+import { levelStats, numberText } from './segment-stats.ts';
 
 export const SEGMENT_ROWS = 10_000;
 
@@ -13,10 +14,24 @@ export interface FieldStats {
   /** Values that are neither NULL nor NaN, and NaNs. */
   count: number;
   nan: number;
-  /** As text (exact for int8); null when count is 0. */
+  /** As text (exact for int8, −0 as "-0"); null when count is 0. */
   min: string | null;
   max: string | null;
   sum: string | null;
+  /**
+   * The other parts of a rollup level row (segment-stats.ts); absent from segments written before
+   * they were kept, and `first`/`last` from text segments whose values are long.
+   */
+  first?: string | null;
+  /** µs; absent when it is the segment's time_min (time_max for lastAt). */
+  firstAt?: string;
+  last?: string | null;
+  lastAt?: string;
+  /** µs of the earliest and latest NaN; absent when there is none. */
+  nanFirst?: string;
+  nanLast?: string;
+  /** bool: how many true. */
+  true?: number;
 }
 
 export interface EncodedSegment {
@@ -121,7 +136,7 @@ export class SegmentBuilder {
     this.fields.forEach((f, k) => {
       const { values, validity } = this.plain(k, n);
       data.push(validity && validity.bitmap.every((b) => b === 0) && n > 0 ? null : encodeColumn(f.type, values, validity, n));
-      stats[f.columnName] = fieldStats(f.type, values, validity, n);
+      stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n) };
     });
     let min = time[0];
     let max = time[0];
@@ -164,12 +179,13 @@ export function fieldStats(type: ColumnType, values: PlainValues, validity: Vali
       if (!isValid(validity, i)) continue;
       const x = values.values[i];
       if (x !== x) { nan++; continue; }
+      // From the first value on, as PostgreSQL's sum() does (a sum of −0 alone is −0).
+      sum = count === 0 ? x : sum + x;
       count++;
       if (x < min) min = x;
       if (x > max) max = x;
-      sum += x;
     }
-    return { count, nan, min: count ? String(min) : null, max: count ? String(max) : null, sum: count ? String(sum) : null };
+    return { count, nan, min: count ? numberText(min) : null, max: count ? numberText(max) : null, sum: count ? numberText(sum) : null };
   }
   if (values.kind === 'bigint') {
     let min = 0n; let max = 0n; let sum = 0n;
@@ -181,7 +197,7 @@ export function fieldStats(type: ColumnType, values: PlainValues, validity: Vali
       sum += x;
       count++;
     }
-    return { count, nan, min: count ? String(min) : null, max: count ? String(max) : null, sum: count && type === 'int8' ? String(sum) : null };
+    return { count, nan, min: count ? String(min) : null, max: count ? String(max) : null, sum: count && (type === 'int8' || type === 'timestamptz') ? String(sum) : null };
   }
   for (let i = 0; i < n; i++) if (isValid(validity, i)) count++;
   return { count, nan, min: null, max: null, sum: null };

@@ -7,7 +7,7 @@ import type { Queryable } from '../db/pool.ts';
 import { pgTimestamp } from '../domain/time.ts';
 import type { StreamColumn } from '../domain/types.ts';
 import { ByteReader, ByteWriter, CorruptSegment } from './codecs/bytes.ts';
-import type { StoredSegment } from './segment.ts';
+import type { FieldStats, StoredSegment } from './segment.ts';
 
 export const SEGMENTS = 'strata_data.segments';
 export const SEGMENT_PARTS = 'strata_data.segment_parts';
@@ -74,6 +74,60 @@ export async function findSegments(q: Queryable, f: SegmentFilter): Promise<Segm
   return rows.map((r) => ({
     id: r.id, chunkId: Number(r.chunk_id), ingestId: r.ingest_id, tags: r.tags, rowCount: r.row_count, timeMin: BigInt(r.tmin), timeMax: BigInt(r.tmax),
   }));
+}
+
+/** What a segment's statistics say of one field; a part left undefined was not kept for the segment. */
+export interface FieldSummary {
+  /** Values other than NULL and NaN, and NaNs. */
+  count: number;
+  nan: number;
+  /** Texts PostgreSQL reads back exactly (int8 and times as integers, times in µs); null when count is 0. */
+  min: string | null;
+  max: string | null;
+  sum: string | null;
+  /** The first value (the smallest at the earliest time) and the last (the largest at the latest), with their times. */
+  first?: { at: bigint; value: string } | null;
+  last?: { at: bigint; value: string } | null;
+  /** µs of the earliest and latest NaN (null: there is none). */
+  nanFirst?: bigint | null;
+  nanLast?: bigint | null;
+  /** bool: how many true. */
+  trues?: number;
+}
+
+export interface SegmentSummary extends SegmentRef {
+  /** By field column name; a field missing here was added after the segment was written (all NULL in it). */
+  fields: ReadonlyMap<string, FieldSummary>;
+}
+
+function fieldSummary(s: FieldStats, ref: SegmentRef): FieldSummary {
+  const out: FieldSummary = { count: s.count, nan: s.nan, min: s.min, max: s.max, sum: s.sum };
+  if (s.first !== undefined) out.first = s.first === null ? null : { at: s.firstAt === undefined ? ref.timeMin : BigInt(s.firstAt), value: s.first };
+  if (s.last !== undefined) out.last = s.last === null ? null : { at: s.lastAt === undefined ? ref.timeMax : BigInt(s.lastAt), value: s.last };
+  // Written with first and last: NaN times where there were NaN.
+  if (s.first !== undefined || s.nanFirst !== undefined) {
+    out.nanFirst = s.nanFirst === undefined ? null : BigInt(s.nanFirst);
+    out.nanLast = s.nanLast === undefined ? null : BigInt(s.nanLast);
+  }
+  if (s.true !== undefined) out.trues = s.true;
+  return out;
+}
+
+/**
+ * The segments overlapping a range with their statistics, oldest first, without their data. The
+ * one reader of the statistics' stored form: whatever reads segment metadata goes through here.
+ */
+export async function findSegmentSummaries(q: Queryable, f: SegmentFilter): Promise<SegmentSummary[]> {
+  const params: unknown[] = [];
+  const { rows } = await q.query<{ id: string; chunk_id: string; ingest_id: string; tags: Record<string, string | null>; row_count: number; tmin: string; tmax: string; stats: Record<string, FieldStats> }>(
+    `SELECT id::text, chunk_id::text, ingest_id::text, tags, row_count, ${US('time_min')} AS tmin, ${US('time_max')} AS tmax, stats
+       FROM ${SEGMENTS} WHERE ${where(f, params)} ORDER BY time_min, id`, params);
+  return rows.map((r) => {
+    const ref: SegmentRef = {
+      id: r.id, chunkId: Number(r.chunk_id), ingestId: r.ingest_id, tags: r.tags, rowCount: r.row_count, timeMin: BigInt(r.tmin), timeMax: BigInt(r.tmax),
+    };
+    return { ...ref, fields: new Map(Object.entries(r.stats).map(([name, s]) => [name, fieldSummary(s, ref)])) };
+  });
 }
 
 /** Whether any segment of the stream overlaps [from, to) — one index probe. */

@@ -103,7 +103,7 @@ const timeKey = (t: string): string => `lpad((${t} + 4611686018427387904)::text,
  * A part's array from a value and a time (both SQL expressions), in the order its min()/max()
  * must compare them.
  */
-function partArray(kind: FieldKind, part: string, value: string, time: string): string {
+export function partArray(kind: FieldKind, part: string, value: string, time: string): string {
   const timeFirst = part === 'first' || part === 'last';
   if (kind === 'text') return `ARRAY[${timeKey(time)}, ${value}] COLLATE "C"`;
   const cast = kind === 'int8' ? 'numeric' : 'float8';
@@ -192,6 +192,28 @@ export function partsFromParts(fields: readonly RollupField[], only?: ReadonlySe
       if (COUNT_PARTS.has(part)) out.push(`coalesce(sum(${col}), 0)::bigint AS ${name}`);
       else if (part === 'sum') out.push(`sum(${col}) AS ${name}`);
       else out.push(`${pickFn(part)}(${col}) AS ${name}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Partial aggregates combining rows shaped as partsFromRaw's (alias p) — raw rows' and those made
+ * from segment statistics (segment-parts.ts) — into the same columns, src_rows and the "_at" times
+ * of `fastOrder` included.
+ */
+export function partsFromRawParts(fields: readonly RollupField[], fastOrder = false): string[] {
+  const out = ['sum(p."rows")::bigint AS "rows"', 'sum(p.src_rows)::bigint AS src_rows'];
+  for (const f of fields) {
+    for (const part of partsOf(f)) {
+      const name = ident(partName(f, part));
+      if (COUNT_PARTS.has(part)) out.push(`coalesce(sum(p.${name}), 0)::bigint AS ${name}`);
+      else if (part === 'sum') out.push(`sum(p.${name}) AS ${name}`);
+      else out.push(`${pickFn(part)}(p.${name}) AS ${name}`);
+      if (fastOrder && f.kind === 'number' && ARRAY_PARTS.has(part)) {
+        const at = ident(`${partName(f, part)}_at`);
+        out.push(`${pickFn(part)}(p.${at}) AS ${at}`);
+      }
     }
   }
   return out;

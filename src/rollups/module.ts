@@ -35,12 +35,17 @@ onColumnsAdded((tx, stream) => addLevelColumns(tx, stream));
 
 /** A summary of a stream's refresh for the run record and the audit log. */
 function summarise(ranges: readonly RefreshRange[]): Record<string, unknown> {
-  const byLevel: Record<string, { ranges: number; rows_read: number; rows_written: number }> = {};
+  const byLevel: Record<string, { ranges: number; rows_read: number; rows_written: number; segments_summarised?: number; segments_decoded?: number }> = {};
   for (const r of ranges) {
     const l = (byLevel[r.level] ??= { ranges: 0, rows_read: 0, rows_written: 0 });
     l.ranges++;
     l.rows_read += r.rowsRead;
     l.rows_written += r.rowsWritten;
+    // Compressed segments read: from their statistics, or decoded.
+    if (r.segments) {
+      l.segments_summarised = (l.segments_summarised ?? 0) + r.segments.summarised;
+      l.segments_decoded = (l.segments_decoded ?? 0) + r.segments.decoded;
+    }
   }
   return { levels: byLevel, recomputed: ranges.slice(0, 50), ...(ranges.length > 50 ? { recomputed_more: ranges.length - 50 } : {}) };
 }

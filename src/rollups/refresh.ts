@@ -18,11 +18,13 @@ import { formatMicros, pgTimestamp } from '../domain/time.ts';
 import { ensureChunks } from '../partitions/chunks.ts';
 import type { Stream } from '../streams/catalog.ts';
 import { lockRawRows, rawSource } from '../compression/read.ts';
-import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, rollupFields, tagColumns } from './layout.ts';
+import { findSegmentSummaries } from '../compression/store.ts';
+import { FAST_ORDER_LIMIT_US, levelValuesFromParts, micros, partsFromLevel, partsFromRaw, partsFromRawParts, rollupFields, tagColumns } from './layout.ts';
 import { droppedRawBuckets } from './dropped-buckets.ts';
 import { invalidatedWithin, recordInvalidations } from './invalidation-log.ts';
 import { type Level, REFRESH_LOCK_SPACE, levelTable, loadLevels } from './levels.ts';
 import { deletePending, pendingSource, pendingSupported, restartPending } from './pending-table.ts';
+import { segmentPartsSql, splitSegments } from './segment-parts.ts';
 import type { TagValues } from './tag-sets.ts';
 
 export interface RefreshRange {
@@ -34,7 +36,12 @@ export interface RefreshRange {
   source: string;
   rowsRead: number;
   rowsWritten: number;
+  /** Compressed segments read: answered from their statistics, and decoded (when any were read). */
+  segments?: { summarised: number; decoded: number };
 }
+
+const segmentsRead = (r: Rebuilt): Pick<RefreshRange, 'segments'> =>
+  (r.summarised + r.decoded > 0 ? { segments: { summarised: r.summarised, decoded: r.decoded } } : {});
 
 export interface RefreshOptions {
   nowUs: bigint;
@@ -92,11 +99,19 @@ function tagPredicates(stream: Stream, alias: string, values: TagValues | null, 
   });
 }
 
+interface Rebuilt {
+  read: number;
+  written: number;
+  /** Compressed segments read: from their statistics, decoded. */
+  summarised: number;
+  decoded: number;
+}
+
 /**
  * Deletes and rebuilds [from, to) of a level (one tag set, or all), then the combined rows of
  * those buckets; returns the rows per tag set read and written.
  */
-async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Source, from: bigint, to: bigint, tags: TagValues | null): Promise<{ read: number; written: number }> {
+async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Source, from: bigint, to: bigint, tags: TagValues | null): Promise<Rebuilt> {
   const fields = rollupFields(stream);
   const tagCols = tagColumns(stream).map((c) => ident(c.columnName));
   const table = levelTable(level);
@@ -109,21 +124,30 @@ async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Sou
 
   const params: unknown[] = [pgTimestamp(from), pgTimestamp(to)];
   const alias = source.level ? 'l' : 'r';
-  // Raw rows of compressed chunks in the range are decoded and read beside the table's; the lock
-  // keeps a conversion wholly before or after this read.
+  // Segments of compressed chunks in the range: those inside one bucket from their statistics,
+  // the others decoded and read beside the table's rows; the lock keeps a conversion wholly before
+  // or after this read.
   if (!source.level) await tx.query(lockRawRows(stream));
-  const sourceTable = source.level ? levelTable(source.level) : (await rawSource(tx, stream, { from, to })).relation(params);
+  const segs = source.level ? { summarised: [], decoded: [] }
+    : splitSegments(await findSegmentSummaries(tx, { streamId: stream.id, from, to }), stream, fields, level.intervalUs, from, to, tags);
+  const sourceTable = source.level ? levelTable(source.level) : (await rawSource(tx, stream, { from, to }, segs.decoded)).relation(params);
   const where = [`${alias}."time" >= $1::timestamptz`, `${alias}."time" < $2::timestamptz`, ...(source.level ? ['NOT l.all_tags'] : []), ...tagPredicates(stream, alias, tags, params)];
   const fastOrder = !source.level && from > -FAST_ORDER_LIMIT_US && to < FAST_ORDER_LIMIT_US;
   const parts = source.level ? partsFromLevel(fields) : partsFromRaw(fields, undefined, fastOrder);
   const groupKeys = ['1', ...tagCols.map((_, i) => String(i + 2))];
   const { columns, values } = levelValuesFromParts(fields, fastOrder);
   const combined = levelValuesFromParts(fields);
+  let partial = `SELECT ${bucketOf(level.intervalUs, `${alias}."time"`)} AS "time"${tagCols.map((c) => `, ${alias}.${c}`).join('')}, ${parts.join(', ')}
+        FROM ${sourceTable} ${alias} WHERE ${where.join(' AND ')}
+       GROUP BY ${groupKeys.join(', ')}`;
+  if (segs.summarised.length > 0) {
+    partial = `SELECT p."time"${tagCols.map((c) => `, p.${c}`).join('')}, ${partsFromRawParts(fields, fastOrder).join(', ')}
+        FROM (${partial} UNION ALL ${segmentPartsSql(stream, fields, level.intervalUs, segs.summarised, fastOrder, params)}) p
+       GROUP BY ${groupKeys.join(', ')}`;
+  }
   const sql = `
     WITH p AS (
-      SELECT ${bucketOf(level.intervalUs, `${alias}."time"`)} AS "time"${tagCols.map((c) => `, ${alias}.${c}`).join('')}, ${parts.join(', ')}
-        FROM ${sourceTable} ${alias} WHERE ${where.join(' AND ')}
-       GROUP BY ${groupKeys.join(', ')}
+      ${partial}
     ), ins AS (
       INSERT INTO ${table} ("time"${tagCols.map((c) => `, ${c}`).join('')}, ${columns.join(', ')})
       SELECT p."time"${tagCols.map((c) => `, p.${c}`).join('')}, ${values.join(', ')} FROM p
@@ -140,7 +164,7 @@ async function rebuild(tx: PoolClient, stream: Stream, level: Level, source: Sou
        FROM (SELECT l."time", ${partsFromLevel(fields).join(', ')} FROM ${table} l
               WHERE l."time" >= $1::timestamptz AND l."time" < $2::timestamptz AND NOT l.all_tags GROUP BY 1) p`,
     [pgTimestamp(from), pgTimestamp(to)]);
-  return { read: Number(rows[0].read), written: rows[0].written };
+  return { read: Number(rows[0].read), written: rows[0].written, summarised: segs.summarised.length, decoded: segs.decoded.length };
 }
 
 async function recordRefresh(tx: PoolClient, stream: Stream, runId: number | null, r: RefreshRange, from: bigint, to: bigint): Promise<void> {
@@ -236,8 +260,11 @@ async function refreshInvalidations(db: Db, stream: Stream, level: Level, finer:
         const pieces = source.level ? [{ start: inv.from, end: to }]
           : subtract([{ start: inv.from, end: to }], await droppedRawBuckets(tx, stream.id, level.intervalUs, inv.from, to));
         for (const piece of pieces) {
-          const { read, written } = await rebuild(tx, stream, level, source, piece.start, piece.end, inv.tags);
-          const r: RefreshRange = { level: level.name, kind: 'invalidation', tags: inv.tags, from: formatMicros(piece.start), to: formatMicros(piece.end), source: source.name, rowsRead: read, rowsWritten: written };
+          const done = await rebuild(tx, stream, level, source, piece.start, piece.end, inv.tags);
+          const r: RefreshRange = {
+            level: level.name, kind: 'invalidation', tags: inv.tags, from: formatMicros(piece.start), to: formatMicros(piece.end), source: source.name,
+            rowsRead: done.read, rowsWritten: done.written, ...segmentsRead(done),
+          };
           await recordRefresh(tx, stream, opts.runId, r, piece.start, piece.end);
           out.push(r);
         }
@@ -326,12 +353,15 @@ async function advance(db: Db, stream: Stream, level: Level, finer: Level | null
       if (finer === null && !fromPending) await summarizeRaw(db, stream, from, to);
       await withPause(opts.pausePercent ?? 0, opts.signal, () => withTransaction(db, async (tx) => {
         const source = fromPending ? { name: 'pending', level: pendingSource(stream, level) } : await chooseSource(tx, stream, finer, from, to);
-        const { read, written } = await rebuild(tx, stream, level, source, from, to, null);
+        const done = await rebuild(tx, stream, level, source, from, to, null);
         // Raw rows hold whatever pending rows there are in the range.
         if (finer === null && level.pendingFromUs !== null) await deletePending(tx, stream, from, to);
         await tx.query('DELETE FROM strata.rollup_invalidations WHERE id = $1', [pending]);
-        if (written > 0 || read > 0) {
-          const r: RefreshRange = { level: level.name, kind: 'advance', tags: null, from: formatMicros(from), to: formatMicros(to), source: source.name, rowsRead: read, rowsWritten: written };
+        if (done.written > 0 || done.read > 0) {
+          const r: RefreshRange = {
+            level: level.name, kind: 'advance', tags: null, from: formatMicros(from), to: formatMicros(to), source: source.name,
+            rowsRead: done.read, rowsWritten: done.written, ...segmentsRead(done),
+          };
           await recordRefresh(tx, stream, opts.runId, r, from, to);
           out.push(r);
         }

@@ -6,12 +6,14 @@
 //     (channels at 3 and 4 decimals, as loggers report them) and with the random W2 doubles; and
 //     VictoriaMetrics (Debian package) loaded with the same rows over line protocol, after a flush.
 //  3. Compression: rows/s of the conversion, and rows per CPU-second (Node and PostgreSQL together).
-//  4. Reading: raw export (CSV through the query API) from plain and from compressed chunks, decoding
-//     alone, and resolution=auto over the whole range, medians of BENCH_REPS runs.
+//  4. Reading: raw export (CSV through the query API) and resolution=auto over the whole range, from
+//     the compressed stream and from a twin of it loaded with the same rows and never compressed,
+//     alternated (BENCH_REPS pairs; at least 9 for the query), and decoding alone.
 //  5. The conversion in a running server against its own ingest (compression-server.ts): a 10M-row
 //     chunk's time, the single-upload Arrow ingest rate, and the dip of steady uploads beside it.
 // BENCH_ROWS (default 1,000,000) rows over 10 days (10 chunks) for 1–4. COMPRESSION_BENCH=sizes,server
-// picks parts (both by default). Uses DATABASE_URL or an embedded PostgreSQL.
+// picks parts (both by default). Uses DATABASE_URL or an embedded
+// PostgreSQL. BENCH_VM=0 leaves VictoriaMetrics out; BENCH_VM_PORT (55451) is where it listens.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -81,7 +83,7 @@ function codecFigures(label: string, values: Float64Array): void {
   console.log(`  ${label.padEnd(22)} decimal ${decimalOk ? (dec / n).toFixed(2).padStart(5) : '  n/a'} B/value · byte-split+LZ4 ${(split / n).toFixed(2).padStart(5)} · LZ4 ${(lz4 / n).toFixed(2).padStart(5)} · plain 8.00`);
 }
 
-async function newStream(db: Db, name: string): Promise<Stream> {
+async function newStream(db: Db, name: string, compressAfter: string | null = '7 days'): Promise<Stream> {
   const { stream } = await createStream(db, {
     name, chunkIntervalUs: BigInt(dataLib.DAY_US), timeColumn: 'time',
     columns: [
@@ -89,13 +91,13 @@ async function newStream(db: Db, name: string): Promise<Stream> {
       ...Array.from({ length: 10 }, (_, c) => ({ name: `ch${c}`, role: 'field' as const, type: 'float8' as const })),
       { name: 'counter', role: 'field', type: 'int4' }, { name: 'flag', role: 'field', type: 'bool' },
     ],
-    settings: { rollups: ['1m', '1h', '1d'], compress_after: '7 days' },
+    settings: { rollups: ['1m', '1h', '1d'], compress_after: compressAfter },
   }, systemActor);
   return stream;
 }
 
 /** Loads the rows with binary COPY through a staging table, one ingest record per day. */
-async function load(db: Db, url: string, s: Stream, t: Table): Promise<void> {
+async function loadRows(db: Db, url: string, s: Stream, t: Table): Promise<void> {
   const first = BigInt(dataLib.T0_US);
   await ensureChunks(db, { streamId: s.id, tableName: s.tableName, chunkIntervalUs: s.chunkIntervalUs }, first, first + 10n * BigInt(dataLib.DAY_US) - 1n, 20);
   const client = new pg.Client({ connectionString: url });
@@ -170,32 +172,40 @@ function appOf(db: Db, dataDir: string): (p: string, init?: RequestInit) => Prom
 
 const range = { from: formatMicros(BigInt(dataLib.T0_US)), to: formatMicros(BigInt(dataLib.T0_US) + 10n * BigInt(dataLib.DAY_US)) };
 
-async function exportRate(request: ReturnType<typeof appOf>, name: string): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < REPS; r++) {
-    const t0 = performance.now();
-    const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, format: 'csv' })}`);
-    let bytes = 0;
-    for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) bytes += piece.length;
-    if (res.status !== 200 || bytes < N) throw new Error(`export of ${name} failed: ${res.status}`);
-    times.push((performance.now() - t0) / 1000);
-  }
-  return N / median(times);
+/** Seconds to export the 10 days as CSV. */
+async function exportSeconds(request: ReturnType<typeof appOf>, name: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, format: 'csv' })}`);
+  let bytes = 0;
+  for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) bytes += piece.length;
+  if (res.status !== 200 || bytes < N) throw new Error(`export of ${name} failed: ${res.status}`);
+  return (performance.now() - t0) / 1000;
 }
 
+/** Milliseconds of resolution=auto (1,000 points) over the 10 days. */
 async function autoMs(request: ReturnType<typeof appOf>, name: string): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r < Math.max(5, REPS); r++) {
-    const t0 = performance.now();
-    const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, resolution: 'auto', max_points: '1000', agg: 'avg,min,max' })}`);
-    await res.text();
-    if (res.status !== 200) throw new Error(`auto query failed: ${res.status}`);
-    times.push(performance.now() - t0);
-  }
-  return median(times);
+  const t0 = performance.now();
+  const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, resolution: 'auto', max_points: '1000', agg: 'avg,min,max' })}`);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`auto query failed: ${res.status} ${text.slice(0, 200)}`);
+  if (res.headers.get('strata-served-by') !== '1m') throw new Error(`auto query of ${name} served by ${res.headers.get('strata-served-by')}, not the 1m level alone`);
+  return performance.now() - t0;
 }
+
+/** Timings of the plain twin and the compressed stream, alternated (which goes first alternates too). */
+async function alternated(reps: number, one: (name: string) => Promise<number>): Promise<{ plain: number[]; packed: number[] }> {
+  const out = { plain: [] as number[], packed: [] as number[] };
+  for (let r = 0; r < reps; r++) {
+    if (r % 2 === 0) { out.plain.push(await one('w2plain')); out.packed.push(await one('w2real')); }
+    else { out.packed.push(await one('w2real')); out.plain.push(await one('w2plain')); }
+  }
+  return out;
+}
+
+const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
 
 async function vmBytesPerRow(t: Table): Promise<number | null> {
+  if (process.env.BENCH_VM === '0') return null;
   try { execFileSync('victoria-metrics', ['-version'], { stdio: 'ignore' }); } catch { return null; }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'strata-bench-vm-'));
   const proc: ChildProcess = spawn('victoria-metrics', [`-storageDataPath=${dir}/data`, `-httpListenAddr=127.0.0.1:${VM_PORT}`, '-retentionPeriod=100y', '-loggerLevel=ERROR'], { stdio: 'ignore' });
@@ -237,15 +247,15 @@ async function main(): Promise<void> {
     await ensureFirstAdminKey(db, ADMIN);
     const request = appOf(db, dataDir);
     const streams = { realistic: await newStream(db, 'w2real'), random: await newStream(db, 'w2rand') };
-    await load(db, url, streams.realistic, real);
-    await load(db, url, streams.random, random);
+    // The realistic rows once more, never compressed: the baseline the reading figures compare with.
+    const twin = await newStream(db, 'w2plain', null);
+    await loadRows(db, url, streams.realistic, real);
+    await loadRows(db, url, streams.random, random);
+    await loadRows(db, url, twin, real);
     const run = await request('/v1/jobs/rollups/run', { method: 'POST' });
     if (run.status !== 200) throw new Error(`rollups refresh failed: ${await run.text()}`);
-    await settle(url, [`${DATA_SCHEMA}.${streams.realistic.tableName}`, `${DATA_SCHEMA}.${streams.random.tableName}`]);
+    await settle(url, [`${DATA_SCHEMA}.${streams.realistic.tableName}`, `${DATA_SCHEMA}.${streams.random.tableName}`, `${DATA_SCHEMA}.${twin.tableName}`]);
     const plainBytes = { realistic: await chunkBytes(db, streams.realistic), random: await chunkBytes(db, streams.random) };
-
-    const exportPlain = await exportRate(request, 'w2real');
-    const autoPlain = await autoMs(request, 'w2real');
 
     const packedBytes: Record<string, number> = {};
     const breakdown: Record<string, string> = {};
@@ -270,8 +280,11 @@ async function main(): Promise<void> {
       if (label === 'realistic') breakdown[label] = `${await segmentBreakdown(db, s, N)}\n    emptied chunk tables ${(emptied / N).toFixed(3)} B/row`;
       segBefore = segAfter;
     }
-    const exportPacked = await exportRate(request, 'w2real');
-    const autoPacked = await autoMs(request, 'w2real');
+    await settle(url, [`${DATA_SCHEMA}.${streams.realistic.tableName}`]);
+    const loadBefore = load();
+    const exports = await alternated(REPS, (name) => exportSeconds(request, name));
+    const autos = await alternated(Math.max(9, REPS), (name) => autoMs(request, name));
+    const loadAfter = load();
     const d0 = performance.now();
     let decoded = 0;
     for await (const { batch } of compressedBatches(db.pool, streams.realistic, { from: null, to: null }, streams.realistic.columns)) decoded += batch.length;
@@ -290,10 +303,13 @@ async function main(): Promise<void> {
     for (const label of ['realistic', 'random'] as const) {
       console.log(`  ${label.padEnd(10)} ${fmt(speed[label].wall)} rows/s wall · ${fmt(speed[label].cpu)} rows per CPU-second (Node + PostgreSQL)`);
     }
-    console.log('\n4. Reading (realistic rows):');
-    console.log(`  raw export CSV   plain ${fmt(exportPlain)} rows/s · compressed ${fmt(exportPacked)} rows/s (ratio ${(exportPacked / exportPlain).toFixed(2)})`);
+    const ratios = (a: { plain: number[]; packed: number[] }): number => median(a.plain.map((p, i) => p / a.packed[i]));
+    console.log(`\n4. Reading (realistic rows; the plain twin and the compressed stream alternated; load average ${loadBefore} before, ${loadAfter} after):`);
+    console.log(`  raw export CSV   plain ${fmt(N / median(exports.plain))} rows/s · compressed ${fmt(N / median(exports.packed))} rows/s`
+      + ` (ratio of medians ${(median(exports.plain) / median(exports.packed)).toFixed(2)}, median of pair ratios ${ratios(exports).toFixed(2)}; ${REPS} pairs)`);
     console.log(`  decoding alone   ${fmt(decodeRate)} rows/s (segments to ColumnBatches)`);
-    console.log(`  auto, 10 days    plain ${autoPlain.toFixed(1)} ms · compressed ${autoPacked.toFixed(1)} ms (medians)`);
+    console.log(`  auto, 10 days    plain ${median(autos.plain).toFixed(1)} ms · compressed ${median(autos.packed).toFixed(1)} ms`
+      + ` (medians of ${autos.plain.length}; median of pair ratios compressed/plain ${median(autos.packed.map((p, i) => p / autos.plain[i])).toFixed(2)}; all: plain ${autos.plain.map((x) => x.toFixed(0)).join(' ')}, compressed ${autos.packed.map((x) => x.toFixed(0)).join(' ')})`);
   } finally {
     await rm(dataDir, { recursive: true, force: true });
     await done();

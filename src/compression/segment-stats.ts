@@ -1,0 +1,87 @@
+// The statistics a segment keeps beyond count, NaN count, min, max and sum: the other parts of a
+// rollup level row (rollups/layout.ts) over the segment's rows — first and last with their times,
+// the times of the earliest and latest NaN, the count of true — so that a refresh can take a
+// segment that falls inside one bucket from its statistics instead of decoding it
+// (rollups/segment-parts.ts). They follow the level's rules: first is the smallest value at the
+// earliest time, last the largest at the latest, over the values other than NULL and NaN; text
+// compares as UTF-8 bytes (COLLATE "C").
+import type { ColumnType, Validity } from '../domain/types.ts';
+import { type PlainValues, isValid } from './codecs/columns.ts';
+import type { FieldStats } from './segment.ts';
+
+/** Text values longer than this (UTF-8 bytes) are not kept: such a segment is decoded instead. */
+export const MAX_TEXT_STAT_BYTES = 64;
+
+/** A number as text PostgreSQL reads back to the same double, −0 included. */
+export function numberText(x: number): string {
+  return Object.is(x, -0) ? '-0' : String(x);
+}
+
+type Parts = Partial<FieldStats>;
+
+interface Span { time: BigInt64Array; n: number; min: bigint; max: bigint }
+
+/** The times of first and last (rows f and l), where they are not the segment's first and last time. */
+function withTimes(out: Parts, f: number, l: number, s: Span): Parts {
+  if (f >= 0 && s.time[f] !== s.min) out.firstAt = String(s.time[f]);
+  if (l >= 0 && s.time[l] !== s.max) out.lastAt = String(s.time[l]);
+  return out;
+}
+
+function numbers(v: ArrayLike<number>, validity: Validity | null, s: Span, nanAware: boolean): Parts {
+  const { time, n } = s;
+  let f = -1; let l = -1; let nf = -1; let nl = -1;
+  for (let i = 0; i < n; i++) {
+    if (!isValid(validity, i)) continue;
+    const x = v[i];
+    if (nanAware && x !== x) {
+      if (nf < 0 || time[i] < time[nf]) nf = i;
+      if (nl < 0 || time[i] > time[nl]) nl = i;
+      continue;
+    }
+    if (f < 0 || time[i] < time[f] || (time[i] === time[f] && x < v[f])) f = i;
+    if (l < 0 || time[i] > time[l] || (time[i] === time[l] && x > v[l])) l = i;
+  }
+  const out = withTimes({ first: f < 0 ? null : numberText(v[f]), last: l < 0 ? null : numberText(v[l]) }, f, l, s);
+  if (nf >= 0) { out.nanFirst = String(time[nf]); out.nanLast = String(time[nl]); }
+  return out;
+}
+
+function bigints(v: BigInt64Array, validity: Validity | null, s: Span): Parts {
+  const { time, n } = s;
+  let f = -1; let l = -1;
+  for (let i = 0; i < n; i++) {
+    if (!isValid(validity, i)) continue;
+    if (f < 0 || time[i] < time[f] || (time[i] === time[f] && v[i] < v[f])) f = i;
+    if (l < 0 || time[i] > time[l] || (time[i] === time[l] && v[i] > v[l])) l = i;
+  }
+  return withTimes({ first: f < 0 ? null : String(v[f]), last: l < 0 ? null : String(v[l]) }, f, l, s);
+}
+
+function strings(v: readonly (string | null)[], validity: Validity | null, s: Span): Parts {
+  const { time, n } = s;
+  let f = -1; let l = -1;
+  const bytes = (i: number): Buffer => Buffer.from(v[i] ?? '', 'utf8');
+  for (let i = 0; i < n; i++) {
+    if (!isValid(validity, i) || v[i] === null) continue;
+    if (f < 0 || time[i] < time[f] || (time[i] === time[f] && Buffer.compare(bytes(i), bytes(f)) < 0)) f = i;
+    if (l < 0 || time[i] > time[l] || (time[i] === time[l] && Buffer.compare(bytes(i), bytes(l)) > 0)) l = i;
+  }
+  if ((f >= 0 && bytes(f).length > MAX_TEXT_STAT_BYTES) || (l >= 0 && bytes(l).length > MAX_TEXT_STAT_BYTES)) return {};
+  return withTimes({ first: f < 0 ? null : v[f], last: l < 0 ? null : v[l] }, f, l, s);
+}
+
+/** The level parts of one field over a segment's n rows at `time`, as the keys to add to its FieldStats. */
+export function levelStats(type: ColumnType, values: PlainValues, validity: Validity | null, time: BigInt64Array, n: number): Parts {
+  if (values.kind === 'bits') {
+    let t = 0;
+    for (let i = 0; i < n; i++) if (isValid(validity, i) && ((values.bitmap[(values.offset + i) >> 3] >> ((values.offset + i) & 7)) & 1)) t++;
+    return { true: t };
+  }
+  let min = time[0]; let max = time[0];
+  for (let i = 1; i < n; i++) { if (time[i] < min) min = time[i]; if (time[i] > max) max = time[i]; }
+  const span: Span = { time, n, min, max };
+  if (values.kind === 'number') return numbers(values.values, validity, span, type === 'float8' || type === 'float4');
+  if (values.kind === 'bigint') return bigints(values.values, validity, span);
+  return strings(values.values, validity, span);
+}
