@@ -20,13 +20,11 @@
 // - bool as true / false; text quoted as CSV needs (empty text as "", NULL as nothing).
 import { to as copyTo } from 'pg-copy-streams';
 import type { Db } from '../db/pool.ts';
-import { ident, literal } from '../db/sql.ts';
+import { ident } from '../db/sql.ts';
 import type { ColumnType } from '../domain/types.ts';
-import { pgTimestamp } from '../domain/time.ts';
-import { streamTable } from '../streams/catalog.ts';
 import { lockRawRows } from '../compression/read.ts';
 import { anySegments } from '../compression/store.ts';
-import type { RawQuery } from './raw.ts';
+import { type RawQuery, rawRowsSql } from './raw.ts';
 
 /** Bytes of COPY data read ahead of the chunk being sent. */
 const COPY_READ_AHEAD_BYTES = 4 << 20;
@@ -84,16 +82,7 @@ function valueCsv(x: string, type: ColumnType): string {
 
 /** The COPY statement writing the rows as CSV, without the header. */
 export function rawCsvSql(q: RawQuery): string {
-  const where: string[] = [];
-  if (q.from !== null) where.push(`"time" >= ${literal(pgTimestamp(q.from))}::timestamptz`);
-  if (q.to !== null) where.push(`"time" < ${literal(pgTimestamp(q.to))}::timestamptz`);
-  for (const [col, values] of q.tags) {
-    where.push(`${ident(col.columnName)} = ANY(ARRAY[${values.map(literal).join(', ')}]::text[])`);
-  }
-  let rows = `SELECT ${['"time"', ...q.columns.map((c) => ident(c.columnName))].join(', ')} FROM ${streamTable(q.stream)}`;
-  if (where.length > 0) rows += ` WHERE ${where.join(' AND ')}`;
-  rows += ' ORDER BY "time"';
-  if (q.limit) rows += ` LIMIT ${Math.trunc(q.limit)}`;
+  const rows = rawRowsSql(q);
   // The values are written after the sort, not before it: OFFSET 0 keeps the planner from
   // pulling the text expressions under the Sort, which then sorts (and spills) wide text rows.
   const select = [timeCsv('"time"'), ...q.columns.map((c) => valueCsv(ident(c.columnName), c.type))];

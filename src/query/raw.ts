@@ -28,10 +28,10 @@ const COPY_READ_AHEAD_BYTES = 4 << 20;
 export const RAW_BATCH_ROWS = 65_536;
 
 /**
- * The COPY statement. COPY takes no parameters, so values are quoted literals (literal() in
- * db/sql.ts) and every identifier comes from the catalog, quoted.
+ * The rows' SELECT, in time order. COPY takes no parameters, so values are quoted literals
+ * (literal() in db/sql.ts) and every identifier comes from the catalog, quoted.
  */
-export function rawCopySql(q: RawQuery): string {
+export function rawRowsSql(q: RawQuery): string {
   const where: string[] = [];
   if (q.from !== null) where.push(`"time" >= ${literal(pgTimestamp(q.from))}::timestamptz`);
   if (q.to !== null) where.push(`"time" < ${literal(pgTimestamp(q.to))}::timestamptz`);
@@ -42,7 +42,12 @@ export function rawCopySql(q: RawQuery): string {
   if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
   sql += ' ORDER BY "time"';
   if (q.limit) sql += ` LIMIT ${Math.trunc(q.limit)}`;
-  return `COPY (${sql}) TO STDOUT (FORMAT binary)`;
+  return sql;
+}
+
+/** The COPY statement of the rows in binary. */
+export function rawCopySql(q: RawQuery): string {
+  return `COPY (${rawRowsSql(q)}) TO STDOUT (FORMAT binary)`;
 }
 
 export function rawColumns(q: RawQuery): ResultColumn[] {
