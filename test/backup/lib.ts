@@ -11,7 +11,9 @@ import { waitFor } from '../helpers/clock.ts';
 import { ARROW_STREAM, arrowBody, request } from '../faults/lib.ts';
 
 /** Ports of the clusters these tests start (their own range, apart from other suites'). */
-export const PORTS = { primary: 55400, pitr: 55401, latest: 55402, damaged: 55403, standby: 55404, primary2: 55405, remote: 55406, remoteStandby: 55407 } as const;
+// Below the kernel's ephemeral range (32768–60999 on Linux): a fixed port there can be taken, as
+// the source port of any outgoing connection of a busy machine, just when a cluster binds it.
+export const PORTS = { primary: 25400, pitr: 25401, latest: 25402, damaged: 25403, standby: 25404, primary2: 25405, remote: 25406, remoteStandby: 25407 } as const;
 
 export interface Uploaded { id: string; rows: number; committedAt: number }
 
