@@ -6,7 +6,7 @@
 //     (channels at 3 and 4 decimals, as loggers report them) and with the random W2 doubles; and
 //     VictoriaMetrics (Debian package) loaded with the same rows over line protocol, after a flush.
 //  3. Compression: rows/s of the conversion, and rows per CPU-second (Node and PostgreSQL together).
-//  4. Reading: raw export (CSV through the query API) and resolution=auto over the whole range, from
+//  4. Reading: raw export (CSV and Arrow through the query API) and resolution=auto over the whole range, from
 //     the compressed stream and from a twin of it loaded with the same rows and never compressed,
 //     alternated (BENCH_REPS pairs; at least 9 for the query), and decoding alone.
 //  5. The conversion in a running server against its own ingest (compression-server.ts): a 10M-row
@@ -173,9 +173,9 @@ function appOf(db: Db, dataDir: string): (p: string, init?: RequestInit) => Prom
 const range = { from: formatMicros(BigInt(dataLib.T0_US)), to: formatMicros(BigInt(dataLib.T0_US) + 10n * BigInt(dataLib.DAY_US)) };
 
 /** Seconds to export the 10 days as CSV. */
-async function exportSeconds(request: ReturnType<typeof appOf>, name: string): Promise<number> {
+async function exportSeconds(request: ReturnType<typeof appOf>, name: string, format: 'csv' | 'arrow'): Promise<number> {
   const t0 = performance.now();
-  const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, format: 'csv' })}`);
+  const res = await request(`/v1/streams/${name}/query?${new URLSearchParams({ ...range, format })}`);
   let bytes = 0;
   for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) bytes += piece.length;
   if (res.status !== 200 || bytes < N) throw new Error(`export of ${name} failed: ${res.status}`);
@@ -282,7 +282,9 @@ async function main(): Promise<void> {
     }
     await settle(url, [`${DATA_SCHEMA}.${streams.realistic.tableName}`]);
     const loadBefore = load();
-    const exports = await alternated(REPS, (name) => exportSeconds(request, name));
+    // CSV: PostgreSQL writes plain chunks' rows itself, Node those of segments; Arrow: Node both.
+    const exports = await alternated(REPS, (name) => exportSeconds(request, name, 'csv'));
+    const arrowExports = await alternated(REPS, (name) => exportSeconds(request, name, 'arrow'));
     const autos = await alternated(Math.max(9, REPS), (name) => autoMs(request, name));
     const loadAfter = load();
     const d0 = performance.now();
@@ -307,6 +309,8 @@ async function main(): Promise<void> {
     console.log(`\n4. Reading (realistic rows; the plain twin and the compressed stream alternated; load average ${loadBefore} before, ${loadAfter} after):`);
     console.log(`  raw export CSV   plain ${fmt(N / median(exports.plain))} rows/s · compressed ${fmt(N / median(exports.packed))} rows/s`
       + ` (ratio of medians ${(median(exports.plain) / median(exports.packed)).toFixed(2)}, median of pair ratios ${ratios(exports).toFixed(2)}; ${REPS} pairs)`);
+    console.log(`  raw export Arrow plain ${fmt(N / median(arrowExports.plain))} rows/s · compressed ${fmt(N / median(arrowExports.packed))} rows/s`
+      + ` (ratio of medians ${(median(arrowExports.plain) / median(arrowExports.packed)).toFixed(2)}, median of pair ratios ${ratios(arrowExports).toFixed(2)}; ${REPS} pairs)`);
     console.log(`  decoding alone   ${fmt(decodeRate)} rows/s (segments to ColumnBatches)`);
     console.log(`  auto, 10 days    plain ${median(autos.plain).toFixed(1)} ms · compressed ${median(autos.packed).toFixed(1)} ms`
       + ` (medians of ${autos.plain.length}; median of pair ratios compressed/plain ${median(autos.packed.map((p, i) => p / autos.plain[i])).toFixed(2)}; all: plain ${autos.plain.map((x) => x.toFixed(0)).join(' ')}, compressed ${autos.packed.map((x) => x.toFixed(0)).join(' ')})`);
