@@ -45,6 +45,18 @@ export function databaseUnavailable(what: string, cause?: unknown): AppError {
     { cause, retryAfter: DATABASE_RETRY_AFTER_S });
 }
 
+/**
+ * What keeps PostgreSQL from doing the work now, for SQLSTATEs that are a failure of ours rather
+ * than of the request: the same request may succeed later (null for any other code).
+ */
+function serverCannotNow(code: string): string | null {
+  if (code.startsWith('53')) return 'PostgreSQL lacks the resources (disk space, memory or connections)';
+  if (code.startsWith('58')) return 'PostgreSQL met a system or I/O error';
+  if (code === '57014') return 'PostgreSQL cancelled the statement';
+  if (code === '55P03') return 'a lock was not granted in time';
+  return null;
+}
+
 /** Map an error thrown by pg (or by anything beneath a request) to an AppError; anything unrecognised becomes a 500. */
 export function fromPgError(err: unknown, what: string): AppError {
   if (err instanceof AppError) return err;
@@ -61,6 +73,10 @@ export function fromPgError(err: unknown, what: string): AppError {
   }
   if (code === '40001' || code === '40P01') {
     return new AppError(503, 'conflict', `cannot ${what}: a concurrent change interfered; retry the request`, { cause: err, retryAfter: 1 });
+  }
+  const busy = serverCannotNow(code);
+  if (busy) {
+    return new AppError(503, 'database_unavailable', `cannot ${what}: ${busy}; retry in a few seconds`, { cause: err, retryAfter: DATABASE_RETRY_AFTER_S });
   }
   return new AppError(500, 'internal', `cannot ${what}: unexpected database error`, { cause: err });
 }

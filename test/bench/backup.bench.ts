@@ -145,6 +145,9 @@ function longRequest(url: string, pathname: string, method: string): Promise<{ s
   });
 }
 
+/** The running server's output, for the error lines behind a failed upload. */
+let serverOutput: (() => string) | null = null;
+
 /** Uploads in `conc` loops until stop() says so; counts rows and notes each commit. */
 function uploader(url: string, conc: number, onCommit?: (at: number) => void, spans?: Span[]): { rows(): number; stop(): Promise<void> } {
   let rows = 0;
@@ -156,7 +159,12 @@ function uploader(url: string, conc: number, onCommit?: (at: number) => void, sp
       const start = performance.now();
       const r = await request(url, '/v1/streams/bench/ingest', { method: 'POST', body: arrowBody(4, 50_000, seed++), contentType: ARROW_STREAM, timeoutMs: 120_000 })
         .catch((err: Error) => ({ status: 0, body: { error: err.message } }));
-      if (r.status !== 201) { failure = new Error(`upload: ${r.status} ${JSON.stringify(r.body)}`); return; }
+      if (r.status !== 201) {
+        // The server's own account of it (its error lines), beside the answer.
+        const logged = (serverOutput?.() ?? '').split('\n').filter((l) => /"level":50/.test(l)).slice(-3).join('\n');
+        failure = new Error(`upload: ${r.status} ${JSON.stringify(r.body)}${logged ? `\nserver log:\n${logged}` : ''}`);
+        return;
+      }
       rows += 200_000;
       spans?.push({ start, end: performance.now(), rows: 200_000 });
       onCommit?.(Date.now());
@@ -177,6 +185,7 @@ async function main(): Promise<void> {
   const backupDir = await tempDir('strata-bench-backup-dir-');
   const scratch = await tempDir('strata-bench-backup-scratch-');
   const strata = await startStrata({ STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_PG_PORT: String(PORTS.primary) });
+  serverOutput = strata.output;
   const password = (await import('node:fs/promises')).readFile(path.join(dataDir, 'pg-password'), 'utf8');
   const pgUrl = `postgres://postgres:${encodeURIComponent((await password).trim())}@127.0.0.1:${PORTS.primary}/postgres`;
   const side = new pg.Client({ connectionString: pgUrl });
