@@ -7,7 +7,6 @@
 // compares as UTF-8 bytes (COLLATE "C").
 import type { ColumnType, Validity } from '../domain/types.ts';
 import { type PlainValues, isValid } from './codecs/columns.ts';
-import type { FieldStats } from './segment.ts';
 
 /** Text values longer than this (UTF-8 bytes) are not kept: such a segment is decoded instead. */
 export const MAX_TEXT_STAT_BYTES = 64;
@@ -15,6 +14,31 @@ export const MAX_TEXT_STAT_BYTES = 64;
 /** A number as text PostgreSQL reads back to the same double, −0 included. */
 export function numberText(x: number): string {
   return Object.is(x, -0) ? '-0' : String(x);
+}
+
+/** What a segment keeps of one field (its `stats` jsonb, by column name). */
+export interface FieldStats {
+  /** Values that are neither NULL nor NaN, and NaNs. */
+  count: number;
+  nan: number;
+  /** As text (exact for int8, −0 as "-0"); null when count is 0. */
+  min: string | null;
+  max: string | null;
+  sum: string | null;
+  /**
+   * The other parts of a rollup level row (below); absent from segments written before
+   * they were kept, and `first`/`last` from text segments whose values are long.
+   */
+  first?: string | null;
+  /** µs; absent when it is the segment's time_min (time_max for lastAt). */
+  firstAt?: string;
+  last?: string | null;
+  lastAt?: string;
+  /** µs of the earliest and latest NaN; absent when there is none. */
+  nanFirst?: string;
+  nanLast?: string;
+  /** bool: how many true. */
+  true?: number;
 }
 
 type Parts = Partial<FieldStats>;

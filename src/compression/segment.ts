@@ -6,33 +6,12 @@ import { PG_EPOCH_OFFSET_US } from '../copy/binary-format.ts';
 import { type PlainValues, decodeColumn, encodeColumn, isValid } from './codecs/columns.ts';
 import { ByteReader, ByteWriter } from './codecs/bytes.ts';
 import { decodeBigInts, encodeBigInts } from './codecs/ints.ts';
-import { levelStats, numberText } from './segment-stats.ts';
+import { type FieldStats, levelStats, numberText } from './segment-stats.ts';
+
+export type { FieldStats } from './segment-stats.ts';
 
 export const SEGMENT_ROWS = 10_000;
 
-export interface FieldStats {
-  /** Values that are neither NULL nor NaN, and NaNs. */
-  count: number;
-  nan: number;
-  /** As text (exact for int8, −0 as "-0"); null when count is 0. */
-  min: string | null;
-  max: string | null;
-  sum: string | null;
-  /**
-   * The other parts of a rollup level row (segment-stats.ts); absent from segments written before
-   * they were kept, and `first`/`last` from text segments whose values are long.
-   */
-  first?: string | null;
-  /** µs; absent when it is the segment's time_min (time_max for lastAt). */
-  firstAt?: string;
-  last?: string | null;
-  lastAt?: string;
-  /** µs of the earliest and latest NaN; absent when there is none. */
-  nanFirst?: string;
-  nanLast?: string;
-  /** bool: how many true. */
-  true?: number;
-}
 
 export interface EncodedSegment {
   ingestId: string;
