@@ -174,10 +174,3 @@ async function insertParts(tx: PoolClient, parts: Buffer): Promise<void> {
     await tx.query(`INSERT INTO ${SEGMENT_PARTS} (${PART_COLUMNS.join(', ')}) VALUES ${values.join(', ')}`, params);
   }
 }
-
-/** Writes segments (ids taken here), on a client of its own or in the caller's transaction. */
-export async function insertSegments(tx: PoolClient, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
-  if (segs.length === 0) return;
-  const ids = await reserveSegmentIds(tx, segs.length);
-  await writeSegmentRows(tx, segmentCopyRows(streamId, chunkId, segs, ids), 1 << 20);
-}

@@ -7,10 +7,16 @@ import type { EncodedSegment } from '../../src/compression/segment.ts';
 import {
   PART_BYTES, SEGMENTS, SEGMENT_PARTS, deleteChunkSegments, deleteIngestSegments, findSegments, joinColumns, loadSegments, splitColumns,
 } from '../../src/compression/store.ts';
-import { insertSegments } from '../../src/compression/segment-copy.ts';
+import { reserveSegmentIds, segmentCopyRows, writeSegmentRows } from '../../src/compression/segment-copy.ts';
+import type { PoolClient } from '../../src/db/pool.ts';
 import { rng } from '../helpers/rollups.ts';
 
 const STREAM = 7;
+
+/** Writes segments the way a conversion does: ids from the sequence, rows by COPY, parts by INSERT. */
+async function insertSegments(tx: PoolClient, streamId: number, chunkId: number, segs: readonly EncodedSegment[]): Promise<void> {
+  await writeSegmentRows(tx, segmentCopyRows(streamId, chunkId, segs, await reserveSegmentIds(tx, segs.length)), 1 << 20);
+}
 let db: TestDb;
 
 beforeAll(async () => { db = await createTestDb(); });
