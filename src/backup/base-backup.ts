@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { closeDb, createDb } from '../db/pool.ts';
 import { auditHead } from '../audit/log.ts';
 import { strataVersion } from '../versions.ts';
-import type { CopyAnswer, CopyJob } from './copy-child.ts';
+import type { CopyAnswer, CopyJob, CopyNotice } from './copy-child.ts';
+import { foreground } from '../jobs/foreground.ts';
 import { syncDir } from './files.ts';
 import { type Manifest, type ManifestFile, MANIFEST_FORMAT, baseDir } from './manifest.ts';
 import { syncOriginals } from './originals-copy.ts';
@@ -35,6 +36,10 @@ export interface BaseBackupOptions {
   passwordFile: string;
   /** Pauses for this percentage of the copying time (see STRATA_BACKUP_PAUSE). */
   pausePercent?: number;
+  /** Pauses for this percentage of the copying time while uploads run (see STRATA_JOB_BUSY_PAUSE). */
+  busyPausePercent?: number;
+  /** Whether uploads are running: this process's own by default (foreground.ts). */
+  uploadsRunning?: () => boolean;
   /** At most this many bytes per second are copied (see STRATA_BACKUP_MAX_RATE; 0: no bound). */
   maxBytesPerSecond?: number;
   /** An immediate checkpoint at pg_backup_start (a burst of writes) instead of a spread one (see STRATA_BACKUP_CHECKPOINT). */
@@ -73,7 +78,10 @@ export async function clusterFiles(pgDir: string): Promise<{ files: string[]; di
   return { files, dirs };
 }
 
-export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest> {
+/** A base backup taken: its manifest, and how long its copy paused (STRATA_BACKUP_PAUSE, STRATA_JOB_BUSY_PAUSE). */
+export interface BaseBackup { manifest: Manifest; copyPausedMs: number }
+
+export async function takeBaseBackup(opts: BaseBackupOptions): Promise<BaseBackup> {
   const started = new Date();
   const id = backupId(started);
   const partial = path.join(baseDir(opts.backupDir), `.${id}.partial`);
@@ -102,10 +110,10 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
     const { files, dirs } = await clusterFiles(opts.pgDir);
     for (const d of dirs) await mkdir(path.join(partial, 'pg', d), { recursive: true, mode: 0o700 });
     await mkdir(path.join(partial, 'pg', 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
-    const { copied, bytes } = await copyInChild({
+    const { copied, bytes, pausedMs } = await copyInChild({
       pgDir: opts.pgDir, dest: path.join(partial, 'pg'), files,
-      pausePercent: opts.pausePercent ?? 0, maxBytesPerSecond: opts.maxBytesPerSecond ?? 0,
-    }, opts.progress, opts.signal);
+      pausePercent: opts.pausePercent ?? 0, busyPausePercent: opts.busyPausePercent ?? 0, maxBytesPerSecond: opts.maxBytesPerSecond ?? 0,
+    }, opts.uploadsRunning ?? (() => foreground.busy()), opts.progress, opts.signal);
     const head = await auditHead(client);
     const ingests = (await client.query<{ n: string; rows: string }>(
       "SELECT count(*)::text AS n, coalesce(sum(rows), 0)::text AS rows FROM strata.ingests WHERE status = 'committed'")).rows[0];
@@ -133,7 +141,7 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
     await syncDir(partial);
     await rename(partial, final);
     await syncDir(baseDir(opts.backupDir));
-    return manifest;
+    return { manifest, copyPausedMs: pausedMs };
   } catch (err) {
     if (!stopped) await client.query('SELECT pg_backup_stop(false)').catch(() => undefined);
     await rm(partial, { recursive: true, force: true });
@@ -145,9 +153,11 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<Manifest>
 }
 
 const COPY_CHILD = new URL('./copy-child.mjs', import.meta.url);
+/** How often the copy child is told whether uploads are running. */
+const BUSY_POLL_MS = 50;
 
 /** Copies the files in a child process at nice 19 (copy-child.mjs), answering them in the order given. */
-function copyInChild(job: CopyJob, progress?: (bytes: number) => void, signal?: AbortSignal): Promise<{ copied: ManifestFile[]; bytes: number }> {
+function copyInChild(job: CopyJob, uploadsRunning: () => boolean, progress?: (bytes: number) => void, signal?: AbortSignal): Promise<{ copied: ManifestFile[]; bytes: number; pausedMs: number }> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) { reject(new Error('the backup was stopped before its copy was complete')); return; }
     const child = fork(COPY_CHILD, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
@@ -160,6 +170,7 @@ function copyInChild(job: CopyJob, progress?: (bytes: number) => void, signal?: 
     let bytes = 0;
     let failure: Error | null = null;
     let done = false;
+    let pausedMs = 0;
     const onAbort = (): void => {
       failure ??= new Error('the backup was stopped before its copy was complete');
       child.kill('SIGTERM');
@@ -174,6 +185,7 @@ function copyInChild(job: CopyJob, progress?: (bytes: number) => void, signal?: 
         failure ??= new Error(m.message);
       } else if (m.type === 'done') {
         done = true;
+        pausedMs = m.pausedMs;
       }
     });
     child.once('error', (err) => { failure ??= err; });
@@ -181,9 +193,18 @@ function copyInChild(job: CopyJob, progress?: (bytes: number) => void, signal?: 
       signal?.removeEventListener('abort', onAbort);
       if (failure) reject(failure);
       else if (!done) reject(new Error(`the process copying the backup's files ended before its copy was complete (${sig ?? `exit code ${code}`})`));
-      else resolve({ copied, bytes });
+      else resolve({ copied, bytes, pausedMs });
     });
     child.send(job);
+    // The child cannot read this process's memory: it is told when uploads start and stop.
+    let busy = false;
+    const watch = setInterval(() => {
+      const now = uploadsRunning();
+      if (now === busy || !child.connected) return;
+      busy = now;
+      child.send({ type: 'busy', busy } satisfies CopyNotice);
+    }, BUSY_POLL_MS);
+    child.once('close', () => clearInterval(watch));
   });
 }
 

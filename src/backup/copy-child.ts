@@ -2,15 +2,18 @@
 // nice 19): reading, SHA-256 and writing a cluster of gigabytes is CPU work that would otherwise run
 // on the server's event loop, between the COPY rows of the uploads. Receives one job, answers one
 // message per file in the order given, then `done`.
-import { copyHashed, pacer } from './files.ts';
+import { copyHashed } from './files.ts';
 import path from 'node:path';
+import { Pacer } from '../jobs/pause.ts';
 
-export interface CopyJob { pgDir: string; dest: string; files: string[]; pausePercent: number; maxBytesPerSecond: number }
+export interface CopyJob { pgDir: string; dest: string; files: string[]; pausePercent: number; busyPausePercent: number; maxBytesPerSecond: number }
+/** From the server while the copy runs: whether uploads are running (it then pauses for busyPausePercent). */
+export interface CopyNotice { type: 'busy'; busy: boolean }
 export type CopyAnswer =
   | { type: 'file'; path: string; bytes: number; sha256: string }
   | { type: 'gone'; path: string }
   | { type: 'error'; message: string }
-  | { type: 'done' };
+  | { type: 'done'; pausedMs: number };
 
 /**
  * The copy is written back every this many bytes (fdatasync): a few MiB at a time, steadily, instead
@@ -37,7 +40,8 @@ function rateLimit(maxBytesPerSecond: number): (bytes: number) => Promise<void> 
 }
 
 async function run(job: CopyJob): Promise<void> {
-  const pause = pacer(job.pausePercent);
+  const pacer = new Pacer({ idlePercent: job.pausePercent, busyPercent: job.busyPausePercent, busy: () => uploadsRunning });
+  const pause = pacer.step;
   const rate = rateLimit(job.maxBytesPerSecond);
   const pace = async (bytes: number): Promise<void> => {
     await rate(bytes);
@@ -52,11 +56,19 @@ async function run(job: CopyJob): Promise<void> {
       await send({ type: 'gone', path: f });
     }
   }
-  await send({ type: 'done' });
+  await send({ type: 'done', pausedMs: Math.round(pacer.pausedMs) });
 }
 
-process.once('message', (job: CopyJob) => {
-  run(job).then(() => process.disconnect(), async (err: unknown) => {
+let uploadsRunning = false;
+let started = false;
+process.on('message', (m: CopyJob | CopyNotice) => {
+  if ('type' in m) {
+    uploadsRunning = m.busy;
+    return;
+  }
+  if (started) return;
+  started = true;
+  run(m).then(() => process.disconnect(), async (err: unknown) => {
     await send({ type: 'error', message: (err as Error).message }).catch(() => undefined);
     process.disconnect();
   });

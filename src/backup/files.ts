@@ -5,7 +5,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pauseAfter } from '../jobs/pause.ts';
 
 export interface Copied { bytes: number; sha256: string }
 
@@ -68,22 +67,4 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-/**
- * Background copying that yields to the foreground: called after each piece copied, it pauses for
- * `percent` % of the time spent copying, in steps of at least 50 ms of work.
- */
-export function pacer(percent: number, signal?: AbortSignal): () => Promise<void> {
-  let worked = 0;
-  let last = performance.now();
-  return async () => {
-    const now = performance.now();
-    worked += now - last;
-    if (worked >= 50 && percent > 0) {
-      await pauseAfter(worked, percent, signal);
-      worked = 0;
-    }
-    last = performance.now();
-  };
 }

@@ -32,7 +32,7 @@ function requireBackupDir(config: Config): string {
 }
 
 /** A base backup of the embedded PostgreSQL and the originals, or the originals alone (DATABASE_URL). */
-export async function backupNow(db: Db, config: Config, server: EmbeddedServer | null, opts: { originalsOnly?: boolean; signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+export async function backupNow(db: Db, config: Config, server: EmbeddedServer | null, opts: { originalsOnly?: boolean; signal?: AbortSignal; uploadsRunning?: () => boolean } = {}): Promise<Record<string, unknown>> {
   const dir = requireBackupDir(config);
   if (opts.originalsOnly || !server) {
     const s = await syncOriginals(db.pool, config.archiveDir, dir, true);
@@ -42,15 +42,15 @@ export async function backupNow(db: Db, config: Config, server: EmbeddedServer |
       originals_copied: s.copied, originals_bytes: s.bytes, originals: s.all?.length ?? 0,
     };
   }
-  const m = await takeBaseBackup({
+  const { manifest: m, copyPausedMs } = await takeBaseBackup({
     pgDir: server.dataDir, url: server.url, backupDir: dir, archiveDir: config.archiveDir,
-    passwordFile: path.join(config.dataDir, 'pg-password'), signal: opts.signal, pausePercent: config.backup?.pausePercent,
+    passwordFile: path.join(config.dataDir, 'pg-password'), signal: opts.signal, pausePercent: config.backup?.pausePercent, busyPausePercent: config.jobBusyPausePercent, uploadsRunning: opts.uploadsRunning,
     maxBytesPerSecond: config.backup?.maxBytesPerSecond, fastCheckpoint: config.backup?.fastCheckpoint,
   });
   const pruned = await pruneBackups(dir, config.backup?.keep ?? 7);
   return {
     backup: m.id, bytes: m.bytes, files: m.files.length, wal: `${m.start_wal}–${m.stop_wal}`, audit_head: m.audit_head,
-    originals: m.originals.length, pruned_backups: pruned.backups, pruned_wal_segments: pruned.wal_segments,
+    originals: m.originals.length, pruned_backups: pruned.backups, pruned_wal_segments: pruned.wal_segments, copy_paused_ms: copyPausedMs,
   };
 }
 

@@ -16,6 +16,7 @@ import { formatMicros } from '../domain/time.ts';
 import type { Stream } from '../domain/types.ts';
 import { appendAudit, systemActor } from '../audit/log.ts';
 import { DecoderThread } from '../ingest/decoders/worker-thread.ts';
+import { foreground } from '../jobs/foreground.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { writeSegmentRows } from './segment-copy.ts';
 
@@ -30,6 +31,8 @@ export interface CompressOutcome {
   rows: number;
   segments: number;
   bytes: number;
+  /** Milliseconds the conversion paused for uploads (STRATA_JOB_BUSY_PAUSE). */
+  pausedMs: number;
 }
 
 export interface CompressOptions {
@@ -41,6 +44,8 @@ export interface CompressOptions {
   beforeCommit?: () => Promise<void>;
   /** The nice value of the worker thread and its reading connection (STRATA_JOB_NICE); 0 or absent: unchanged. */
   nice?: number;
+  /** While uploads run, the conversion pauses for this percentage of its working time (STRATA_JOB_BUSY_PAUSE). */
+  busyPausePercent?: number;
 }
 
 /** Faults tests inject: the worker exits, as a crashed thread does, after sending this many batches. */
@@ -81,9 +86,10 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
   const job: ConvertJob = {
     url: db.url, table: qualified(DATA_SCHEMA, chunk.tableName),
     columns: ['"time"', 'ingest_id', ...tags.map((c) => ident(c.columnName)), ...fields.map((c) => ident(c.columnName))],
-    tags, fields, streamId: stream.id, chunkId: chunk.id, nice: opts.nice ?? 0, exitAfterBatches: conversionFaults.workerExitAfterBatches,
+    tags, fields, streamId: stream.id, chunkId: chunk.id, nice: opts.nice ?? 0,
+    foreground: foreground.shared, busyPausePercent: opts.busyPausePercent ?? 0, exitAfterBatches: conversionFaults.workerExitAfterBatches,
   };
-  const out: CompressOutcome = { rows: 0, segments: 0, bytes: 0 };
+  const out: CompressOutcome = { rows: 0, segments: 0, bytes: 0, pausedMs: 0 };
   const worker = new DecoderThread<FromWorker>(ENTRY, {
     reader: 'the compression worker', workerData: job,
     // A young generation larger than a decoder's: encoding makes many short-lived arrays. Grouping
@@ -96,6 +102,7 @@ async function encodeRows(db: Db, tx: PoolClient, stream: Stream, chunk: ChunkRe
       const m = await worker.next();
       if (m.type === 'end') {
         if (m.rows !== out.rows) throw new Error(`the compression worker read ${m.rows} rows and encoded ${out.rows}`);
+        out.pausedMs = m.pausedMs;
         break;
       }
       if (m.type !== 'segments') throw failure(m);

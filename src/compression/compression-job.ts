@@ -35,17 +35,17 @@ async function compression(ctx: JobContext): Promise<JobResult> {
   let chunks = 0;
   let bytes = 0;
   const errors: string[] = [];
-  const done: Record<string, { chunk: string; rows: number; segments: number; bytes: number }[]> = {};
+  const done: Record<string, { chunk: string; rows: number; segments: number; bytes: number; paused_ms: number }[]> = {};
   await eachLimited(await streamsOf(ctx), STREAMS_IN_FLIGHT, ctx.signal, async (stream) => {
     const after = compressAfterUs(stream.settings);
     if (after === null) return;
     try {
       for (const c of await chunksToCompress(ctx.db.pool, stream, nowUs - after)) {
         if (ctx.signal.aborted) break;
-        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId, nice: ctx.config.jobNice });
+        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId, nice: ctx.config.jobNice, busyPausePercent: ctx.config.jobBusyPausePercent });
         if (!out) continue;
         rows += out.rows; chunks++; bytes += out.bytes;
-        (done[stream.name] ??= []).push({ chunk: c.tableName, ...out });
+        (done[stream.name] ??= []).push({ chunk: c.tableName, rows: out.rows, segments: out.segments, bytes: out.bytes, paused_ms: out.pausedMs });
       }
     } catch (err) {
       errors.push(`stream ${stream.name}: ${(err as Error).message}`);

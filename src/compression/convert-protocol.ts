@@ -16,6 +16,10 @@ export interface ConvertJob {
   chunkId: number;
   /** The nice value of the worker thread and of its connection's backend (STRATA_JOB_NICE; 0: unchanged). */
   nice: number;
+  /** Uploads in flight (Foreground.shared): the read pauses for busyPausePercent of its time while they run. */
+  foreground: SharedArrayBuffer;
+  /** STRATA_JOB_BUSY_PAUSE. */
+  busyPausePercent: number;
   /** Tests: the worker exits (as a crashed thread does) after sending this many batches. */
   exitAfterBatches?: number;
 }
@@ -35,6 +39,8 @@ export interface EndMessage {
   type: 'end';
   /** Rows the worker read from the chunk. */
   rows: number;
+  /** Milliseconds its reading paused for uploads. */
+  pausedMs: number;
 }
 
 export type FromWorker = SegmentsMessage | EndMessage | ErrorMessage;

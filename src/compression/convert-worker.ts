@@ -9,6 +9,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { lowerBackendPriority, lowerThreadPriority } from '../db/priority.ts';
+import { Foreground } from '../jobs/foreground.ts';
+import { Pacer } from '../jobs/pause.ts';
 import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
@@ -73,12 +75,16 @@ async function run(): Promise<void> {
   await ids.connect();
   lowerBackendPriority(client, job.nice);
   let rows = 0;
+  // While uploads run, reading stops now and then (PostgreSQL's backend waits on the socket meanwhile).
+  const uploads = new Foreground(job.foreground);
+  const pacing = new Pacer({ idlePercent: 0, busyPercent: job.busyPausePercent, busy: () => uploads.busy() });
   try {
     const parser = new CopyRowParser(job.columns.length, (buf, off, len) => { rows++; grouper.add(buf, off, len); });
     const copy = client.query(copyTo(`COPY ${job.table} (${job.columns.join(', ')}) TO STDOUT (FORMAT binary)`));
     for await (const piece of copy) {
       parser.push(piece as Buffer);
       if (readyBytes >= SEND_BYTES) await send();
+      await pacing.step();
     }
     if (!parser.done) throw new Error('the chunk\'s rows ended before the COPY trailer');
     grouper.finish();
@@ -87,7 +93,7 @@ async function run(): Promise<void> {
     await client.end().catch(() => undefined);
     await ids.end().catch(() => undefined);
   }
-  port.postMessage({ type: 'end', rows } satisfies FromWorker);
+  port.postMessage({ type: 'end', rows, pausedMs: Math.round(pacing.pausedMs) } satisfies FromWorker);
 }
 
 run().catch((err: unknown) => {

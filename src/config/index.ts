@@ -54,6 +54,11 @@ export interface Config {
    */
   jobNice: number;
   /**
+   * While uploads run, the compression job's conversion and a base backup's copy pause for this
+   * percentage of the time they work (STRATA_JOB_BUSY_PAUSE; 0 for none): 400 leaves them a fifth of the time.
+   */
+  jobBusyPausePercent: number;
+  /**
    * An upload whose client sends no body bytes for this long ends with 408 body_timeout
    * (STRATA_BODY_IDLE_TIMEOUT).
    */
@@ -235,6 +240,7 @@ export function loadConfig(env: Env = process.env): Config {
     rollupLagUs: interval(env, 'STRATA_ROLLUP_LAG', 60_000_000n),
     retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
+    jobBusyPausePercent: int(env, 'STRATA_JOB_BUSY_PAUSE', 400, 0, 10_000),
     bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
     headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
     maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),

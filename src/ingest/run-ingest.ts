@@ -26,6 +26,7 @@ import { readAhead } from './read-ahead.ts';
 import { parseProvenance } from './provenance-header.ts';
 import { observersFor } from './observers.ts';
 import { UploadClaim } from './upload-claims.ts';
+import { foreground } from '../jobs/foreground.ts';
 
 export const DEFAULT_CHUNK_INTERVAL_US = 86_400_000_000n;
 
@@ -102,6 +103,8 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
   let decoder: Decoder | null = null;
   let claim: UploadClaim | null = null;
   const actor = { keyId: input.actor.keyId, role: input.actor.role };
+  // Background work (compression, a backup's copy) slows down while this runs.
+  const uploadEnded = foreground.begin();
   try {
     if (input.refusal) throw input.refusal;
     assertStreamName(input.streamName);
@@ -188,6 +191,7 @@ export async function runIngest(deps: IngestDeps, input: IngestInput): Promise<I
       cause: appErr.cause ?? err, retryAfter: appErr.retryAfter, detail: { ...(appErr.detail ?? {}), ingest_id: facts.id === 0n ? null : facts.id.toString() },
     });
   } finally {
+    uploadEnded();
     await decoder?.close().catch(() => undefined);
     await body?.discard().catch(() => undefined);
     await claim?.remove().catch(() => undefined);

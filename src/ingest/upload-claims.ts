@@ -68,6 +68,20 @@ function mayBeAlive(o: Owner): boolean {
   }
 }
 
+/**
+ * Uploads in flight in any process using this spool directory (their claims; those of processes
+ * that no longer run are left out). For a process that does not share the server's memory.
+ */
+export async function uploadsInFlight(spoolDir: string): Promise<number> {
+  const names = await readdir(spoolDir).catch(() => [] as string[]);
+  let n = 0;
+  for (const name of names) {
+    const o = parseOwner(name);
+    if (o?.kind === 'claim' && mayBeAlive(o)) n++;
+  }
+  return n;
+}
+
 /** A spool file name owned by this process. */
 export function spoolFileName(kind: SpoolKind, rest: string): string {
   return `${kind}.${ownerName(self)}.${rest}`;

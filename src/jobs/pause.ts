@@ -17,3 +17,45 @@ export async function withPause<T>(percent: number, signal: AbortSignal | undefi
   await pauseAfter(performance.now() - started, percent, signal);
   return out;
 }
+
+/** How background work paces itself: the share of its working time it pauses, with and without uploads running. */
+export interface Pacing {
+  /** Percentage paused while no upload runs (0: none). */
+  idlePercent: number;
+  /** Percentage paused while uploads run (STRATA_JOB_BUSY_PAUSE); the larger of the two applies then. */
+  busyPercent: number;
+  /** Whether uploads are running (foreground.ts). */
+  busy: () => boolean;
+}
+
+/** Work between two pauses: long enough that sleeping costs little, short enough that an upload starting soon finds room. */
+const STEP_MS = 50;
+
+/**
+ * Background work that yields to the foreground: `step()` is called after each piece of work and
+ * pauses, once STEP_MS of work have gone by, for the percentage of that time the pacing asks for
+ * now.
+ */
+export class Pacer {
+  /** Milliseconds paused so far. */
+  pausedMs = 0;
+  private worked = 0;
+  private last = performance.now();
+
+  constructor(private readonly pacing: Pacing, private readonly signal?: AbortSignal) {}
+
+  readonly step = async (): Promise<void> => {
+    const now = performance.now();
+    this.worked += now - this.last;
+    if (this.worked >= STEP_MS) {
+      const p = this.pacing;
+      const percent = p.busy() ? Math.max(p.idlePercent, p.busyPercent) : p.idlePercent;
+      if (percent > 0) {
+        await pauseAfter(this.worked, percent, this.signal);
+        this.pausedMs += performance.now() - now;
+      }
+      this.worked = 0;
+    }
+    this.last = performance.now();
+  };
+}

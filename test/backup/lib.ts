@@ -13,7 +13,7 @@ import { ARROW_STREAM, arrowBody, request } from '../faults/lib.ts';
 /** Ports of the clusters these tests start (their own range, apart from other suites'). */
 // Below the kernel's ephemeral range (32768–60999 on Linux): a fixed port there can be taken, as
 // the source port of any outgoing connection of a busy machine, just when a cluster binds it.
-export const PORTS = { primary: 25400, pitr: 25401, latest: 25402, damaged: 25403, standby: 25404, primary2: 25405, remote: 25406, remoteStandby: 25407 } as const;
+export const PORTS = { primary: 25400, pitr: 25401, latest: 25402, damaged: 25403, standby: 25404, primary2: 25405, remote: 25406, remoteStandby: 25407, yields: 25408 } as const;
 
 export interface Uploaded { id: string; rows: number; committedAt: number }
 

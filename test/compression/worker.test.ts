@@ -7,6 +7,7 @@ import { createTestApp, type TestApp } from '../helpers/app.ts';
 import { T0 } from '../helpers/polars.ts';
 import { createLabStream, ingestLab, labRows, type RunRecord } from '../helpers/rollups.ts';
 import { conversionFaults } from '../../src/compression/compress-chunk.ts';
+import { foreground } from '../../src/jobs/foreground.ts';
 
 const STREAM = 'big';
 const ROWS = 400_000;
@@ -79,5 +80,41 @@ describe('conversion in a worker thread', () => {
     // with the worker, 231 ms at a load average of 20).
     expect(elu).toBeLessThan(0.3);
     expect(worst).toBeLessThan(500);
+    // No upload ran: the conversion never paused.
+    expect(pausedMs(run)).toEqual([0]);
+  });
+
+  // Late rows into the compressed chunk are converted by the next run, with an upload in flight
+  // all along (this process's own uploads are what the conversion watches): its reading pauses,
+  // four times as long as it works by default (STRATA_JOB_BUSY_PAUSE 400), and the run says so.
+  it('yields to uploads: while one is in flight, the conversion pauses and the run records how long', async () => {
+    const late = 200_000;
+    const s = await (await t.request(`/v1/streams/${STREAM}`)).json() as { tags: { name: string; column: string }[]; fields: { name: string; column: string }[] };
+    const col = (n: string): string => `"${[...s.tags, ...s.fields].find((c) => c.name === n)?.column}"`;
+    await t.db.pool.query(`INSERT INTO ${table} ("time", ${col('sample')}, ${col('temp_c')}, ${col('cnt')}, ingest_id)
+      SELECT $1::timestamptz + i * interval '1 ms', 'L' || (i / 5000 % 3), i / 7.0, i % 100, (SELECT max(id) FROM strata.ingests)
+        FROM generate_series(1, ${late}) i`, [new Date(Number(T0 / 1000n) + 7_200_000).toISOString()]);
+    const uploadEnded = foreground.begin();
+    let run: RunRecord;
+    const started = performance.now();
+    try {
+      run = await compress();
+    } finally {
+      uploadEnded();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    expect(run.outcome, JSON.stringify(run)).toBe('succeeded');
+    expect(run.rows).toBe(late);
+    expect(await state()).toEqual({ plain: 0, packed: ROWS + UPLOADED + late });
+    const [paused] = pausedMs(run);
+    console.log(`conversion of ${late} late rows beside an upload: ${seconds.toFixed(1)} s, paused ${paused} ms`);
+    expect(paused).toBeGreaterThan(0);
+    expect(paused).toBeLessThanOrEqual(seconds * 1000);
   });
 });
+
+/** The paused_ms of each chunk the run converted. */
+function pausedMs(run: RunRecord): number[] {
+  const streams = run.details.streams as Record<string, { paused_ms: number }[]>;
+  return streams[STREAM].map((c) => c.paused_ms);
+}

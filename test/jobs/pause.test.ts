@@ -1,6 +1,10 @@
-// Retention yields to uploads: after each step it waits for a share of the time the step took.
+// Background work yields to uploads: retention waits for a share of the time each step took, and
+// the conversion and a backup's copy pause for a larger share while uploads are in flight.
 import { describe, expect, it } from 'vitest';
-import { pauseAfter, withPause } from '../../src/jobs/pause.ts';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { BUSY_GRACE_MS, Foreground } from '../../src/jobs/foreground.ts';
+import { Pacer, pauseAfter, withPause } from '../../src/jobs/pause.ts';
 
 describe('pauses of background work', () => {
   it('waits the given percentage of the work time', async () => {
@@ -25,5 +29,63 @@ describe('pauses of background work', () => {
     setTimeout(() => abort.abort(), 20);
     await waiting;
     expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('background work beside uploads', () => {
+  /** Busy-waits `ms` of work between steps of the pacer, `steps` times; answers the wall time. */
+  async function work(pacer: Pacer, steps: number, ms: number): Promise<number> {
+    const started = performance.now();
+    for (let i = 0; i < steps; i++) {
+      const until = performance.now() + ms;
+      while (performance.now() < until) { /* work */ }
+      await pacer.step();
+    }
+    return performance.now() - started;
+  }
+
+  it('pauses for the busy percentage while uploads run, and for the idle one otherwise', async () => {
+    const uploads = new Foreground();
+    const pacer = new Pacer({ idlePercent: 0, busyPercent: 400, busy: () => uploads.busy() });
+    await work(pacer, 10, 10);
+    expect(pacer.pausedMs).toBe(0);
+    const ended = uploads.begin();
+    const wall = await work(pacer, 10, 10);
+    ended();
+    // 100 ms of work, then pauses of four times the work: at least 400 ms more.
+    expect(pacer.pausedMs).toBeGreaterThanOrEqual(350);
+    expect(wall).toBeGreaterThanOrEqual(450);
+  });
+
+  it('counts uploads in flight, and stays busy a moment after the last one ends', () => {
+    const uploads = new Foreground();
+    expect(uploads.busy()).toBe(false);
+    const a = uploads.begin();
+    const b = uploads.begin();
+    a();
+    a(); // a second call of the same end counts once
+    expect(uploads.busy()).toBe(true);
+    b();
+    const now = Date.now();
+    expect(uploads.busy(now)).toBe(true);
+    expect(uploads.busy(now + BUSY_GRACE_MS + 1)).toBe(false);
+  });
+
+  it('is seen from a worker thread through the shared memory', async () => {
+    const uploads = new Foreground();
+    const ask = async (): Promise<boolean> => {
+      const w = new Worker(`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const cells = new BigInt64Array(workerData);
+        parentPort.postMessage(Atomics.load(cells, 0) > 0n);`, { eval: true, workerData: uploads.shared });
+      const [answer] = await once(w, 'message') as [boolean];
+      await w.terminate();
+      return answer;
+    };
+    expect(await ask()).toBe(false);
+    const ended = uploads.begin();
+    expect(await ask()).toBe(true);
+    ended();
+    expect(await ask()).toBe(false);
   });
 });

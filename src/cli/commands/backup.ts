@@ -9,6 +9,7 @@ import { backupNow } from '../../backup/module.ts';
 import { drillRestore } from '../../backup/drill.ts';
 import { RestoreRefused } from '../../backup/restore.ts';
 import { prepareArchiving } from '../../backup/wal-archive.ts';
+import { UploadWatch } from '../../backup/upload-watch.ts';
 import { existsSync } from 'node:fs';
 
 const usage = `usage: strata backup [--originals-only]
@@ -39,11 +40,14 @@ async function backup(args: string[]): Promise<number> {
     dataDir: config.dataDir, settings: (layout) => prepareArchiving(backupSettings.dir, backupSettings.archiveTimeoutMs, layout.ids),
   });
   const db = createDb(config.databaseUrl ?? (embedded?.url as string), 2);
+  // A server running on this data directory: the copy yields to its uploads, seen by their claims.
+  const uploads = embedded?.reused ? new UploadWatch(config.spoolDir).start() : null;
   try {
-    const summary = await backupNow(db, config, embedded, { originalsOnly });
+    const summary = await backupNow(db, config, embedded, { originalsOnly, uploadsRunning: uploads ? () => uploads.busy() : undefined });
     process.stdout.write(`${JSON.stringify(summary)}\n`);
     return 0;
   } finally {
+    uploads?.stop();
     await closeDb(db);
     if (embedded && !embedded.reused) await embedded.stop();
   }
