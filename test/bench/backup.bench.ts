@@ -7,8 +7,9 @@
 //         (3) backups, the median dip, and each one split into its checkpoint (pg_backup_start),
 //         copy and stop phases, with the page cache's dirty+writeback peak and the load average.
 //         BENCH_BACKUP_TIMELINE=FILE appends a 5 s timeline of each round.
-//   RTO   restore (copy + WAL replay + checks) of the database built meanwhile; extrapolated
-//         linearly to 10 GB.
+//   RTO   restore (copy + WAL replay + checks) of the database built meanwhile, from the last base
+//         backup of the dip rounds (or, without them, one taken once the uploads stop) and the WAL
+//         archived since; extrapolated linearly to 10 GB (BENCH_BACKUP_INGEST_S sizes the database).
 //   lag   standby replay lag under full-speed uploads: p50 and max of the time until the standby
 //         has replayed the primary's WAL position at a sample instant.
 import { appendFile, readFile, readdir, stat } from 'node:fs/promises';
@@ -180,6 +181,32 @@ function uploader(url: string, conc: number, onCommit?: (at: number) => void, sp
   };
 }
 
+/** Standby replay lag under full-speed uploads: p50 and max of the time until a standby has replayed the primary's WAL position at a sample instant. */
+async function standbyLag(pgUrl: string, side: pg.Client, url: string, dir: string): Promise<void> {
+  const standby = await createStandby({ primary: pgUrl, dataDir: dir, port: PORTS.standby });
+  const sb = new pg.Client({ connectionString: standby.url });
+  await sb.connect();
+  const lags: number[] = [];
+  const u = uploader(url, 2);
+  const lagEnd = Date.now() + 40_000;
+  while (Date.now() < lagEnd) {
+    const { rows } = await side.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const s = performance.now();
+    for (;;) {
+      const r = await sb.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [rows[0].lsn]);
+      if (r.rows[0].ok) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    lags.push((performance.now() - s) / 1000);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  await u.stop();
+  await sb.end();
+  await standby.stop();
+  console.log(`standby replay lag under uploads (${lags.length} samples): p50 ${fmt(median(lags) * 1000, 0)} ms, max ${fmt(Math.max(...lags) * 1000, 0)} ms`);
+  await removeRestored(dir);
+}
+
 async function main(): Promise<void> {
   const dataDir = await tempDir('strata-bench-backup-data-');
   const backupDir = await tempDir('strata-bench-backup-dir-');
@@ -296,31 +323,17 @@ async function main(): Promise<void> {
     if (dips.length > 0) console.log(`uploads while a base backup runs, vs the ${WINDOW_S} s before and after (mean): median dip ${fmt(median(dips), 1)} % over ${dips.length} rounds (${dips.map((d) => fmt(d, 1)).join(', ')})`);
 
     // --- Standby replay lag under full-speed uploads ---------------------------------------------------
-    if (!PARTS.has('lag') && !PARTS.has('rto')) return;
-    const standby = await createStandby({ primary: pgUrl, dataDir: path.join(scratch, 'standby'), port: PORTS.standby });
-    const sb = new pg.Client({ connectionString: standby.url });
-    await sb.connect();
-    const lags: number[] = [];
-    const u = uploader(strata.url, 2);
-    const lagEnd = Date.now() + 40_000;
-    while (Date.now() < lagEnd) {
-      const { rows } = await side.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      const s = performance.now();
-      for (;;) {
-        const r = await sb.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [rows[0].lsn]);
-        if (r.rows[0].ok) break;
-        await new Promise((res) => setTimeout(res, 10));
-      }
-      lags.push((performance.now() - s) / 1000);
-      await new Promise((res) => setTimeout(res, 250));
-    }
-    await u.stop();
-    await sb.end();
-    await standby.stop();
-    console.log(`standby replay lag under uploads (${lags.length} samples): p50 ${fmt(median(lags) * 1000, 0)} ms, max ${fmt(Math.max(...lags) * 1000, 0)} ms`);
-    await removeRestored(path.join(scratch, 'standby'));
+    if (PARTS.has('lag')) await standbyLag(pgUrl, side, strata.url, path.join(scratch, 'standby'));
 
     // --- RTO -----------------------------------------------------------------------------------------
+    if (!PARTS.has('rto')) return;
+    if (dips.length === 0) {
+      // No backup was taken under uploads: one now, of the whole database, with nothing running beside it.
+      const b0 = performance.now();
+      const run = await longRequest(strata.url, '/v1/jobs/backup/run', 'POST');
+      if (run.body.outcome !== 'succeeded') throw new Error(`backup: ${run.status} ${JSON.stringify(run.body)}`);
+      backupSeconds = (performance.now() - b0) / 1000;
+    }
     const [{ size }] = (await side.query<{ size: string }>('SELECT pg_database_size(current_database())::text AS size')).rows;
     await side.query('SELECT pg_switch_wal()');
     await new Promise((r) => setTimeout(r, 3000));
