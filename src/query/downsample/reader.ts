@@ -111,9 +111,9 @@ const SERIAL_LEVEL_ROWS = 100_000n;
 /** Whether a query may read only the levels' combined rows (the plan decides whether it does). */
 const combinedRowsOnly = (shape: Shape): boolean => shape.tags.size === 0 && shape.groupBy === null;
 
-/** Whether a plan reads only the levels' combined rows, and few enough of them to read in one process. */
+/** Whether a plan reads only the levels' combined rows (or nothing), and few enough of them to read in one process. */
 function smallLevelRead(shape: Shape, parts: readonly Part[]): boolean {
-  if (!combinedRowsOnly(shape) || parts.length === 0) return false;
+  if (!combinedRowsOnly(shape)) return false;
   let rows = 0n;
   for (const p of parts) {
     if (p.source === null) return false;
