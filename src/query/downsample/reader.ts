@@ -96,6 +96,32 @@ function parseMaxPoints(value: string | undefined, required: boolean): number {
   return n;
 }
 
+/**
+ * Most level rows an aggregation reads without parallel workers. A plan served by the levels'
+ * combined rows alone (no tag filter, no group_by) reads one row per level bucket: an `auto`
+ * query for 1,000 points at most 60,000 of them with the default levels. Below this, starting
+ * workers costs more than it saves — over 10 days of the 1m level (14,400 rows, 12 fields) the
+ * statement took 45.7 ms with two workers and 34.9 ms without (test/bench/README.md,
+ * "Compression") — and partial sums combined in the order the workers finish made float sums
+ * and averages differ in the last digit from one request to the next; one process adds them in
+ * the rows' order, the same answer every time.
+ */
+const SERIAL_LEVEL_ROWS = 100_000n;
+
+/** Whether a query may read only the levels' combined rows (the plan decides whether it does). */
+const combinedRowsOnly = (shape: Shape): boolean => shape.tags.size === 0 && shape.groupBy === null;
+
+/** Whether a plan reads only the levels' combined rows (or nothing), and few enough of them to read in one process. */
+function smallLevelRead(shape: Shape, parts: readonly Part[]): boolean {
+  if (!combinedRowsOnly(shape)) return false;
+  let rows = 0n;
+  for (const p of parts) {
+    if (p.source === null) return false;
+    for (const r of p.ranges) rows += (r.end - r.start) / p.source.intervalUs + 1n;
+  }
+  return rows <= SERIAL_LEVEL_ROWS;
+}
+
 /** The aggregate SQL over the planned parts; rows: [bucket µs, (group,) ...outputs]. */
 function aggregateSql(shape: Shape, b: Bucketing, parts: readonly Part[], outputs: readonly OutputColumn[], params: unknown[]): string {
   const g = shape.groupBy ? ident(shape.groupBy.columnName) : null;
@@ -279,9 +305,13 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // (test/bench/README.md, "Zoom query"). Sorts that the answer's order needs still run.
     // The stream table is locked before the snapshot is taken, so that a chunk's conversion to
     // segments is wholly before or wholly after this answer (compression/read.ts).
+    // Without parallel workers where the plan may turn out to be a small level read (see
+    // SERIAL_LEVEL_ROWS), so that the usual query needs no round trip more; undone below if not.
+    const serial = resolution?.kind !== 'lttb' && combinedRowsOnly(shape);
     await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
       SET LOCAL work_mem = '64MB'; SET LOCAL parallel_setup_cost = 100;
-      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; SET LOCAL enable_sort = off; ${lockRawRows(stream)}`);
+      SET LOCAL min_parallel_table_scan_size = '512kB'; SET LOCAL jit = off; SET LOCAL enable_sort = off;
+      ${serial ? 'SET LOCAL max_parallel_workers_per_gather = 0;' : ''} ${lockRawRows(stream)}`);
     const levels = await loadLevels(client, stream.id);
     if (resolution === null || resolution.kind === 'raw') {
       throw bad(`resolution=${JSON.stringify(resolutionText)}: use raw, auto, lttb, a rollup level (${levels.map((l) => l.name).join(', ') || 'none configured'}), an interval such as 15s, 5min, 1h or 1d, or calendar buckets 1mo, 3mo or 1y`);
@@ -298,6 +328,7 @@ export async function readAggregates(db: Db, stream: Stream, req: QueryRequest, 
     // M4's min and max points need their times, which the levels do not keep: raw rows serve it.
     const usable = aggs.includes('m4') ? [] : levels;
     const plan = planParts(cov, b, { exactLevels: usable, levels: usable }, shape.from, shape.to);
+    if (serial && !smallLevelRead(shape, plan.parts)) await client.query('SET LOCAL max_parallel_workers_per_gather TO DEFAULT');
     await prepareRaw(client, shape, plan.parts);
     const params: unknown[] = [];
     const sql = aggregateSql(shape, b, plan.parts, outputs, params);
