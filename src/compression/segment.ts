@@ -168,9 +168,18 @@ export class SegmentBuilder {
       data.push(validity && validity.bitmap.every((b) => b === 0) && n > 0 ? null : encodeColumn(f.type, values, validity, n));
       stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n) };
     });
-    let min = time[0];
-    let max = time[0];
-    for (let i = 1; i < n; i++) { if (time[i] < min) min = time[i]; if (time[i] > max) max = time[i]; }
+    // The earliest and latest time, compared as two words (high signed, low unsigned).
+    const w = this.timeWords;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 1; i < n; i++) {
+      const h = w[2 * i + 1];
+      const l = w[2 * i] >>> 0;
+      if (h < w[2 * lo + 1] || (h === w[2 * lo + 1] && l < w[2 * lo] >>> 0)) lo = i;
+      if (h > w[2 * hi + 1] || (h === w[2 * hi + 1] && l > w[2 * hi] >>> 0)) hi = i;
+    }
+    const min = time[lo];
+    const max = time[hi];
     this.emit({
       ingestId: this.ingestId, tags: Object.fromEntries(this.tags.map((t, i) => [t.columnName, this.tagValues[i]])),
       rowCount: n, timeMin: min, timeMax: max, timeData: tw.finish(), orderData: ow.finish(), columns: this.fields.map((f) => f.columnName), data, stats,
