@@ -48,14 +48,14 @@ export class CopyRowParser {
       this.headerDone = true;
     }
     while (!this.done && pos + 2 <= buf.length) {
-      const n = buf.readInt16BE(pos);
+      const n = ((buf[pos] << 24) | (buf[pos + 1] << 16)) >> 16;
       if (n === -1) { this.done = true; pos += 2; break; }
       if (n !== this.fields) throw new Error(`cannot read COPY rows: ${n} fields, expected ${this.fields}`);
       let p = pos + 2;
       let complete = true;
       for (let i = 0; i < n; i++) {
         if (p + 4 > buf.length) { complete = false; break; }
-        const len = buf.readInt32BE(p);
+        const len = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
         p += 4;
         if (len > 0 && p + len > buf.length) { complete = false; break; }
         this.offsets[i] = p;

@@ -198,7 +198,7 @@ export class RowGrouper {
    */
   private cut(g: Group, drop: boolean): void {
     const before = g.size;
-    const idx = g.order();
+    const idx = g.ordered ? null : g.order();
     for (let from = 0; from < g.n; from += SEGMENT_ROWS) this.builder.build(g, idx, from, Math.min(g.n, from + SEGMENT_ROWS));
     if (drop) {
       this.buffered -= before;

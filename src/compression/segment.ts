@@ -102,51 +102,55 @@ export class SegmentBuilder {
     this.valid = fields.map(() => new Uint8Array(SEGMENT_ROWS));
   }
 
-  /** Rows rows[from] … rows[to − 1] of `src` (at most SEGMENT_ROWS) as one segment. */
-  build(src: RowColumns, rows: Int32Array, from: number, to: number): void {
+  /**
+   * Rows rows[from] … rows[to − 1] of `src` (at most SEGMENT_ROWS) as one segment; rows null:
+   * rows from … to − 1 in their order.
+   */
+  build(src: RowColumns, rows: Int32Array | null, from: number, to: number): void {
     const n = to - from;
     if (n <= 0) return;
     if (n > SEGMENT_ROWS) throw new Error(`a segment of ${n} rows`);
     this.ingestId = src.ingestId;
     this.tagValues = src.tagValues;
+    const row = (j: number): number => (rows === null ? from + j : rows[from + j]);
     const tw = this.timeWords;
     const ow = this.orderWords;
     const st = src.time;
     for (let j = 0; j < n; j++) {
-      const r = rows[from + j];
+      const r = row(j);
       toUnixEpoch(tw, 2 * j, st[2 * r], st[2 * r + 1]);
       const p = src.place[r];
       ow[2 * j] = p % TWO_32;
       ow[2 * j + 1] = Math.floor(p / TWO_32);
     }
     for (let f = 0; f < this.fields.length; f++) {
-      const from_ = src.fields[f];
-      const valid = this.valid[f];
-      const sv = from_.valid;
-      for (let j = 0; j < n; j++) valid[j] = sv[rows[from + j]];
+      const col = src.fields[f];
       const type = this.fields[f].type;
       const s = this.stores[f];
-      if (type === 'float8' || type === 'int8') {
-        const w = this.words[f];
-        const sw = from_.words;
+      const w = this.words[f];
+      const sw = col.words;
+      if (type === 'timestamptz') {
+        for (let j = 0; j < n; j++) { const r = row(j); toUnixEpoch(w, 2 * j, sw[2 * r], sw[2 * r + 1]); }
+      } else if (rows === null) {
+        // Rows in order: whole runs copied (words for floats and int8, bit for bit).
+        this.valid[f].set(col.valid.subarray(from, to));
+        if (type === 'float8' || type === 'int8') w.set(sw.subarray(2 * from, 2 * to));
+        else if (type === 'float4') w.set(sw.subarray(from, to));
+        else if (type === 'text') for (let j = 0; j < n; j++) (s as (string | null)[])[j] = (col.values as (string | null)[])[from + j];
+        else (s as Int16Array | Int32Array | Uint8Array).set((col.values as Int16Array | Int32Array | Uint8Array).subarray(from, to));
+        continue;
+      } else if (type === 'float8' || type === 'int8') {
         for (let j = 0; j < n; j++) { const r = rows[from + j]; w[2 * j] = sw[2 * r]; w[2 * j + 1] = sw[2 * r + 1]; }
-      } else if (type === 'timestamptz') {
-        const w = this.words[f];
-        const sw = from_.words;
-        for (let j = 0; j < n; j++) { const r = rows[from + j]; toUnixEpoch(w, 2 * j, sw[2 * r], sw[2 * r + 1]); }
       } else if (type === 'float4') {
-        const w = this.words[f];
-        const sw = from_.words;
         for (let j = 0; j < n; j++) w[j] = sw[rows[from + j]];
-      } else if (type === 'text') {
-        const out = s as (string | null)[];
-        const sv2 = from_.values as (string | null)[];
-        for (let j = 0; j < n; j++) out[j] = sv2[rows[from + j]];
       } else {
-        const out = s as Int16Array | Int32Array | Uint8Array;
-        const sv2 = from_.values as Int16Array | Int32Array | Uint8Array;
-        for (let j = 0; j < n; j++) out[j] = sv2[rows[from + j]];
+        const out = s as Int16Array | Int32Array | Uint8Array | (string | null)[];
+        const sv = col.values as Int16Array | Int32Array | Uint8Array | (string | null)[];
+        for (let j = 0; j < n; j++) out[j] = sv[rows[from + j]];
       }
+      const valid = this.valid[f];
+      const sv = col.valid;
+      for (let j = 0; j < n; j++) valid[j] = sv[row(j)];
     }
     this.n = n;
     this.flush();

@@ -200,9 +200,9 @@ function findCuts(values: Float64Array): { cuts: number[]; step: number } {
   const n = values.length;
   if (n < 2) return { cuts: [], step: 0 };
   const stride = Math.max(1, Math.floor(n / 512));
-  const sample: number[] = [];
-  for (let i = 1; i < n; i += stride) sample.push(Math.abs(values[i] - values[i - 1]));
-  sample.sort((a, b) => a - b);
+  const sample = new Float64Array(Math.ceil((n - 1) / stride));
+  for (let i = 1, k = 0; i < n; i += stride) sample[k++] = Math.abs(values[i] - values[i - 1]);
+  sample.sort();
   const step = sample[sample.length >> 1];
   const limit = 8 * step + 8;
   const cuts: number[] = [];
