@@ -47,7 +47,7 @@ type Parts = Partial<FieldStats>;
  * The times as `key` (numbers that order and compare as the times do: the times themselves when
  * exact as Numbers, else their ranks) and as `time` (to print them); min and max: keys.
  */
-interface Span { time: BigInt64Array; key: Float64Array; n: number; min: number; max: number }
+export interface TimeSpan { time: BigInt64Array; key: Float64Array; n: number; min: number; max: number }
 
 /** Numbers that order as the times do, without a BigInt per comparison. */
 function timeKeys(time: BigInt64Array, n: number): Float64Array {
@@ -66,13 +66,13 @@ function timeKeys(time: BigInt64Array, n: number): Float64Array {
 }
 
 /** The times of first and last (rows f and l), where they are not the segment's first and last time. */
-function withTimes(out: Parts, f: number, l: number, s: Span): Parts {
+function withTimes(out: Parts, f: number, l: number, s: TimeSpan): Parts {
   if (f >= 0 && s.key[f] !== s.min) out.firstAt = String(s.time[f]);
   if (l >= 0 && s.key[l] !== s.max) out.lastAt = String(s.time[l]);
   return out;
 }
 
-function numbers(v: ArrayLike<number>, validity: Validity | null, s: Span, nanAware: boolean): Parts {
+function numbers(v: ArrayLike<number>, validity: Validity | null, s: TimeSpan, nanAware: boolean): Parts {
   const { key: time, n } = s;
   let f = -1; let l = -1; let nf = -1; let nl = -1;
   for (let i = 0; i < n; i++) {
@@ -91,7 +91,7 @@ function numbers(v: ArrayLike<number>, validity: Validity | null, s: Span, nanAw
   return out;
 }
 
-function bigints(v: BigInt64Array, validity: Validity | null, s: Span): Parts {
+function bigints(v: BigInt64Array, validity: Validity | null, s: TimeSpan): Parts {
   const { key: time, n } = s;
   let f = -1; let l = -1;
   for (let i = 0; i < n; i++) {
@@ -102,7 +102,7 @@ function bigints(v: BigInt64Array, validity: Validity | null, s: Span): Parts {
   return withTimes({ first: f < 0 ? null : String(v[f]), last: l < 0 ? null : String(v[l]) }, f, l, s);
 }
 
-function strings(v: readonly (string | null)[], validity: Validity | null, s: Span): Parts {
+function strings(v: readonly (string | null)[], validity: Validity | null, s: TimeSpan): Parts {
   const { key: time, n } = s;
   let f = -1; let l = -1;
   const bytes = (i: number): Buffer => Buffer.from(v[i] ?? '', 'utf8');
@@ -115,17 +115,25 @@ function strings(v: readonly (string | null)[], validity: Validity | null, s: Sp
   return withTimes({ first: f < 0 ? null : v[f], last: l < 0 ? null : v[l] }, f, l, s);
 }
 
-/** The level parts of one field over a segment's n rows at `time`, as the keys to add to its FieldStats. */
-export function levelStats(type: ColumnType, values: PlainValues, validity: Validity | null, time: BigInt64Array, n: number): Parts {
+/** A segment's n times as levelStats compares them; made once for all its fields. */
+export function timeSpan(time: BigInt64Array, n: number): TimeSpan {
+  const key = timeKeys(time, n);
+  let min = key[0]; let max = key[0];
+  for (let i = 1; i < n; i++) { if (key[i] < min) min = key[i]; if (key[i] > max) max = key[i]; }
+  return { time, key, n, min, max };
+}
+
+/**
+ * The level parts of one field over a segment's n rows at `time`, as the keys to add to its
+ * FieldStats; `span`: timeSpan(time, n), when the caller has it.
+ */
+export function levelStats(type: ColumnType, values: PlainValues, validity: Validity | null, time: BigInt64Array, n: number, span?: TimeSpan): Parts {
   if (values.kind === 'bits') {
     let t = 0;
     for (let i = 0; i < n; i++) if (isValid(validity, i) && ((values.bitmap[(values.offset + i) >> 3] >> ((values.offset + i) & 7)) & 1)) t++;
     return { true: t };
   }
-  const key = timeKeys(time, n);
-  let min = key[0]; let max = key[0];
-  for (let i = 1; i < n; i++) { if (key[i] < min) min = key[i]; if (key[i] > max) max = key[i]; }
-  const span: Span = { time, key, n, min, max };
+  span ??= timeSpan(time, n);
   if (values.kind === 'number') return numbers(values.values, validity, span, type === 'float8' || type === 'float4');
   if (values.kind === 'bigint') return bigints(values.values, validity, span);
   return strings(values.values, validity, span);

@@ -6,7 +6,7 @@ import { PG_OFFSET_HI, PG_OFFSET_LO } from '../copy/binary-format.ts';
 import { type PlainValues, decodeColumn, encodeColumn, isValid } from './codecs/columns.ts';
 import { ByteReader, ByteWriter } from './codecs/bytes.ts';
 import { decodeBigInts, encodeBigInts } from './codecs/ints.ts';
-import { type FieldStats, levelStats, numberText } from './segment-stats.ts';
+import { type FieldStats, levelStats, numberText, timeSpan } from './segment-stats.ts';
 
 export type { FieldStats } from './segment-stats.ts';
 
@@ -160,17 +160,19 @@ export class SegmentBuilder {
     const n = this.n;
     if (n === 0) return;
     this.n = 0;
-    const time = this.time.slice(0, n);
+    // Views of the builder's arrays, not copies: nothing below keeps them past this call.
+    const time = this.time.subarray(0, n);
     const tw = new ByteWriter();
     encodeBigInts(tw, time);
     const ow = new ByteWriter();
-    encodeBigInts(ow, this.order.slice(0, n));
+    encodeBigInts(ow, this.order.subarray(0, n));
     const data: (Uint8Array | null)[] = [];
     const stats: Record<string, FieldStats> = {};
+    const span = timeSpan(time, n);
     this.fields.forEach((f, k) => {
       const { values, validity } = this.plain(k, n);
       data.push(validity && validity.bitmap.every((b) => b === 0) && n > 0 ? null : encodeColumn(f.type, values, validity, n));
-      stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n) };
+      stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n, span) };
     });
     // The earliest and latest time, compared as two words (high signed, low unsigned).
     const w = this.timeWords;
@@ -208,8 +210,8 @@ export class SegmentBuilder {
       return { values: { kind: 'bits', bitmap, offset: 0 }, validity };
     }
     if (type === 'text') return { values: { kind: 'strings', values: (s as (string | null)[]).slice(0, n) }, validity };
-    if (s instanceof BigInt64Array) return { values: { kind: 'bigint', values: s.slice(0, n) }, validity };
-    return { values: { kind: 'number', values: (s as Float64Array).slice(0, n) }, validity };
+    if (s instanceof BigInt64Array) return { values: { kind: 'bigint', values: s.subarray(0, n) }, validity };
+    return { values: { kind: 'number', values: (s as Float64Array).subarray(0, n) }, validity };
   }
 }
 
