@@ -7,10 +7,10 @@
 // and its connection's backend run at the jobs' lower CPU priority.
 import { parentPort, workerData } from 'node:worker_threads';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { lowerBackendPriority, lowerThreadPriority } from '../db/priority.ts';
 import { Foreground } from '../jobs/foreground.ts';
 import { Pacer } from '../jobs/pause.ts';
+import { copyOut } from './copy-out.ts';
 import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
@@ -80,7 +80,7 @@ async function run(): Promise<void> {
   const pacing = new Pacer({ idlePercent: 0, busyPercent: job.busyPausePercent, busy: () => uploads.busy() });
   try {
     const parser = new CopyRowParser(job.columns.length, (buf, off, len) => { rows++; grouper.add(buf, off, len); });
-    const copy = client.query(copyTo(`COPY ${job.table} (${job.columns.join(', ')}) TO STDOUT (FORMAT binary)`));
+    const copy = client.query(copyOut(`COPY ${job.table} (${job.columns.join(', ')}) TO STDOUT (FORMAT binary)`));
     for await (const piece of copy) {
       parser.push(piece as Buffer);
       if (readyBytes >= SEND_BYTES) await send();

@@ -1,9 +1,14 @@
 // Reads the rows of `COPY (…) TO STDOUT (FORMAT binary)` as they stream in: each tuple is handed
 // over as the offsets and lengths of its fields in a buffer (−1: NULL), so that values are copied
-// bit for bit (NaN payloads, −0) into typed arrays without going through text.
+// bit for bit (NaN payloads, −0) into typed arrays without going through text. Tuples are read
+// where they lie in the pieces the stream hands over; only a tuple cut between two pieces is
+// copied, joined with as much of the next piece as it needs.
 import { COPY_SIGNATURE } from '../copy/binary-format.ts';
 
 export type TupleSink = (buf: Buffer, offsets: Int32Array, lengths: Int32Array) => void;
+
+/** Bytes of the next piece first joined to a cut tuple (more when the tuple is longer). */
+const JOIN_BYTES = 4096;
 
 export class CopyRowParser {
   private pending: Buffer = Buffer.alloc(0);
@@ -18,23 +23,39 @@ export class CopyRowParser {
   }
 
   push(chunk: Buffer): void {
-    const buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     let pos = 0;
+    if (this.pending.length > 0) {
+      // The cut tuple (or header) first: it needs some bytes of this piece, rarely many.
+      const pending = this.pending;
+      for (let take = Math.min(chunk.length, Math.max(JOIN_BYTES, pending.length)); ; take = Math.min(chunk.length, take * 4)) {
+        const joined = Buffer.concat([pending, chunk.subarray(0, take)]);
+        const end = this.parse(joined, 0, true);
+        if (end > pending.length) { pos = end - pending.length; break; }
+        if (take === chunk.length) { this.pending = Buffer.from(joined.subarray(end)); return; }
+      }
+    }
+    const end = this.parse(chunk, pos, false);
+    this.pending = end < chunk.length ? Buffer.from(chunk.subarray(end)) : Buffer.alloc(0);
+  }
+
+  /** Hands over the whole tuples of buf from pos (only the first when `one`); the position after them. */
+  private parse(buf: Buffer, start: number, one: boolean): number {
+    let pos = start;
     if (!this.headerDone) {
-      if (buf.length < 19) { this.pending = buf; return; }
-      if (!buf.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('cannot read COPY rows: bad signature');
-      pos = 19 + buf.readUInt32BE(15);
+      if (buf.length - pos < 19) return pos;
+      if (!buf.subarray(pos, pos + 11).equals(COPY_SIGNATURE)) throw new Error('cannot read COPY rows: bad signature');
+      pos += 19 + buf.readUInt32BE(pos + 15);
       this.headerDone = true;
     }
-    while (pos + 2 <= buf.length) {
-      const n = buf.readInt16BE(pos);
+    while (!this.done && pos + 2 <= buf.length) {
+      const n = ((buf[pos] << 24) | (buf[pos + 1] << 16)) >> 16;
       if (n === -1) { this.done = true; pos += 2; break; }
       if (n !== this.fields) throw new Error(`cannot read COPY rows: ${n} fields, expected ${this.fields}`);
       let p = pos + 2;
       let complete = true;
       for (let i = 0; i < n; i++) {
         if (p + 4 > buf.length) { complete = false; break; }
-        const len = buf.readInt32BE(p);
+        const len = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
         p += 4;
         if (len > 0 && p + len > buf.length) { complete = false; break; }
         this.offsets[i] = p;
@@ -44,7 +65,8 @@ export class CopyRowParser {
       if (!complete) break;
       this.sink(buf, this.offsets, this.lengths);
       pos = p;
+      if (one) break;
     }
-    this.pending = pos < buf.length ? Buffer.from(buf.subarray(pos)) : Buffer.alloc(0);
+    return pos;
   }
 }

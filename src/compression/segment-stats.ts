@@ -43,17 +43,37 @@ export interface FieldStats {
 
 type Parts = Partial<FieldStats>;
 
-interface Span { time: BigInt64Array; n: number; min: bigint; max: bigint }
+/**
+ * The times as `key` (numbers that order and compare as the times do: the times themselves when
+ * exact as Numbers, else their ranks) and as `time` (to print them); min and max: keys.
+ */
+export interface TimeSpan { time: BigInt64Array; key: Float64Array; n: number; min: number; max: number }
+
+/** Numbers that order as the times do, without a BigInt per comparison. */
+function timeKeys(time: BigInt64Array, n: number): Float64Array {
+  const key = new Float64Array(n);
+  const w = new Int32Array(time.buffer, time.byteOffset, 2 * n);
+  let exact = true;
+  for (let i = 0; i < n && exact; i++) {
+    const hi = w[2 * i + 1];
+    if (hi >= 0x20_0000 || hi < -0x20_0000) exact = false;
+    else key[i] = hi * 0x1_0000_0000 + (w[2 * i] >>> 0);
+  }
+  if (exact) return key;
+  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => (time[a] < time[b] ? -1 : time[a] > time[b] ? 1 : 0));
+  for (let r = 0; r < n; r++) key[idx[r]] = r > 0 && time[idx[r]] === time[idx[r - 1]] ? key[idx[r - 1]] : r;
+  return key;
+}
 
 /** The times of first and last (rows f and l), where they are not the segment's first and last time. */
-function withTimes(out: Parts, f: number, l: number, s: Span): Parts {
-  if (f >= 0 && s.time[f] !== s.min) out.firstAt = String(s.time[f]);
-  if (l >= 0 && s.time[l] !== s.max) out.lastAt = String(s.time[l]);
+function withTimes(out: Parts, f: number, l: number, s: TimeSpan): Parts {
+  if (f >= 0 && s.key[f] !== s.min) out.firstAt = String(s.time[f]);
+  if (l >= 0 && s.key[l] !== s.max) out.lastAt = String(s.time[l]);
   return out;
 }
 
-function numbers(v: ArrayLike<number>, validity: Validity | null, s: Span, nanAware: boolean): Parts {
-  const { time, n } = s;
+function numbers(v: ArrayLike<number>, validity: Validity | null, s: TimeSpan, nanAware: boolean): Parts {
+  const { key: time, n } = s;
   let f = -1; let l = -1; let nf = -1; let nl = -1;
   for (let i = 0; i < n; i++) {
     if (!isValid(validity, i)) continue;
@@ -67,12 +87,12 @@ function numbers(v: ArrayLike<number>, validity: Validity | null, s: Span, nanAw
     if (l < 0 || time[i] > time[l] || (time[i] === time[l] && x > v[l])) l = i;
   }
   const out = withTimes({ first: f < 0 ? null : numberText(v[f]), last: l < 0 ? null : numberText(v[l]) }, f, l, s);
-  if (nf >= 0) { out.nanFirst = String(time[nf]); out.nanLast = String(time[nl]); }
+  if (nf >= 0) { out.nanFirst = String(s.time[nf]); out.nanLast = String(s.time[nl]); }
   return out;
 }
 
-function bigints(v: BigInt64Array, validity: Validity | null, s: Span): Parts {
-  const { time, n } = s;
+function bigints(v: BigInt64Array, validity: Validity | null, s: TimeSpan): Parts {
+  const { key: time, n } = s;
   let f = -1; let l = -1;
   for (let i = 0; i < n; i++) {
     if (!isValid(validity, i)) continue;
@@ -82,8 +102,8 @@ function bigints(v: BigInt64Array, validity: Validity | null, s: Span): Parts {
   return withTimes({ first: f < 0 ? null : String(v[f]), last: l < 0 ? null : String(v[l]) }, f, l, s);
 }
 
-function strings(v: readonly (string | null)[], validity: Validity | null, s: Span): Parts {
-  const { time, n } = s;
+function strings(v: readonly (string | null)[], validity: Validity | null, s: TimeSpan): Parts {
+  const { key: time, n } = s;
   let f = -1; let l = -1;
   const bytes = (i: number): Buffer => Buffer.from(v[i] ?? '', 'utf8');
   for (let i = 0; i < n; i++) {
@@ -95,16 +115,25 @@ function strings(v: readonly (string | null)[], validity: Validity | null, s: Sp
   return withTimes({ first: f < 0 ? null : v[f], last: l < 0 ? null : v[l] }, f, l, s);
 }
 
-/** The level parts of one field over a segment's n rows at `time`, as the keys to add to its FieldStats. */
-export function levelStats(type: ColumnType, values: PlainValues, validity: Validity | null, time: BigInt64Array, n: number): Parts {
+/** A segment's n times as levelStats compares them; made once for all its fields. */
+export function timeSpan(time: BigInt64Array, n: number): TimeSpan {
+  const key = timeKeys(time, n);
+  let min = key[0]; let max = key[0];
+  for (let i = 1; i < n; i++) { if (key[i] < min) min = key[i]; if (key[i] > max) max = key[i]; }
+  return { time, key, n, min, max };
+}
+
+/**
+ * The level parts of one field over a segment's n rows at `time`, as the keys to add to its
+ * FieldStats; `span`: timeSpan(time, n), when the caller has it.
+ */
+export function levelStats(type: ColumnType, values: PlainValues, validity: Validity | null, time: BigInt64Array, n: number, span?: TimeSpan): Parts {
   if (values.kind === 'bits') {
     let t = 0;
     for (let i = 0; i < n; i++) if (isValid(validity, i) && ((values.bitmap[(values.offset + i) >> 3] >> ((values.offset + i) & 7)) & 1)) t++;
     return { true: t };
   }
-  let min = time[0]; let max = time[0];
-  for (let i = 1; i < n; i++) { if (time[i] < min) min = time[i]; if (time[i] > max) max = time[i]; }
-  const span: Span = { time, n, min, max };
+  span ??= timeSpan(time, n);
   if (values.kind === 'number') return numbers(values.values, validity, span, type === 'float8' || type === 'float4');
   if (values.kind === 'bigint') return bigints(values.values, validity, span);
   return strings(values.values, validity, span);

@@ -1,12 +1,12 @@
 // Segments: up to SEGMENT_ROWS rows of one tag set and one ingest, ordered by time, held as one
-// encoded column each (codecs/), with per-column statistics. SegmentBuilder collects the rows of
-// a chunk as COPY streams them; decodeSegment turns a stored segment back into a ColumnBatch.
+// encoded column each (codecs/), with per-column statistics. SegmentBuilder encodes the rows of a
+// chunk as group-rows.ts collects them; decodeSegment turns a stored segment back into a ColumnBatch.
 import type { ColumnBatch, ColumnData, ColumnType, StreamColumn, Validity } from '../domain/types.ts';
-import { PG_EPOCH_OFFSET_US } from '../copy/binary-format.ts';
+import { PG_OFFSET_HI, PG_OFFSET_LO } from '../copy/binary-format.ts';
 import { type PlainValues, decodeColumn, encodeColumn, isValid } from './codecs/columns.ts';
 import { ByteReader, ByteWriter } from './codecs/bytes.ts';
 import { decodeBigInts, encodeBigInts } from './codecs/ints.ts';
-import { type FieldStats, levelStats, numberText } from './segment-stats.ts';
+import { type FieldStats, levelStats, numberText, timeSpan } from './segment-stats.ts';
 
 export type { FieldStats } from './segment-stats.ts';
 
@@ -29,7 +29,7 @@ export interface EncodedSegment {
 
 type Store = Float64Array | Float32Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | (string | null)[];
 
-function storeFor(type: ColumnType, n: number): Store {
+export function storeFor(type: ColumnType, n: number): Store {
   switch (type) {
     case 'float8': return new Float64Array(n);
     case 'float4': return new Float32Array(n);
@@ -42,84 +42,150 @@ function storeFor(type: ColumnType, n: number): Store {
 }
 
 /**
- * Collects rows of the COPY column order ["time", ingest_id, ...tags, ...fields, place] and cuts them
- * into segments: a new one when the tag set or the ingest changes, or at SEGMENT_ROWS.
+ * The 32-bit words under a store of floats or 8-byte integers (two a value, low word first on
+ * this little-endian machine): values move through them bit for bit (a NaN's payload, −0) and
+ * without a BigInt per value. Empty for the other stores.
+ */
+export function wordsOf(s: Store): Int32Array {
+  return s instanceof Float64Array || s instanceof Float32Array || s instanceof BigInt64Array ? new Int32Array(s.buffer, s.byteOffset, s.byteLength >> 2) : new Int32Array(0);
+}
+
+/** One field of RowColumns: its values (a store of its type) and a NULL flag per row (0: NULL). */
+export interface FieldColumn {
+  values: Store;
+  words: Int32Array;
+  valid: Uint8Array;
+}
+
+/**
+ * Rows of one tag set and ingest as columns, as group-rows.ts collects them from the COPY: times
+ * and timestamptz fields as PostgreSQL sends them (µs since 2000-01-01), each row's place in the
+ * chunk's scan (1-based, below 2^53).
+ */
+export interface RowColumns {
+  ingestId: string;
+  tagValues: (string | null)[];
+  /** Two words a row, low first. */
+  time: Int32Array;
+  place: Float64Array;
+  fields: FieldColumn[];
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/** Adds the epoch offset to the int64 at word pair k of `w` (wrapping as int64 arithmetic does). */
+function toUnixEpoch(w: Int32Array, k: number, lo: number, hi: number): void {
+  const sum = (lo >>> 0) + PG_OFFSET_LO;
+  w[k] = sum | 0;
+  w[k + 1] = (hi + PG_OFFSET_HI + (sum >= TWO_32 ? 1 : 0)) | 0;
+}
+
+/**
+ * Encodes rows of one tag set and ingest (RowColumns, in the order group-rows.ts gives) into
+ * segments of at most SEGMENT_ROWS, with their statistics.
  */
 export class SegmentBuilder {
   private readonly time = new BigInt64Array(SEGMENT_ROWS);
+  private readonly timeWords = new Int32Array(this.time.buffer);
   private readonly order = new BigInt64Array(SEGMENT_ROWS);
+  private readonly orderWords = new Int32Array(this.order.buffer);
   private readonly stores: Store[];
+  private readonly words: Int32Array[];
   private readonly valid: Uint8Array[];
-  /** The bytes under each float store, to copy values bit for bit. */
-  private readonly raw: Uint8Array[];
   private n = 0;
-  private key: Buffer | null = null;
   private ingestId = '';
   private tagValues: (string | null)[] = [];
 
   constructor(private readonly tags: StreamColumn[], private readonly fields: StreamColumn[], private readonly emit: (s: EncodedSegment) => void) {
     this.stores = fields.map((f) => storeFor(f.type, SEGMENT_ROWS));
+    this.words = this.stores.map(wordsOf);
     this.valid = fields.map(() => new Uint8Array(SEGMENT_ROWS));
-    this.raw = this.stores.map((s) => (s instanceof Float64Array || s instanceof Float32Array ? new Uint8Array(s.buffer) : new Uint8Array(0)));
   }
 
-  /** One tuple of the COPY (offsets and lengths of its fields in buf; −1: NULL). */
-  add = (buf: Buffer, off: Int32Array, len: Int32Array): void => {
-    // The group key as the raw bytes of ingest_id and the tags (lengths included): no text decoded per row.
-    const keyEnd = off[1 + this.tags.length] + Math.max(0, len[1 + this.tags.length]);
-    const keyBytes = buf.subarray(off[1] - 4, keyEnd);
-    if (this.key === null || this.n === SEGMENT_ROWS || !keyBytes.equals(this.key)) {
-      this.flush();
-      this.key = Buffer.from(keyBytes);
-      this.ingestId = buf.readBigInt64BE(off[1]).toString();
-      this.tagValues = this.tags.map((_, t) => (len[2 + t] < 0 ? null : buf.toString('utf8', off[2 + t], off[2 + t] + len[2 + t])));
+  /**
+   * Rows rows[from] … rows[to − 1] of `src` (at most SEGMENT_ROWS) as one segment; rows null:
+   * rows from … to − 1 in their order.
+   */
+  build(src: RowColumns, rows: Int32Array | null, from: number, to: number): void {
+    const n = to - from;
+    if (n <= 0) return;
+    if (n > SEGMENT_ROWS) throw new Error(`a segment of ${n} rows`);
+    this.ingestId = src.ingestId;
+    this.tagValues = src.tagValues;
+    const row = (j: number): number => (rows === null ? from + j : rows[from + j]);
+    const tw = this.timeWords;
+    const ow = this.orderWords;
+    const st = src.time;
+    for (let j = 0; j < n; j++) {
+      const r = row(j);
+      toUnixEpoch(tw, 2 * j, st[2 * r], st[2 * r + 1]);
+      const p = src.place[r];
+      ow[2 * j] = p % TWO_32;
+      ow[2 * j + 1] = Math.floor(p / TWO_32);
     }
-    const i = this.n++;
-    this.time[i] = buf.readBigInt64BE(off[0]) + PG_EPOCH_OFFSET_US;
-    const base = 2 + this.tags.length;
-    this.order[i] = buf.readBigInt64BE(off[base + this.fields.length]);
     for (let f = 0; f < this.fields.length; f++) {
-      const l = len[base + f];
-      const o = off[base + f];
-      if (l < 0) { this.valid[f][i] = 0; continue; }
-      this.valid[f][i] = 1;
+      const col = src.fields[f];
+      const type = this.fields[f].type;
       const s = this.stores[f];
-      switch (this.fields[f].type) {
-        case 'float8': case 'float4': {
-          // Big-endian bytes into the little-endian slot, bit for bit.
-          const bytes = this.raw[f];
-          for (let k = 0; k < l; k++) bytes[i * l + k] = buf[o + l - 1 - k];
-          break;
-        }
-        case 'int2': (s as Int16Array)[i] = buf.readInt16BE(o); break;
-        case 'int4': (s as Int32Array)[i] = buf.readInt32BE(o); break;
-        case 'int8': (s as BigInt64Array)[i] = buf.readBigInt64BE(o); break;
-        case 'timestamptz': (s as BigInt64Array)[i] = buf.readBigInt64BE(o) + PG_EPOCH_OFFSET_US; break;
-        case 'bool': (s as Uint8Array)[i] = buf[o]; break;
-        case 'text': (s as (string | null)[])[i] = buf.toString('utf8', o, o + l); break;
+      const w = this.words[f];
+      const sw = col.words;
+      if (type === 'timestamptz') {
+        for (let j = 0; j < n; j++) { const r = row(j); toUnixEpoch(w, 2 * j, sw[2 * r], sw[2 * r + 1]); }
+      } else if (rows === null) {
+        // Rows in order: whole runs copied (words for floats and int8, bit for bit).
+        this.valid[f].set(col.valid.subarray(from, to));
+        if (type === 'float8' || type === 'int8') w.set(sw.subarray(2 * from, 2 * to));
+        else if (type === 'float4') w.set(sw.subarray(from, to));
+        else if (type === 'text') for (let j = 0; j < n; j++) (s as (string | null)[])[j] = (col.values as (string | null)[])[from + j];
+        else (s as Int16Array | Int32Array | Uint8Array).set((col.values as Int16Array | Int32Array | Uint8Array).subarray(from, to));
+        continue;
+      } else if (type === 'float8' || type === 'int8') {
+        for (let j = 0; j < n; j++) { const r = rows[from + j]; w[2 * j] = sw[2 * r]; w[2 * j + 1] = sw[2 * r + 1]; }
+      } else if (type === 'float4') {
+        for (let j = 0; j < n; j++) w[j] = sw[rows[from + j]];
+      } else {
+        const out = s as Int16Array | Int32Array | Uint8Array | (string | null)[];
+        const sv = col.values as Int16Array | Int32Array | Uint8Array | (string | null)[];
+        for (let j = 0; j < n; j++) out[j] = sv[rows[from + j]];
       }
+      const valid = this.valid[f];
+      const sv = col.valid;
+      for (let j = 0; j < n; j++) valid[j] = sv[row(j)];
     }
-  };
+    this.n = n;
+    this.flush();
+  }
 
-  flush(): void {
+  private flush(): void {
     const n = this.n;
     if (n === 0) return;
     this.n = 0;
-    const time = this.time.slice(0, n);
+    // Views of the builder's arrays, not copies: nothing below keeps them past this call.
+    const time = this.time.subarray(0, n);
     const tw = new ByteWriter();
     encodeBigInts(tw, time);
     const ow = new ByteWriter();
-    encodeBigInts(ow, this.order.slice(0, n));
+    encodeBigInts(ow, this.order.subarray(0, n));
     const data: (Uint8Array | null)[] = [];
     const stats: Record<string, FieldStats> = {};
+    const span = timeSpan(time, n);
     this.fields.forEach((f, k) => {
       const { values, validity } = this.plain(k, n);
       data.push(validity && validity.bitmap.every((b) => b === 0) && n > 0 ? null : encodeColumn(f.type, values, validity, n));
-      stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n) };
+      stats[f.columnName] = { ...fieldStats(f.type, values, validity, n), ...levelStats(f.type, values, validity, time, n, span) };
     });
-    let min = time[0];
-    let max = time[0];
-    for (let i = 1; i < n; i++) { if (time[i] < min) min = time[i]; if (time[i] > max) max = time[i]; }
+    // The earliest and latest time, compared as two words (high signed, low unsigned).
+    const w = this.timeWords;
+    let lo = 0;
+    let hi = 0;
+    for (let i = 1; i < n; i++) {
+      const h = w[2 * i + 1];
+      const l = w[2 * i] >>> 0;
+      if (h < w[2 * lo + 1] || (h === w[2 * lo + 1] && l < w[2 * lo] >>> 0)) lo = i;
+      if (h > w[2 * hi + 1] || (h === w[2 * hi + 1] && l > w[2 * hi] >>> 0)) hi = i;
+    }
+    const min = time[lo];
+    const max = time[hi];
     this.emit({
       ingestId: this.ingestId, tags: Object.fromEntries(this.tags.map((t, i) => [t.columnName, this.tagValues[i]])),
       rowCount: n, timeMin: min, timeMax: max, timeData: tw.finish(), orderData: ow.finish(), columns: this.fields.map((f) => f.columnName), data, stats,
@@ -144,8 +210,8 @@ export class SegmentBuilder {
       return { values: { kind: 'bits', bitmap, offset: 0 }, validity };
     }
     if (type === 'text') return { values: { kind: 'strings', values: (s as (string | null)[]).slice(0, n) }, validity };
-    if (s instanceof BigInt64Array) return { values: { kind: 'bigint', values: s.slice(0, n) }, validity };
-    return { values: { kind: 'number', values: (s as Float64Array).slice(0, n) }, validity };
+    if (s instanceof BigInt64Array) return { values: { kind: 'bigint', values: s.subarray(0, n) }, validity };
+    return { values: { kind: 'number', values: (s as Float64Array).subarray(0, n) }, validity };
   }
 }
 

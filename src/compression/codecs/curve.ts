@@ -172,7 +172,7 @@ export interface CurvePlan {
   kc: Float64Array;
   mins: Float64Array;
   spans: Float64Array;
-  /** Each value less the curve and its block's minimum. */
+  /** Each value less the curve (writeCurve takes its block's minimum off). */
   residuals: Float64Array;
   /** Bytes writeCurve writes. */
   size: number;
@@ -200,9 +200,9 @@ function findCuts(values: Float64Array): { cuts: number[]; step: number } {
   const n = values.length;
   if (n < 2) return { cuts: [], step: 0 };
   const stride = Math.max(1, Math.floor(n / 512));
-  const sample: number[] = [];
-  for (let i = 1; i < n; i += stride) sample.push(Math.abs(values[i] - values[i - 1]));
-  sample.sort((a, b) => a - b);
+  const sample = new Float64Array(Math.ceil((n - 1) / stride));
+  for (let i = 1, k = 0; i < n; i += stride) sample[k++] = Math.abs(values[i] - values[i - 1]);
+  sample.sort();
   const step = sample[sample.length >> 1];
   const limit = 8 * step + 8;
   const cuts: number[] = [];
@@ -258,7 +258,6 @@ function plan(values: Float64Array, shift: number, cuts: number[]): CurvePlan | 
     if (!(max - min < LIMIT)) return null;
     mins[b] = min;
     spans[b] = max - min;
-    for (let t = 0; t < y.length; t++) residuals[start + t] -= min;
     if (max > min) {
       const g = groupingOf(max - min + 1);
       const full = Math.floor(y.length / g.k);
@@ -295,11 +294,12 @@ export function writeCurve(w: ByteWriter, p: CurvePlan): void {
   blocks.forEach(({ start, end }, b) => {
     const base = p.spans[b] + 1;
     if (base === 1) return;
+    const min = p.mins[b];
     const { k, width } = groupingOf(base);
     for (let i = start; i < end; i += k) {
       const cnt = Math.min(k, end - i);
       let g = 0;
-      for (let j = cnt - 1; j >= 0; j--) g = g * base + p.residuals[i + j];
+      for (let j = cnt - 1; j >= 0; j--) g = g * base + (p.residuals[i + j] - min);
       bw.write(g, cnt === k ? width : widthFor(base, cnt));
     }
   });

@@ -136,7 +136,39 @@ export function decodeInts(r: ByteReader, n: number): Float64Array {
   return out;
 }
 
+/**
+ * bigDiffs without a BigInt per value, for values of magnitude below 2^53 (read as two 32-bit
+ * words, exact as Numbers) whose differences of order 1 are below 2^53 (so exact): a difference
+ * of order 2 is then exact below 2^53 and rounds to 2^53 or beyond above, so the test against
+ * LIMIT comes out as with BigInts, and a zigzagged one that passes is exact. Undefined when the
+ * values are out of that range (bigDiffs takes BigInts then).
+ */
+function smallDiffs(values: BigInt64Array, order: number): Float64Array | null | undefined {
+  const n = values.length;
+  const w = new Int32Array(values.buffer, values.byteOffset, 2 * n);
+  const out = new Float64Array(n);
+  let prev = 0;
+  let prevDelta = 0;
+  for (let i = 0; i < n; i++) {
+    const hi = w[2 * i + 1];
+    if (hi >= 0x20_0000 || hi < -0x20_0000) return undefined;
+    const v = hi * 0x1_0000_0000 + (w[2 * i] >>> 0);
+    const delta = v - prev;
+    // A difference of order 1 rounded (2^53 or more): the BigInts decide.
+    if (delta >= 0x20_0000_0000_0000 || delta <= -0x20_0000_0000_0000) return undefined;
+    const d = order === 1 || i === 0 ? delta : delta - prevDelta;
+    // z = zigzag(d) ≥ 2^53 exactly when d ≥ 2^52 or d < −2^52.
+    if (d >= 0x10_0000_0000_0000 || d < -0x10_0000_0000_0000) return null;
+    out[i] = d < 0 ? -2 * d - 1 : 2 * d;
+    prevDelta = delta;
+    prev = v;
+  }
+  return out;
+}
+
 function bigDiffs(values: BigInt64Array, order: number): Float64Array | null {
+  const small = smallDiffs(values, order);
+  if (small !== undefined) return small;
   const n = values.length;
   const out = new Float64Array(n);
   let prev = 0n;
