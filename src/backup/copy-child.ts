@@ -41,11 +41,12 @@ function rateLimit(maxBytesPerSecond: number): (bytes: number) => Promise<void> 
 
 async function run(job: CopyJob): Promise<void> {
   const pacer = new Pacer({ idlePercent: job.pausePercent, busyPercent: job.busyPausePercent, busy: () => uploadsRunning });
-  const pause = pacer.step;
   const rate = rateLimit(job.maxBytesPerSecond);
+  // The pauses are a share of the copying time only: the rate bound's sleeps are not copying.
   const pace = async (bytes: number): Promise<void> => {
+    await pacer.step();
     await rate(bytes);
-    await pause();
+    pacer.rested();
   };
   for (const f of job.files) {
     try {

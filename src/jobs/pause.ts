@@ -58,4 +58,9 @@ export class Pacer {
     }
     this.last = performance.now();
   };
+
+  /** Time since the last step was spent waiting, not working (another bound's sleep): it is not paused for. */
+  rested(): void {
+    this.last = performance.now();
+  }
 }

@@ -57,6 +57,16 @@ describe('background work beside uploads', () => {
     expect(wall).toBeGreaterThanOrEqual(450);
   });
 
+  it('does not count waiting that rested() marks as work', async () => {
+    const pacer = new Pacer({ idlePercent: 400, busyPercent: 400, busy: () => false });
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 30)); // another bound's sleep
+      pacer.rested();
+      await pacer.step();
+    }
+    expect(pacer.pausedMs).toBe(0);
+  });
+
   it('counts uploads in flight, and stays busy a moment after the last one ends', () => {
     const uploads = new Foreground();
     expect(uploads.busy()).toBe(false);
