@@ -13,8 +13,8 @@ import { type SegmentRef, findSegments, loadSegments } from './store.ts';
 
 const LOAD_AT_ONCE = 8;
 
-/** Reads one column of a source batch into an output column, row by row. */
-type Copier = (from: number, to: number) => void;
+/** Copies rows [from, from + n) of one column of a source batch to rows [to, to + n) of an output column. */
+type Copier = (from: number, to: number, n: number) => void;
 
 interface Cursor {
   batch: ColumnBatch;
@@ -28,6 +28,26 @@ function less(a: Cursor, b: Cursor): boolean {
   const x = a.tn[a.i];
   const y = b.tn[b.i];
   return x < y || (x === y && a.batch.time[a.i] < b.batch.time[b.i]);
+}
+
+/**
+ * How many of c's rows from its current one come before every other cursor's current row and
+ * before `bound` (at least its current row, which is the smallest), `room` at most.
+ */
+function runLength(c: Cursor, others: readonly (Cursor | null | undefined)[], bound: bigint | null, room: number): number {
+  let limitN = Infinity;
+  let limitT: bigint | null = null;
+  const lower = (n: number, t: bigint): void => {
+    if (n < limitN || (n === limitN && limitT !== null && t < limitT)) { limitN = n; limitT = t; }
+  };
+  for (const o of others) if (o) lower(o.tn[o.i], o.batch.time[o.i]);
+  if (bound !== null) lower(Number(bound), bound);
+  const end = Math.min(c.batch.length, c.i + room);
+  let j = c.i + 1;
+  if (limitT === null) return end - c.i;
+  const { tn, batch: { time } } = c;
+  while (j < end && (tn[j] < limitN || (tn[j] === limitN && time[j] < (limitT as bigint)))) j++;
+  return j - c.i;
 }
 
 /** A binary heap of cursors on their current row's time. */
@@ -80,7 +100,7 @@ class BatchBuilder {
   valid: Uint8Array[];
   length = 0;
 
-  constructor(private readonly columns: readonly StreamColumn[], private readonly capacity: number) {
+  constructor(private readonly columns: readonly StreamColumn[], readonly capacity: number) {
     this.time = new BigInt64Array(capacity);
     this.outs = columns.map((c) => makeOut(c, capacity));
     this.valid = columns.map(() => new Uint8Array(Math.ceil(capacity / 8)));
@@ -98,11 +118,14 @@ class BatchBuilder {
     });
   }
 
-  take(c: Cursor): void {
-    const to = this.length++;
-    this.time[to] = c.batch.time[c.i];
+  /** Takes the cursor's next n rows (they fit). */
+  take(c: Cursor, n: number): void {
+    const to = this.length;
+    this.length += n;
+    this.time.set(c.batch.time.subarray(c.i, c.i + n), to);
     const cs = c.copiers as Copier[];
-    for (let k = 0; k < cs.length; k++) cs[k](c.i, to);
+    for (let k = 0; k < cs.length; k++) cs[k](c.i, to, n);
+    c.i += n;
   }
 
   build(): ColumnBatch {
@@ -138,44 +161,66 @@ function finish(out: Out, n: number): ColumnValues {
 const setBit = (bitmap: Uint8Array, i: number): void => { bitmap[i >> 3] |= 1 << (i & 7); };
 const bitAt = (bitmap: Uint8Array, i: number): boolean => (bitmap[i >> 3] & (1 << (i & 7))) !== 0;
 
+/** Sets bits [at, at + n) of a bitmap. */
+function setBits(bitmap: Uint8Array, at: number, n: number): void {
+  const end = at + n;
+  let i = at;
+  for (; i < end && (i & 7) !== 0; i++) setBit(bitmap, i);
+  for (; i + 8 <= end; i += 8) bitmap[i >> 3] = 0xff;
+  for (; i < end; i++) setBit(bitmap, i);
+}
+
 function copier(data: ColumnData, out: Out, valid: Uint8Array): Copier {
   const v = data.validity;
+  const bulk = bulkMover(data.values, out);
+  if (bulk) {
+    // Values in one copy; then the validity, with a NULL's slot left zero as in a fresh column.
+    if (!v) return (from, to, n) => { bulk.copy(from, to, n); setBits(valid, to, n); };
+    return (from, to, n) => {
+      bulk.copy(from, to, n);
+      for (let i = 0; i < n; i++) {
+        if (bitAt(v.bitmap, v.offset + from + i)) setBit(valid, to + i);
+        else bulk.clear(to + i);
+      }
+    };
+  }
+  const move = valueMover(data.values, out);
   const isValid = v ? (i: number) => bitAt(v.bitmap, v.offset + i) : () => true;
-  const values = data.values;
-  const move = valueMover(values, out);
-  return (from, to) => {
-    if (!isValid(from)) return;
-    if (move(from, to)) setBit(valid, to);
+  return (from, to, n) => {
+    for (let i = 0; i < n; i++) if (isValid(from + i) && move(from + i, to + i)) setBit(valid, to + i);
   };
 }
 
-/** Moves one value; false when the value is NULL (a dictionary's null entry). */
-function valueMover(values: ColumnValues, out: Out): (from: number, to: number) => boolean {
-  const decoder = new TextDecoder();
-  if (out.kind === 'words' && values.kind === 'number' && (values.values instanceof Float64Array || values.values instanceof Float32Array)) {
-    const src = values.values;
-    const words = new Uint32Array(src.buffer, src.byteOffset, src.length * out.per);
-    const dst = out.words;
-    if (out.per === 2 && src instanceof Float64Array) {
-      return (f, t) => { dst[2 * t] = words[2 * f]; dst[2 * t + 1] = words[2 * f + 1]; return true; };
-    }
-    if (out.per === 1 && src instanceof Float32Array) return (f, t) => { dst[t] = words[f]; return true; };
-  }
+/** Copies runs of fixed-width values as they are (floats by their words: NaN payloads and −0 kept); null for other kinds. */
+function bulkMover(values: ColumnValues, out: Out): { copy: Copier; clear(at: number): void } | null {
   if (out.kind === 'words' && values.kind === 'number') {
     const src = values.values;
-    const dst = out.typed;
-    return (f, t) => { dst[t] = src[f]; return true; };
+    const dst = out.words;
+    const per = out.per;
+    const clear = (at: number): void => { dst.fill(0, per * at, per * (at + 1)); };
+    if ((per === 2 && src instanceof Float64Array) || (per === 1 && src instanceof Float32Array)) {
+      const words = new Uint32Array(src.buffer, src.byteOffset, src.length * per);
+      return { copy: (f, t, n) => { dst.set(words.subarray(per * f, per * (f + n)), per * t); }, clear };
+    }
+    const typed = out.typed;
+    return { copy: (f, t, n) => { typed.set(src.subarray(f, f + n), t); }, clear };
   }
   if (out.kind === 'ints' && values.kind === 'number') {
     const src = values.values;
     const dst = out.values;
-    return (f, t) => { dst[t] = src[f]; return true; };
+    return { copy: (f, t, n) => { dst.set(src.subarray(f, f + n), t); }, clear: (at) => { dst[at] = 0; } };
   }
   if (out.kind === 'bigint' && values.kind === 'bigint') {
     const src = values.values;
     const dst = out.values;
-    return (f, t) => { dst[t] = src[f]; return true; };
+    return { copy: (f, t, n) => { dst.set(src.subarray(f, f + n), t); }, clear: (at) => { dst[at] = 0n; } };
   }
+  return null;
+}
+
+/** Moves one value of the kinds bulkMover does not copy; false when the value is NULL (a dictionary's null entry). */
+function valueMover(values: ColumnValues, out: Out): (from: number, to: number) => boolean {
+  const decoder = new TextDecoder();
   if (out.kind === 'bits' && values.kind === 'bits') {
     const { bitmap, offset } = values;
     const dst = out.bitmap;
@@ -261,8 +306,13 @@ export async function* mergeBatchesWithCompressed(
       }
       if (smallest === null) break;
       if (limit !== null && sent + builder.length >= limit) break;
-      builder.take(smallest);
-      smallest.i++;
+      // A run of rows at once: those before every other cursor's row and the next segment's start.
+      let room = builder.capacity - builder.length;
+      if (limit !== null) room = Math.min(room, limit - sent - builder.length);
+      const h = heap.items;
+      const others = smallest === p ? [h[0]] : [p, h[1], h[2]];
+      const bound = next < refs.length ? refs[next].timeMin : null;
+      builder.take(smallest, runLength(smallest, others, bound, room));
       if (smallest === p) { if (p.i >= p.batch.length) p = null; } else heap.fixTop();
       if (builder.full) {
         sent += builder.length;

@@ -16,6 +16,8 @@ import { formatMicros, pgTimestamp } from '../../src/domain/time.ts';
 import { decodeSegment } from '../../src/compression/segment.ts';
 import { findSegments, loadSegments } from '../../src/compression/store.ts';
 import { getStream } from '../../src/streams/catalog.ts';
+import { rawBatches } from '../../src/query/raw.ts';
+import type { ColumnBatch } from '../../src/domain/types.ts';
 import { json } from '../helpers/uploads.ts';
 
 const PLAIN = 'plain';
@@ -143,6 +145,54 @@ async function expectSameAnswersOf(stage: string, plain: string, packed: string,
   }
 }
 
+/** A batch's rows as text: time, then each cell — floats by their bits (NaN payloads, −0), NULL as ∅. */
+function rowsOf(batch: ColumnBatch): string[] {
+  const bitOf = (bitmap: Uint8Array, i: number): boolean => (bitmap[i >> 3] & (1 << (i & 7))) !== 0;
+  const cells = batch.columns.map(({ values, validity }) => (i: number): string => {
+    if (validity && !bitOf(validity.bitmap, validity.offset + i)) return '∅';
+    switch (values.kind) {
+      case 'number': return values.values instanceof Float64Array ? new BigUint64Array(values.values.buffer, values.values.byteOffset, values.values.length)[i].toString(16) : String(values.values[i]);
+      case 'bigint': return String(values.values[i]);
+      case 'bits': return bitOf(values.bitmap, values.offset + i) ? 't' : 'f';
+      case 'strings': return values.values[i] ?? '∅';
+      case 'utf8': return Buffer.from(values.data.subarray(Number(values.offsets[i]), Number(values.offsets[i + 1]))).toString();
+      case 'dictionary': { const e = values.entries[Number(values.indices[i])]; return e === null ? '∅' : Buffer.from(e).toString(); }
+      default: throw new Error(`unexpected ${values.kind}`);
+    }
+  });
+  return Array.from({ length: batch.length }, (_, i) => [String(batch.time[i]), ...cells.map((c) => c(i))].join(' '));
+}
+
+/**
+ * The raw rows of a stream as the export reads them (segments merged with plain rows), in batches
+ * of `batchRows`: the batches' rows in order, with their sizes.
+ */
+async function mergedRows(stream: string, batchRows: number, limit: number | null = null): Promise<{ rows: string[]; sizes: number[] }> {
+  const s = await getStream(t.db.pool, stream);
+  if (!s) throw new Error(`no stream ${stream}`);
+  const out = { rows: [] as string[], sizes: [] as number[] };
+  for await (const b of rawBatches(t.db, { stream: s, from: null, to: null, columns: s.columns, tags: new Map(), limit }, batchRows)) {
+    out.rows.push(...rowsOf(b));
+    out.sizes.push(b.length);
+  }
+  return out;
+}
+
+/** Raw rows merged from segments and plain rows, at batch sizes that cut runs anywhere, match the plain stream's. */
+async function expectSameMergedRows(): Promise<void> {
+  const want = await mergedRows(PLAIN, 65_536);
+  const time = (r: string): bigint => BigInt(r.slice(0, r.indexOf(' ')));
+  for (const batchRows of [1, 3, 64, 1000]) {
+    const got = await mergedRows(PACKED, batchRows);
+    expect(got.sizes.slice(0, -1).every((n) => n === batchRows), `batches of ${batchRows}`).toBe(true);
+    expect(got.rows.every((r, i) => i === 0 || time(got.rows[i - 1]) <= time(r)), `time order, batches of ${batchRows}`).toBe(true);
+    // Rows sharing an instant come in no particular order.
+    expect([...got.rows].sort(), `rows, batches of ${batchRows}`).toEqual([...want.rows].sort());
+    const limited = await mergedRows(PACKED, batchRows, 777);
+    expect(limited.rows.map(time), `limit 777, batches of ${batchRows}`).toEqual(want.rows.slice(0, 777).map(time));
+  }
+}
+
 /** What the rollups job says of a stream's levels: segments answered from statistics and decoded. */
 function segmentsRead(run: RunRecord, stream: string): Record<string, { summarised: number; decoded: number }> {
   const levels = ((run.details.streams as Record<string, { levels: Record<string, { segments_summarised?: number; segments_decoded?: number }> }>)[stream]?.levels) ?? {};
@@ -179,6 +229,7 @@ describe('answers on compressed chunks', () => {
 
   it('answers every query shape as the plain stream does', async () => {
     await expectSameAnswers('compressed');
+    await expectSameMergedRows();
   });
 
   it('a level built over compressed chunks takes the segments inside one bucket from their statistics', async () => {
@@ -195,6 +246,7 @@ describe('answers on compressed chunks', () => {
   it('late rows into a compressed chunk are seen at once, rolled up, and compressed on their own', async () => {
     await both(labRows(4, T0 + DAY_US + 600_000_000n, 300, MIN_US / 3n, ['B', 'D'], true));
     await expectSameAnswers('late, before refresh');
+    await expectSameMergedRows();
     await refresh(t);
     await expectSameAnswers('late, after refresh');
     const segmentsOf = (stream: string): Promise<{ rows: { id: string; n: string }[] }> => t.db.pool.query<{ id: string; n: string }>(
