@@ -17,7 +17,7 @@ import type { CopyAnswer, CopyJob, CopyNotice } from './copy-child.ts';
 import { foreground } from '../jobs/foreground.ts';
 import { syncDir } from './files.ts';
 import { type Manifest, type ManifestFile, MANIFEST_FORMAT, baseDir } from './manifest.ts';
-import { syncOriginals } from './originals-copy.ts';
+import { type CopyFiles, syncOriginals } from './originals-copy.ts';
 import { walDir } from './wal-archive.ts';
 
 /** Directories whose contents a base backup leaves out (PostgreSQL's documentation, "Making a Base Backup Using the Low Level API"). */
@@ -110,14 +110,22 @@ export async function takeBaseBackup(opts: BaseBackupOptions): Promise<BaseBacku
     const { files, dirs } = await clusterFiles(opts.pgDir);
     for (const d of dirs) await mkdir(path.join(partial, 'pg', d), { recursive: true, mode: 0o700 });
     await mkdir(path.join(partial, 'pg', 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
-    const { copied, bytes, pausedMs } = await copyInChild({
-      pgDir: opts.pgDir, dest: path.join(partial, 'pg'), files,
-      pausePercent: opts.pausePercent ?? 0, busyPausePercent: opts.busyPausePercent ?? 0, maxBytesPerSecond: opts.maxBytesPerSecond ?? 0,
-    }, opts.uploadsRunning ?? (() => foreground.busy()), opts.progress, opts.signal);
+    const pacing = { pausePercent: opts.pausePercent ?? 0, busyPausePercent: opts.busyPausePercent ?? 0, maxBytesPerSecond: opts.maxBytesPerSecond ?? 0 };
+    const uploadsRunning = opts.uploadsRunning ?? (() => foreground.busy());
+    const cluster = await copyInChild({ pgDir: opts.pgDir, dest: path.join(partial, 'pg'), files, ...pacing }, uploadsRunning, opts.progress, opts.signal);
+    const { copied, bytes } = cluster;
+    let pausedMs = cluster.pausedMs;
     const head = await auditHead(client);
     const ingests = (await client.query<{ n: string; rows: string }>(
       "SELECT count(*)::text AS n, coalesce(sum(rows), 0)::text AS rows FROM strata.ingests WHERE status = 'committed'")).rows[0];
-    const originals = await syncOriginals(client, opts.archiveDir, opts.backupDir, true);
+    // The originals uploaded since the last pass are copied the same way: paced, off the event loop.
+    const copyOriginals: CopyFiles = async (from, to, names) => {
+      if (names.length === 0) return [];
+      const c = await copyInChild({ pgDir: from, dest: to, files: names, ...pacing }, uploadsRunning, undefined, opts.signal);
+      pausedMs += c.pausedMs;
+      return c.copied;
+    };
+    const originals = await syncOriginals(client, opts.archiveDir, opts.backupDir, true, copyOriginals);
     const stop = (await client.query<{ lsn: string; labelfile: string; spcmapfile: string; wal: string }>(
       'SELECT lsn::text, labelfile, spcmapfile, pg_walfile_name(lsn) AS wal FROM pg_backup_stop(true)')).rows[0];
     stopped = true;

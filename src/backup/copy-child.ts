@@ -4,7 +4,7 @@
 // message per file in the order given, then `done`.
 import { copyHashed } from './files.ts';
 import path from 'node:path';
-import { Pacer } from '../jobs/pause.ts';
+import { Pacer, rateLimit } from '../jobs/pause.ts';
 
 export interface CopyJob { pgDir: string; dest: string; files: string[]; pausePercent: number; busyPausePercent: number; maxBytesPerSecond: number }
 /** From the server while the copy runs: whether uploads are running (it then pauses for busyPausePercent). */
@@ -27,21 +27,10 @@ function send(m: CopyAnswer): Promise<void> {
   });
 }
 
-/** Keeps the copy under `maxBytesPerSecond` on average (0: no bound), sleeping when it is ahead. */
-function rateLimit(maxBytesPerSecond: number): (bytes: number) => Promise<void> {
-  const start = performance.now();
-  let total = 0;
-  return async (bytes: number) => {
-    if (maxBytesPerSecond <= 0) return;
-    total += bytes;
-    const due = (total / maxBytesPerSecond) * 1000 - (performance.now() - start);
-    if (due > 5) await new Promise((r) => setTimeout(r, due));
-  };
-}
-
 async function run(job: CopyJob): Promise<void> {
   const pacer = new Pacer({ idlePercent: job.pausePercent, busyPercent: job.busyPausePercent, busy: () => uploadsRunning });
-  const rate = rateLimit(job.maxBytesPerSecond);
+  // Beside uploads the bound is a 1 / (1 + busy pause) share of it, as the pauses make the copying time.
+  const rate = rateLimit(job.maxBytesPerSecond, () => (uploadsRunning ? 1 + Math.max(job.pausePercent, job.busyPausePercent) / 100 : 1));
   // The pauses are a share of the copying time only: the rate bound's sleeps are not copying.
   const pace = async (bytes: number): Promise<void> => {
     await pacer.step();

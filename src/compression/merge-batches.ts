@@ -4,7 +4,10 @@
 // the usual case — the plain batches pass through untouched.
 //
 // Values are copied, not converted: floats by their bits (NaN payloads and −0 stay), int8 and
-// times as bigints, so the merged answer is the one the plain rows would have given.
+// times as bigints, so the merged answer is the one the plain rows would have given. They are
+// copied in runs: a source's rows that come before every other source's current row (and the
+// next segment's first time) go into the batch in one typed-array copy per column — loggers
+// write stretches of one tag, so runs are long, and the merge costs little beside the decoding.
 import type { Queryable } from '../db/pool.ts';
 import type { ColumnBatch, ColumnData, ColumnValues, Stream, StreamColumn } from '../domain/types.ts';
 import type { RawRange } from './read.ts';

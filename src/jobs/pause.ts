@@ -64,3 +64,20 @@ export class Pacer {
     this.last = performance.now();
   }
 }
+
+/**
+ * Keeps a copy under `maxBytesPerSecond` (0: no bound), and under that rate divided by
+ * `slowdown()` (1 + the busy pause, while uploads run), sleeping when it is ahead. Time spent
+ * behind — a pause, a slow disk — earns no credit: it never runs above the rate to catch up,
+ * which would undo the pauses.
+ */
+export function rateLimit(maxBytesPerSecond: number, slowdown: () => number = () => 1): (bytes: number) => Promise<void> {
+  let schedule = performance.now();
+  return async (bytes: number) => {
+    if (maxBytesPerSecond <= 0) return;
+    const now = performance.now();
+    schedule = Math.max(schedule + (bytes * 1000 * slowdown()) / maxBytesPerSecond, now);
+    const due = schedule - now;
+    if (due > 5) await new Promise((r) => setTimeout(r, due));
+  };
+}

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { BUSY_GRACE_MS, Foreground } from '../../src/jobs/foreground.ts';
-import { Pacer, pauseAfter, withPause } from '../../src/jobs/pause.ts';
+import { Pacer, pauseAfter, rateLimit, withPause } from '../../src/jobs/pause.ts';
 
 describe('pauses of background work', () => {
   it('waits the given percentage of the work time', async () => {
@@ -97,5 +97,36 @@ describe('background work beside uploads', () => {
     expect(await ask()).toBe(true);
     ended();
     expect(await ask()).toBe(false);
+  });
+});
+
+describe('the rate bound of a backup\'s copy', () => {
+  const MB = 1 << 20;
+  /** Milliseconds `n` calls of 1 MB take under the bound, after `stallMs` spent behind first. */
+  async function timed(bound: (bytes: number) => Promise<void>, n: number, stallMs = 0): Promise<number> {
+    if (stallMs > 0) await new Promise((r) => setTimeout(r, stallMs));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await bound(MB);
+    return performance.now() - t0;
+  }
+
+  it('holds the rate, and a share of it while uploads run', async () => {
+    // 20 MB/s: 1 MB each 50 ms; five of them at least about 250 ms.
+    expect(await timed(rateLimit(20 * MB), 5)).toBeGreaterThanOrEqual(230);
+    // Busy with a 400 % pause: a fifth of the rate, 250 ms a MB.
+    let busy = true;
+    const bound = rateLimit(20 * MB, () => (busy ? 5 : 1));
+    expect(await timed(bound, 3)).toBeGreaterThanOrEqual(700);
+    busy = false;
+    const idle = await timed(bound, 3);
+    expect(idle).toBeGreaterThanOrEqual(130);
+    expect(idle).toBeLessThan(600);
+    expect(await timed(rateLimit(0, () => 5), 50)).toBeLessThan(50);
+  });
+
+  it('gives no credit for time spent behind: after a stall it does not run above the rate', async () => {
+    const bound = rateLimit(20 * MB);
+    // 600 ms stalled (a pause, a slow disk) would have allowed 12 MB; the next 6 MB still take 300 ms.
+    expect(await timed(bound, 6, 600)).toBeGreaterThanOrEqual(230);
   });
 });
