@@ -36,6 +36,13 @@ const WINDOW_S = Number(process.env.BENCH_BACKUP_WINDOW_S ?? 30);
  * in wall time, so a stopped window would otherwise be followed by an equal pause.
  */
 const TOGGLE_S = Number(process.env.BENCH_BACKUP_TOGGLE_S ?? 0);
+/**
+ * BENCH_BACKUP_DIP_S: each dip round's backup is stopped after this many seconds (the server runs
+ * with STRATA_JOB_BACKUP_TIMEOUT set to it), and its dip is that of its checkpoint and copy so far.
+ * Beside uploads at full speed a paced copy chases a database growing faster than it copies, and
+ * the uploads' data filled a disk of 78 GB before one backup ended (0: backups run to their end).
+ */
+const DIP_S = Number(process.env.BENCH_BACKUP_DIP_S ?? 0);
 const ARCHIVE_TIMEOUT_S = 60;
 /**
  * BENCH_BACKUP_UPLOADERS: upload loops (2). Two at full speed write about 190 MB/s (the database,
@@ -44,6 +51,7 @@ const ARCHIVE_TIMEOUT_S = 60;
 const UPLOADERS = Number(process.env.BENCH_BACKUP_UPLOADERS ?? 2);
 /** BACKUP_BENCH=rpo,dip,lag,rto picks parts (the uploads of the RPO part always run: they make the database the others use). */
 const PARTS = new Set((process.env.BACKUP_BENCH ?? 'rpo,dip,lag,rto').split(','));
+if (DIP_S > 0 && PARTS.has('rto')) throw new Error('BENCH_BACKUP_DIP_S stops every backup early: run it with BACKUP_BENCH=dip (the RTO needs a whole backup)');
 
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
@@ -216,7 +224,10 @@ async function main(): Promise<void> {
   const dataDir = await tempDir('strata-bench-backup-data-');
   const backupDir = await tempDir('strata-bench-backup-dir-');
   const scratch = await tempDir('strata-bench-backup-scratch-');
-  const strata = await startStrata({ STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_PG_PORT: String(PORTS.primary) });
+  const strata = await startStrata({
+    STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_PG_PORT: String(PORTS.primary),
+    ...(DIP_S > 0 ? { STRATA_JOB_BACKUP_TIMEOUT: `${DIP_S}s` } : {}),
+  });
   serverOutput = strata.output;
   const password = (await import('node:fs/promises')).readFile(path.join(dataDir, 'pg-password'), 'utf8');
   const pgUrl = `postgres://postgres:${encodeURIComponent((await password).trim())}@127.0.0.1:${PORTS.primary}/postgres`;
@@ -287,7 +298,8 @@ async function main(): Promise<void> {
       await u.stop();
       sampling = false;
       await sampler;
-      if (run.body.outcome !== 'succeeded') throw new Error(`backup: ${run.status} ${JSON.stringify(run.body)}`);
+      const stopped = DIP_S > 0 && run.body.outcome === 'timed_out';
+      if (run.body.outcome !== 'succeeded' && !stopped) throw new Error(`backup: ${run.status} ${JSON.stringify(run.body)}`);
       backupSeconds = (b1 - b0) / 1000;
       const ph = phases(samples, b0, b1);
       const r = (a: number, b: number): number => rowsIn(uploads, a, b) / ((b - a) / 1000);
@@ -310,7 +322,7 @@ async function main(): Promise<void> {
         }
         console.log(`round ${round + 1}: copy running vs stopped (SIGSTOP) in alternate ${TOGGLE_S} s windows: ${ratios.length} pairs, median ratio ${fmt(median(ratios), 3)} (dip ${fmt((1 - median(ratios)) * 100, 1)} %), mean ${fmt(ratios.reduce((x, y) => x + y, 0) / ratios.length, 3)}`);
       }
-      dipLines.push(`round ${round + 1}: dip ${fmt(dip, 1)} % — ${fmt(during)} rows/s during the ${fmt(backupSeconds, 1)} s backup of ${fmt(((run.body.details as { bytes: number }).bytes) / 1e9, 2)} GB vs ${fmt(base)} (before ${fmt(before)}, after ${fmt(after)}); ` +
+      dipLines.push(`round ${round + 1}: dip ${fmt(dip, 1)} % — ${fmt(during)} rows/s during the ${fmt(backupSeconds, 1)} s backup ${stopped ? `(stopped after ${DIP_S} s)` : `of ${fmt(((run.body.details as { bytes: number }).bytes) / 1e9, 2)} GB`} vs ${fmt(base)} (before ${fmt(before)}, after ${fmt(after)}); ` +
         `checkpoint ${fmt((ph.checkpointEnd - b0) / 1000, 1)} s ${pct(r(b0, ph.checkpointEnd))}, copy ${fmt((ph.copyEnd - ph.checkpointEnd) / 1000, 1)} s ${pct(r(ph.checkpointEnd, ph.copyEnd))}, stop ${fmt((b1 - ph.copyEnd) / 1000, 1)} s ${pct(r(ph.copyEnd, b1))}; ` +
         `dirty+writeback max ${fmt(Math.max(...samples.filter((s) => s.at >= b0 && s.at <= b1).map((s) => s.dirtyMB)))} MB (before ${fmt(Math.max(...samples.filter((s) => s.at < b0).map((s) => s.dirtyMB)))} MB); load average ${fmt(Math.min(...load), 1)}–${fmt(Math.max(...load), 1)}`);
       if (process.env.BENCH_BACKUP_TIMELINE) {
