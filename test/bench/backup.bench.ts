@@ -8,7 +8,7 @@
 //         copy and stop phases, with the page cache's dirty+writeback peak and the load average.
 //         BENCH_BACKUP_TIMELINE=FILE appends a 5 s timeline of each round.
 //   RTO   restore (copy + WAL replay + checks) of the database built meanwhile, from the last base
-//         backup of the dip rounds (or, without them, one taken once the uploads stop) and the WAL
+//         backup of the dip rounds that ran to its end (else one taken once the uploads stop) and the WAL
 //         archived since; extrapolated linearly to 10 GB (BENCH_BACKUP_INGEST_S sizes the database).
 //   lag   standby replay lag under full-speed uploads: p50 and max of the time until the standby
 //         has replayed the primary's WAL position at a sample instant.
@@ -37,12 +37,13 @@ const WINDOW_S = Number(process.env.BENCH_BACKUP_WINDOW_S ?? 30);
  */
 const TOGGLE_S = Number(process.env.BENCH_BACKUP_TOGGLE_S ?? 0);
 /**
- * BENCH_BACKUP_DIP_S: each dip round's backup is stopped after this many seconds (the server runs
- * with STRATA_JOB_BACKUP_TIMEOUT set to it), and its dip is that of its checkpoint and copy so far.
- * Beside uploads at full speed a paced copy chases a database growing faster than it copies, and
- * the uploads' data filled a disk of 78 GB before one backup ended (0: backups run to their end).
+ * BENCH_BACKUP_DIP_S (90): each dip round's backup is stopped after this many seconds — its copying
+ * process killed, so that the backup fails as a killed one does — and its dip is that of its
+ * checkpoint and copy so far. Beside uploads at full speed the paced copy chases a database growing
+ * faster than it copies: the uploads' data filled a disk of 78 GB before one backup ended. 0: every
+ * backup runs to its end.
  */
-const DIP_S = Number(process.env.BENCH_BACKUP_DIP_S ?? 0);
+const DIP_S = Number(process.env.BENCH_BACKUP_DIP_S ?? 90);
 const ARCHIVE_TIMEOUT_S = 60;
 /**
  * BENCH_BACKUP_UPLOADERS: upload loops (2). Two at full speed write about 190 MB/s (the database,
@@ -51,7 +52,6 @@ const ARCHIVE_TIMEOUT_S = 60;
 const UPLOADERS = Number(process.env.BENCH_BACKUP_UPLOADERS ?? 2);
 /** BACKUP_BENCH=rpo,dip,lag,rto picks parts (the uploads of the RPO part always run: they make the database the others use). */
 const PARTS = new Set((process.env.BACKUP_BENCH ?? 'rpo,dip,lag,rto').split(','));
-if (DIP_S > 0 && PARTS.has('rto')) throw new Error('BENCH_BACKUP_DIP_S stops every backup early: run it with BACKUP_BENCH=dip (the RTO needs a whole backup)');
 
 async function dirBytes(dir: string): Promise<number> {
   let n = 0;
@@ -101,6 +101,19 @@ function copyChild(serverPid: number): number | null {
     if ((err as { status?: number }).status === 1) return null; // none
     throw err;
   }
+}
+
+/** Kills the backup's copying process once `seconds` have passed (trying each second until there is one, or the backup is over); whether it did. */
+async function stopCopyAfter(serverPid: number, seconds: number, over: () => boolean): Promise<boolean> {
+  const t0 = performance.now();
+  while (!over()) {
+    await new Promise((r) => setTimeout(r, performance.now() - t0 < seconds * 1000 ? 200 : 1000));
+    if (performance.now() - t0 < seconds * 1000 || over()) continue;
+    const pid = copyChild(serverPid);
+    if (pid === null) continue;
+    try { process.kill(pid, 'SIGKILL'); return true; } catch { /* ended meanwhile */ }
+  }
+  return false;
 }
 
 /** Alternates the backup's copying process between running and stopped until `done` settles; the windows it spanned whole. */
@@ -224,10 +237,7 @@ async function main(): Promise<void> {
   const dataDir = await tempDir('strata-bench-backup-data-');
   const backupDir = await tempDir('strata-bench-backup-dir-');
   const scratch = await tempDir('strata-bench-backup-scratch-');
-  const strata = await startStrata({
-    STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_PG_PORT: String(PORTS.primary),
-    ...(DIP_S > 0 ? { STRATA_JOB_BACKUP_TIMEOUT: `${DIP_S}s` } : {}),
-  });
+  const strata = await startStrata({ STRATA_DATA_DIR: dataDir, STRATA_BACKUP_DIR: backupDir, STRATA_PG_PORT: String(PORTS.primary) });
   serverOutput = strata.output;
   const password = (await import('node:fs/promises')).readFile(path.join(dataDir, 'pg-password'), 'utf8');
   const pgUrl = `postgres://postgres:${encodeURIComponent((await password).trim())}@127.0.0.1:${PORTS.primary}/postgres`;
@@ -276,6 +286,8 @@ async function main(): Promise<void> {
     // the child copies, then reads the audit head and calls pg_backup_stop).
     const dips: number[] = [];
     const dipLines: string[] = [];
+    /** Whether a dip round's backup ran to its end (the RTO restores it). */
+    let wholeBackup = false;
     let backupSeconds = 0;
     for (let round = 0; round < (PARTS.has('dip') ? ROUNDS : 0); round++) {
       const uploads: Span[] = [];
@@ -291,14 +303,19 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
       const b0 = performance.now();
       const backup = longRequest(strata.url, '/v1/jobs/backup/run', 'POST');
+      let settled = false;
+      void backup.finally(() => { settled = true; });
+      const stopper = DIP_S > 0 ? stopCopyAfter(strata.child.pid as number, DIP_S, () => settled) : Promise.resolve(false);
       const toggled = TOGGLE_S > 0 ? await toggleCopy(strata.child.pid as number, backup) : [];
       const run = await backup;
+      const killed = await stopper;
       const b1 = performance.now();
       await new Promise((r) => setTimeout(r, WINDOW_S * 1000));
       await u.stop();
       sampling = false;
       await sampler;
-      const stopped = DIP_S > 0 && run.body.outcome === 'timed_out';
+      const stopped = killed && run.body.outcome === 'failed';
+      if (!stopped) wholeBackup = true;
       if (run.body.outcome !== 'succeeded' && !stopped) throw new Error(`backup: ${run.status} ${JSON.stringify(run.body)}`);
       backupSeconds = (b1 - b0) / 1000;
       const ph = phases(samples, b0, b1);
@@ -344,8 +361,8 @@ async function main(): Promise<void> {
 
     // --- RTO -----------------------------------------------------------------------------------------
     if (!PARTS.has('rto')) return;
-    if (dips.length === 0) {
-      // No backup was taken under uploads: one now, of the whole database, with nothing running beside it.
+    if (!wholeBackup) {
+      // No whole backup was taken under uploads: one now, of the whole database, with nothing running beside it.
       const b0 = performance.now();
       const run = await longRequest(strata.url, '/v1/jobs/backup/run', 'POST');
       if (run.body.outcome !== 'succeeded') throw new Error(`backup: ${run.status} ${JSON.stringify(run.body)}`);
