@@ -29,8 +29,8 @@ function send(m: CopyAnswer): Promise<void> {
 
 async function run(job: CopyJob): Promise<void> {
   const pacer = new Pacer({ idlePercent: job.pausePercent, busyPercent: job.busyPausePercent, busy: () => uploadsRunning });
-  // Beside uploads the bound is a 1 / (1 + busy pause) share of it, as the pauses make the copying time.
-  const rate = rateLimit(job.maxBytesPerSecond, () => (uploadsRunning ? 1 + Math.max(job.pausePercent, job.busyPausePercent) / 100 : 1));
+  // Beside uploads the bound is the share of it the pauses leave: 1 / (1 + busy pause).
+  const rate = rateLimit(job.maxBytesPerSecond, () => pacer.busySlowdown());
   // The pauses are a share of the copying time only: the rate bound's sleeps are not copying.
   const pace = async (bytes: number): Promise<void> => {
     await pacer.step();

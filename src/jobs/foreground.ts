@@ -1,6 +1,6 @@
 // Uploads in flight, as background work sees them. A nice value only helps when the CPU is
 // short, and uploads were still 21 % slower beside a conversion at nice 10 on an idle 2-core
-// machine (about 11 % with the pauses below). So background work also pauses, while an
+// machine (test/bench/README.md, "Compression"). So background work also pauses, while an
 // upload is running and for a moment after one ends, for a larger share of the time it works
 // (STRATA_JOB_BUSY_PAUSE): it then runs on when uploads leave it room, and slower, never
 // stopped, under uploads that never end.

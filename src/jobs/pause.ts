@@ -48,8 +48,7 @@ export class Pacer {
     const now = performance.now();
     this.worked += now - this.last;
     if (this.worked >= STEP_MS) {
-      const p = this.pacing;
-      const percent = p.busy() ? Math.max(p.idlePercent, p.busyPercent) : p.idlePercent;
+      const percent = this.percentNow();
       if (percent > 0) {
         await pauseAfter(this.worked, percent, this.signal);
         this.pausedMs += performance.now() - now;
@@ -58,6 +57,17 @@ export class Pacer {
     }
     this.last = performance.now();
   };
+
+  /** The percentage of working time paused now: the larger of the two while uploads run. */
+  percentNow(): number {
+    const p = this.pacing;
+    return p.busy() ? Math.max(p.idlePercent, p.busyPercent) : p.idlePercent;
+  }
+
+  /** While uploads run, how many times longer work takes with its pauses (1 otherwise): a rate bound divides by it. */
+  busySlowdown(): number {
+    return this.pacing.busy() ? 1 + this.percentNow() / 100 : 1;
+  }
 
   /** Time since the last step was spent waiting, not working (another bound's sleep): it is not paused for. */
   rested(): void {

@@ -124,6 +124,14 @@ describe('the rate bound of a backup\'s copy', () => {
     expect(await timed(rateLimit(0, () => 5), 50)).toBeLessThan(50);
   });
 
+  it('is a share of the rate the pacer leaves while uploads run', () => {
+    let busy = true;
+    const pacer = new Pacer({ idlePercent: 100, busyPercent: 400, busy: () => busy });
+    expect(pacer.busySlowdown()).toBe(5);
+    busy = false;
+    expect(pacer.busySlowdown()).toBe(1);
+  });
+
   it('gives no credit for time spent behind: after a stall it does not run above the rate', async () => {
     const bound = rateLimit(20 * MB);
     // 600 ms stalled (a pause, a slow disk) would have allowed 12 MB; the next 6 MB still take 300 ms.
