@@ -10,7 +10,11 @@
 //    chunk's rows runs, then alone again; the dip is 1 − rate beside the conversion / mean rate
 //    alone, the median of BENCH_DIP_ROUNDS (8) rounds: the rate of uploads alone swings by up to
 //    10 % between windows, so that three rounds' median moved by 4 points from run to run.
+//  - The ceiling any conversion that reads the chunk's rows from PostgreSQL has on this machine:
+//    PostgreSQL's binary COPY of the chunk to a client that only counts the bytes, one COPY, and
+//    two COPYs of its halves (by TID range) at once (medians of 3).
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import pl from 'nodejs-polars';
 import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, settle, startBenchServer, upload } from './lib.ts';
 
@@ -117,6 +121,41 @@ async function steady(server: BenchServer, next: () => Buffer, until: Promise<un
   return rows / ((performance.now() - t0) / 1000);
 }
 
+/** Bytes of a COPY … TO STDOUT, read on a connection of its own and dropped. */
+async function drain(url: string, sql: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    let n = 0;
+    for await (const piece of c.query(copyTo(sql))) n += (piece as Buffer).length;
+    return n;
+  } finally {
+    await c.end();
+  }
+}
+
+/** PostgreSQL's delivery of the chunk's rows alone: one binary COPY, and its two halves at once (rows/s, medians of 3). */
+async function readCeiling(client: pg.Client, url: string, big: Big): Promise<{ one: number; two: number }> {
+  const cols = (await client.query<{ c: string }>(`SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS c FROM pg_attribute
+     WHERE attrelid = '${big.table}'::regclass AND attnum > 0 AND NOT attisdropped`)).rows[0].c;
+  const pages = Number((await client.query<{ p: string }>(`SELECT (pg_relation_size('${big.table}') / 8192)::text AS p`)).rows[0].p);
+  const half = `'(${Math.floor(pages / 2)},0)'::tid`;
+  const one: number[] = [];
+  const two: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    let t0 = performance.now();
+    await drain(url, `COPY ${big.table} (${cols}) TO STDOUT (FORMAT binary)`);
+    one.push(BIG / ((performance.now() - t0) / 1000));
+    t0 = performance.now();
+    await Promise.all([
+      drain(url, `COPY (SELECT ${cols} FROM ${big.table} WHERE ctid < ${half}) TO STDOUT (FORMAT binary)`),
+      drain(url, `COPY (SELECT ${cols} FROM ${big.table} WHERE ctid >= ${half}) TO STDOUT (FORMAT binary)`),
+    ]);
+    two.push(BIG / ((performance.now() - t0) / 1000));
+  }
+  return { one: median(one), two: median(two) };
+}
+
 const sleep = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
 
 export async function serverFigures(): Promise<void> {
@@ -142,6 +181,7 @@ export async function serverFigures(): Promise<void> {
       ingest.push(UPLOAD_ROWS / res.seconds);
       ingestCpu.push(UPLOAD_ROWS / (await server.cpuSeconds() - cpu0));
     }
+    const ceiling = await readCeiling(client, url, big);
     const conv: { rate: number; cpuRate: number }[] = [];
     for (let r = 0; r < BIG_REPS; r++) {
       if (r > 0) await refill(client, big, url);
@@ -169,6 +209,8 @@ export async function serverFigures(): Promise<void> {
     console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s, ${fmt(median(ingestCpu))} rows per server CPU-second (medians of 3)`);
     console.log(`  conversion: ${fmt(convRate)} rows/s, ${(BIG / convRate).toFixed(1)} s for ${fmt(BIG)} rows (median of ${BIG_REPS}), `
       + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second)`);
+    console.log(`  the chunk read from PostgreSQL and dropped (no conversion): one binary COPY ${fmt(ceiling.one)} rows/s (${(ceiling.one / median(ingest)).toFixed(2)}× the single-upload rate), `
+      + `its two halves at once ${fmt(ceiling.two)} rows/s (${(ceiling.two / median(ingest)).toFixed(2)}×) (medians of 3)`);
     for (const [i, d] of dips.entries()) {
       console.log(`  steady uploads (${fmt(STEADY_ROWS)} rows each), round ${i + 1}: alone ${fmt(d.before)} and ${fmt(d.after)} rows/s, beside the conversion ${fmt(d.beside)} rows/s `
         + `(dip ${d.dip.toFixed(1)} %); that conversion ${fmt(d.conv)} rows/s`);

@@ -57,7 +57,7 @@ for (let r = 0; r < REPS; r++) {
     if (ready.length === 0) return;
     const ids = ready.map(() => ++id);
     const rows = segmentCopyRows(1, 1, ready, ids);
-    out += rows.segments.length;
+    out += rows.segments.length + rows.parts.length;
     hash.update(rows.segments).update(rows.parts);
     ready = [];
   };
@@ -71,7 +71,7 @@ for (let r = 0; r < REPS; r++) {
   const ms = performance.now() - t0;
   if (rows !== N || out === 0) throw new Error(`${rows} rows of ${N}`);
   times.push(ms);
-  console.log(`rep ${r + 1}: ${N} rows in ${(ms / 1000).toFixed(2)} s, ${(ms * 1000 / N).toFixed(3)} µs a row; output ${hash.digest('hex').slice(0, 16)}`);
+  console.log(`rep ${r + 1}: ${N} rows in ${(ms / 1000).toFixed(2)} s, ${(ms * 1000 / N).toFixed(3)} µs a row; output ${out} bytes, ${hash.digest('hex').slice(0, 16)}`);
 }
 times.sort((a, b) => a - b);
 console.log(`median ${(times[times.length >> 1] * 1000 / N).toFixed(3)} µs a row`);

@@ -138,6 +138,10 @@ async function runThrough(fault: (pids: { reader: number; writer: number }) => P
   return answer;
 }
 
+async function terminate(pid: number): Promise<void> {
+  await withClient(embedded.url, (c) => c.query('SELECT pg_terminate_backend($1)', [pid]));
+}
+
 async function expectServing(label: string): Promise<void> {
   const served = await secondsUntil('the server to serve again', () => serves(strata.url), 60_000);
   console.log(`compression fault ${label}: served again after ${served.toFixed(2)} s`);
@@ -155,7 +159,7 @@ describe('PostgreSQL fails under the compression job', () => {
 
   it('its reading backend is terminated: the run fails and says so, every chunk whole, the answer unchanged', async () => {
     before = await rawAnswer();
-    const run = await runThrough(({ reader }) => withClient(embedded.url, (c) => c.query('SELECT pg_terminate_backend($1)', [reader])));
+    const run = await runThrough(({ reader }) => terminate(reader));
     expect(run.status, JSON.stringify(run.body)).toBe(200);
     expect(run.body.outcome).toBe('failed');
     expect(String(run.body.error)).toMatch(/compression worker failed: .*terminat/i);
@@ -165,7 +169,7 @@ describe('PostgreSQL fails under the compression job', () => {
   }, SPAWNED_TIMEOUT_MS);
 
   it('its writing backend is terminated: the run fails, every chunk whole, the answer unchanged', async () => {
-    const run = await runThrough(({ writer }) => withClient(embedded.url, (c) => c.query('SELECT pg_terminate_backend($1)', [writer])));
+    const run = await runThrough(({ writer }) => terminate(writer));
     // The job's lock lives on another session, which survives: the run ends and is recorded.
     expect(run.status, JSON.stringify(run.body)).toBe(200);
     expect(run.body.outcome).toBe('failed');
