@@ -31,7 +31,7 @@ export interface CompressOutcome {
   rows: number;
   segments: number;
   bytes: number;
-  /** Milliseconds the conversion paused for uploads (STRATA_JOB_BUSY_PAUSE). */
+  /** Milliseconds the conversion paused for uploads (STRATA_COMPRESSION_BUSY_PAUSE). */
   pausedMs: number;
 }
 
@@ -44,7 +44,7 @@ export interface CompressOptions {
   beforeCommit?: () => Promise<void>;
   /** The nice value of the worker thread and its reading connection (STRATA_JOB_NICE); 0 or absent: unchanged. */
   nice?: number;
-  /** While uploads run, the conversion pauses for this percentage of its working time (STRATA_JOB_BUSY_PAUSE). */
+  /** While uploads run, the conversion pauses for this percentage of its working time (STRATA_COMPRESSION_BUSY_PAUSE). */
   busyPausePercent?: number;
 }
 

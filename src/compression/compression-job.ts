@@ -52,7 +52,7 @@ async function compression(ctx: JobContext): Promise<JobResult> {
     try {
       for (const c of await chunksToCompress(ctx.db.pool, stream, nowUs - after)) {
         if (ctx.signal.aborted) break;
-        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId, nice: conversionNice(ctx.config.jobNice), busyPausePercent: ctx.config.jobBusyPausePercent });
+        const out = await compressChunk(ctx.db, stream, c, { runId: ctx.runId, nice: conversionNice(ctx.config.jobNice), busyPausePercent: ctx.config.compressionBusyPausePercent });
         if (!out) continue;
         rows += out.rows; chunks++; bytes += out.bytes;
         (done[stream.name] ??= []).push({ chunk: c.tableName, rows: out.rows, segments: out.segments, bytes: out.bytes, paused_ms: out.pausedMs });

@@ -18,7 +18,7 @@ export interface ConvertJob {
   nice: number;
   /** Uploads in flight (Foreground.shared): the read pauses for busyPausePercent of its time while they run. */
   foreground: SharedArrayBuffer;
-  /** STRATA_JOB_BUSY_PAUSE. */
+  /** STRATA_COMPRESSION_BUSY_PAUSE. */
   busyPausePercent: number;
   /** Tests: the worker exits (as a crashed thread does) after sending this many batches. */
   exitAfterBatches?: number;

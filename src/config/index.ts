@@ -54,10 +54,16 @@ export interface Config {
    */
   jobNice: number;
   /**
-   * While uploads run, the compression job's conversion and a base backup's copy pause for this
-   * percentage of the time they work (STRATA_JOB_BUSY_PAUSE; 0 for none): 400 leaves them a fifth of the time.
+   * While uploads run, a base backup's copy pauses for this percentage of the time it works
+   * (STRATA_JOB_BUSY_PAUSE; 0 for none): 400 leaves it a fifth of the time.
    */
   jobBusyPausePercent: number;
+  /**
+   * The same for the compression job's conversion (STRATA_COMPRESSION_BUSY_PAUSE): 1900 leaves it
+   * a twentieth of the time. Beside steady uploads, 400 cost them 10–11 % and 1900 4 % on a
+   * 2-core machine (test/bench/README.md, "Compression").
+   */
+  compressionBusyPausePercent: number;
   /**
    * An upload whose client sends no body bytes for this long ends with 408 body_timeout
    * (STRATA_BODY_IDLE_TIMEOUT).
@@ -241,6 +247,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionPausePercent: int(env, 'STRATA_RETENTION_PAUSE', 100, 0, 1000),
     jobNice: int(env, 'STRATA_JOB_NICE', 10, 0, 19),
     jobBusyPausePercent: int(env, 'STRATA_JOB_BUSY_PAUSE', 400, 0, 10_000),
+    compressionBusyPausePercent: int(env, 'STRATA_COMPRESSION_BUSY_PAUSE', 1900, 0, 10_000),
     bodyIdleTimeoutMs: durationSetting(env, 'STRATA_BODY_IDLE_TIMEOUT', 30_000),
     headersTimeoutMs: durationSetting(env, 'STRATA_HEADERS_TIMEOUT', 60_000),
     maxConcurrentUploads: int(env, 'STRATA_MAX_CONCURRENT_UPLOADS', 16, 1, 1000),

@@ -86,7 +86,7 @@ describe('conversion in a worker thread', () => {
 
   // Late rows into the compressed chunk are converted by the next run, with an upload in flight
   // all along (this process's own uploads are what the conversion watches): its reading pauses,
-  // four times as long as it works by default (STRATA_JOB_BUSY_PAUSE 400), and the run says so.
+  // nineteen times as long as it works by default (STRATA_COMPRESSION_BUSY_PAUSE 1900), and the run says so.
   it('yields to uploads: while one is in flight, the conversion pauses and the run records how long', async () => {
     const late = 200_000;
     const s = await (await t.request(`/v1/streams/${STREAM}`)).json() as { tags: { name: string; column: string }[]; fields: { name: string; column: string }[] };
