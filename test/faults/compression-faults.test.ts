@@ -7,17 +7,16 @@
 // The PostgreSQL here is an embedded PostgreSQL 17 of the test's own (never a shared server).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { type EmbeddedServer, startEmbedded } from '../../src/db/embedded.ts';
+import type { EmbeddedServer } from '../../src/db/embedded.ts';
 import { formatMicros } from '../../src/domain/time.ts';
 import { waitFor } from '../helpers/clock.ts';
 import { T0 } from '../helpers/polars.ts';
 import {
-  type Answer, type StrataProcess, ADMIN_KEY, ARROW_STREAM, alive, arrowBody, removeDir, request, secondsUntil, serves, startStrata, tempDir,
+  type Answer, type OwnPostgres, type StrataProcess, ADMIN_KEY, ARROW_STREAM, alive, arrowBody, request, secondsUntil, serves, strataOnOwnPostgres,
   SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
-let pgDir: string;
-let dataDir: string;
+let own: OwnPostgres;
 let embedded: EmbeddedServer;
 let dbUrl: string;
 let strata: StrataProcess;
@@ -26,12 +25,6 @@ const STREAM = 'rig';
 /** Two uploads of 24 × 20,000 readings a second apart, over the same 5.6 days: 960,000 rows in 23 chunks of 6 hours. */
 const UPLOADS = 2;
 const ROWS = UPLOADS * 24 * 20_000;
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });
@@ -44,12 +37,8 @@ async function withClient<T>(url: string, f: (c: pg.Client) => Promise<T>): Prom
 }
 
 beforeAll(async () => {
-  pgDir = await tempDir('strata-cfaults-pg-');
-  dataDir = await tempDir('strata-cfaults-data-');
-  embedded = await startEmbedded({ dataDir: pgDir });
-  await withClient(embedded.url, (c) => c.query(`CREATE DATABASE ${DB}`));
-  dbUrl = withDatabase(embedded.url, DB);
-  strata = await startStrata({ DATABASE_URL: dbUrl, STRATA_DATA_DIR: dataDir });
+  own = await strataOnOwnPostgres(DB);
+  ({ embedded, dbUrl, strata } = own);
   const created = await fetch(new URL('/v1/streams', strata.url), {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
     body: JSON.stringify({ name: STREAM, chunk_interval: '6 hours', compress_after: '1 hour', tags: ['sample'], fields: [{ name: 'value', type: 'float8' }] }),
@@ -62,10 +51,7 @@ beforeAll(async () => {
 }, SPAWNED_TIMEOUT_MS);
 
 afterAll(async () => {
-  await strata?.stop();
-  await embedded?.stop();
-  await removeDir(pgDir);
-  await removeDir(dataDir);
+  await own?.close();
 });
 
 /** The stream's raw rows as CSV, sorted (rows sharing an instant come in no particular order). */

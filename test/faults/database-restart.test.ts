@@ -6,44 +6,28 @@
 // The PostgreSQL here is an embedded PostgreSQL 17 of the test's own (never a shared server).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { type EmbeddedServer, startEmbedded } from '../../src/db/embedded.ts';
+import type { EmbeddedServer } from '../../src/db/embedded.ts';
 import { waitFor } from '../helpers/clock.ts';
 import {
-  type StrataProcess, alive, arrowBody, copyRunning, ingestRecord, manualUpload, removeDir, request, rowsOfIngest, secondsUntil,
-  serves, spoolFiles, startStrata, tempDir, ARROW_STREAM,
+  type OwnPostgres, type StrataProcess, alive, arrowBody, copyRunning, ingestRecord, manualUpload, request, rowsOfIngest, secondsUntil,
+  serves, spoolFiles, strataOnOwnPostgres, ARROW_STREAM,
   SPAWNED_TIMEOUT_MS,
 } from './lib.ts';
 
-let pgDir: string;
+let own: OwnPostgres;
 let dataDir: string;
 let embedded: EmbeddedServer;
 let dbUrl: string;
 let strata: StrataProcess;
 const DB = 'strata_faults';
 
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
 beforeAll(async () => {
-  pgDir = await tempDir('strata-faults-pg-');
-  dataDir = await tempDir('strata-faults-data-');
-  embedded = await startEmbedded({ dataDir: pgDir });
-  const admin = new pg.Client({ connectionString: embedded.url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
-  dbUrl = withDatabase(embedded.url, DB);
-  strata = await startStrata({ DATABASE_URL: dbUrl, STRATA_DATA_DIR: dataDir });
+  own = await strataOnOwnPostgres(DB);
+  ({ dataDir, embedded, dbUrl, strata } = own);
 }, SPAWNED_TIMEOUT_MS);
 
 afterAll(async () => {
-  await strata?.stop();
-  await embedded?.stop();
-  await removeDir(pgDir);
-  await removeDir(dataDir);
+  await own?.close();
 });
 
 /** Signals the postmaster (SIGINT: fast shutdown, SIGQUIT: immediate) and waits until it has exited. */

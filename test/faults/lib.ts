@@ -7,6 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { type EmbeddedServer, startEmbedded } from '../../src/db/embedded.ts';
 import { serverArgs, root } from '../bench/lib.ts';
 import { waitFor } from '../helpers/clock.ts';
 import { T0, arrowStream, loggerFrame, times } from '../helpers/polars.ts';
@@ -63,6 +64,40 @@ export async function startStrata(env: Record<string, string>): Promise<StrataPr
       const late = setTimeout(() => child.kill('SIGKILL'), 30_000);
       await exited;
       clearTimeout(late);
+    },
+  };
+}
+
+/** Strata on a database of an embedded PostgreSQL of the test's own (never a shared server). */
+export interface OwnPostgres {
+  embedded: EmbeddedServer;
+  /** The database Strata uses. */
+  dbUrl: string;
+  dataDir: string;
+  strata: StrataProcess;
+  /** Stops Strata and PostgreSQL, and removes their directories. */
+  close(): Promise<void>;
+}
+
+export async function strataOnOwnPostgres(database: string, env: Record<string, string> = {}): Promise<OwnPostgres> {
+  const pgDir = await tempDir('strata-faults-pg-');
+  const dataDir = await tempDir('strata-faults-data-');
+  const embedded = await startEmbedded({ dataDir: pgDir });
+  const admin = new pg.Client({ connectionString: embedded.url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.end();
+  const u = new URL(embedded.url);
+  u.pathname = `/${database}`;
+  const dbUrl = u.toString();
+  const strata = await startStrata({ DATABASE_URL: dbUrl, STRATA_DATA_DIR: dataDir, ...env });
+  return {
+    embedded, dbUrl, dataDir, strata,
+    async close() {
+      await strata.stop();
+      await embedded.stop();
+      await removeDir(pgDir);
+      await removeDir(dataDir);
     },
   };
 }
