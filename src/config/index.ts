@@ -60,8 +60,7 @@ export interface Config {
   jobBusyPausePercent: number;
   /**
    * The same for the compression job's conversion (STRATA_COMPRESSION_BUSY_PAUSE): 1900 leaves it
-   * a twentieth of the time. Beside steady uploads, 400 cost them 10–11 % and 1900 4 % on a
-   * 2-core machine (test/bench/README.md, "Compression").
+   * a twentieth of the time; why it is longer than the copy's: test/bench/README.md, "Compression".
    */
   compressionBusyPausePercent: number;
   /**

@@ -2,8 +2,8 @@
 // short, and uploads were still 21 % slower beside a conversion at nice 10 on an idle 2-core
 // machine (test/bench/README.md, "Compression"). So background work also pauses, while an
 // upload is running and for a moment after one ends, for a larger share of the time it works
-// (STRATA_JOB_BUSY_PAUSE, STRATA_COMPRESSION_BUSY_PAUSE): it then runs on when uploads leave it room, and slower, never
-// stopped, under uploads that never end.
+// (STRATA_JOB_BUSY_PAUSE, STRATA_COMPRESSION_BUSY_PAUSE): it then runs on when uploads leave it
+// room, and slower, never stopped, under uploads that never end.
 //
 // The state is two 64-bit cells of shared memory, so that a worker thread reads it without a
 // message: uploads in flight, and the wall-clock millisecond the last one ended.

@@ -22,7 +22,10 @@ export async function withPause<T>(percent: number, signal: AbortSignal | undefi
 export interface Pacing {
   /** Percentage paused while no upload runs (0: none). */
   idlePercent: number;
-  /** Percentage paused while uploads run (STRATA_JOB_BUSY_PAUSE, STRATA_COMPRESSION_BUSY_PAUSE); the larger of the two applies then. */
+  /**
+   * Percentage paused while uploads run (STRATA_JOB_BUSY_PAUSE, STRATA_COMPRESSION_BUSY_PAUSE);
+   * the larger of the two applies then.
+   */
   busyPercent: number;
   /** Whether uploads are running (foreground.ts). */
   busy: () => boolean;

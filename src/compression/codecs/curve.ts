@@ -313,7 +313,7 @@ export function planCurve(values: Float64Array): CurvePlan | null {
   // Knots need be no finer than a fraction of the noise, whose span is about 3.5 median steps:
   // rounded to the power of two nearest 1/16 of it. On the bench's logger channels that packs
   // within 0.02 % of the better of 1/16 and 1/32 (which this planned both of, at twice the cost),
-  // and 0.12 % smaller than 1/32 or 1/8 alone (test/bench/README.md).
+  // and about 0.1 % smaller than 1/32 or 1/8 alone (test/bench/README.md).
   const shift = Math.max(0, Math.min(MAX_SHIFT, bitLength(Math.round(3.5 * step)) - 4));
   return plan(values, shift, cuts);
 }
