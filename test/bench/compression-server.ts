@@ -16,7 +16,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import pl from 'nodejs-polars';
-import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, settle, startBenchServer, upload } from './lib.ts';
+import { ADMIN_KEY, type BenchServer, benchDatabase, fmt, median, postgresCpuSeconds, settle, startBenchServer, upload } from './lib.ts';
 
 const BIG = Number(process.env.BENCH_BIG_ROWS ?? 10_000_000);
 const BIG_REPS = Number(process.env.BENCH_BIG_REPS ?? 2);
@@ -97,14 +97,32 @@ async function refill(client: pg.Client, big: Big, url: string, rows = BIG): Pro
   await settle(url, [big.table, 'strata_data.segments']);
 }
 
-async function convert(server: BenchServer, rows = BIG): Promise<{ rate: number; cpuRate: number }> {
+interface Rates {
+  /** Rows/s. */
+  rate: number;
+  /** Rows per CPU-second of the server (all its threads). */
+  cpuRate: number;
+  /** Rows per CPU-second of the server and PostgreSQL together: the rate the work would have on one core. */
+  coreRate: number;
+}
+
+/** Rates of `work` (which handles `rows` rows) from its wall time and the CPU the server and PostgreSQL spent meanwhile. */
+async function measured(server: BenchServer, rows: number, work: () => Promise<number | undefined>): Promise<Rates> {
   const cpu0 = await server.cpuSeconds();
+  const pg0 = await postgresCpuSeconds();
   const t0 = performance.now();
-  const run = await api(server, 'POST', '/v1/jobs/compression/run?stream=big') as { outcome: string; rows: number };
-  const wall = (performance.now() - t0) / 1000;
+  const seconds = await work() ?? (performance.now() - t0) / 1000;
   const cpu = await server.cpuSeconds() - cpu0;
-  if (run.outcome !== 'succeeded' || run.rows !== rows) throw new Error(`conversion: ${JSON.stringify(run)}`);
-  return { rate: rows / wall, cpuRate: rows / cpu };
+  const pgCpu = await postgresCpuSeconds() - pg0;
+  return { rate: rows / seconds, cpuRate: rows / cpu, coreRate: rows / (cpu + pgCpu) };
+}
+
+async function convert(server: BenchServer, rows = BIG): Promise<Rates> {
+  return measured(server, rows, async () => {
+    const run = await api(server, 'POST', '/v1/jobs/compression/run?stream=big') as { outcome: string; rows: number };
+    if (run.outcome !== 'succeeded' || run.rows !== rows) throw new Error(`conversion: ${JSON.stringify(run)}`);
+    return undefined;
+  });
 }
 
 /** Uploads of STEADY_ROWS one after another until `until` resolves; rows/s over the span. */
@@ -171,22 +189,25 @@ export async function serverFigures(): Promise<void> {
     await upload(server.url, '/v1/streams/warmup/ingest', loggerStream(100_000), ARROW);
     let shift = 0n;
     const fresh = (rows: number): Buffer => loggerStream(rows, 100_000_000_000n + (shift += 1n));
-    const ingest: number[] = [];
-    const ingestCpu: number[] = [];
+    const single: Rates[] = [];
     for (let r = 0; r < 3; r++) {
       const body = fresh(UPLOAD_ROWS);
-      const cpu0 = await server.cpuSeconds();
-      const res = await upload(server.url, `/v1/streams/single-${r}/ingest`, body, ARROW);
-      if (res.status !== 201) throw new Error(JSON.stringify(res.json));
-      ingest.push(UPLOAD_ROWS / res.seconds);
-      ingestCpu.push(UPLOAD_ROWS / (await server.cpuSeconds() - cpu0));
+      single.push(await measured(server, UPLOAD_ROWS, async () => {
+        const res = await upload(server.url, `/v1/streams/single-${r}/ingest`, body, ARROW);
+        if (res.status !== 201) throw new Error(JSON.stringify(res.json));
+        return res.seconds;
+      }));
     }
+    const ingest = single.map((u) => u.rate);
+    const ingestCpu = single.map((u) => u.cpuRate);
+    const ingestCore = single.map((u) => u.coreRate);
     const ceiling = await readCeiling(client, url, big);
-    const conv: { rate: number; cpuRate: number }[] = [];
+    const conv: Rates[] = [];
     for (let r = 0; r < BIG_REPS; r++) {
       if (r > 0) await refill(client, big, url);
       conv.push(await convert(server));
-      console.log(`  conversion ${r + 1}: ${fmt(conv[r].rate)} rows/s (${(BIG / conv[r].rate).toFixed(1)} s), ${fmt(conv[r].cpuRate)} rows per server CPU-second`);
+      console.log(`  conversion ${r + 1}: ${fmt(conv[r].rate)} rows/s (${(BIG / conv[r].rate).toFixed(1)} s), ${fmt(conv[r].cpuRate)} rows per server CPU-second, `
+        + `${fmt(conv[r].coreRate)} rows per CPU-second of the server and PostgreSQL`);
     }
     // Each upload has a body of its own (a repeated body would be a duplicate, stored once), made
     // by this process between uploads in every phase alike. Rounds of (refill, uploads alone,
@@ -206,9 +227,12 @@ export async function serverFigures(): Promise<void> {
     }
     const convRate = median(conv.map((c) => c.rate));
     const convCpu = median(conv.map((c) => c.cpuRate));
-    console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s, ${fmt(median(ingestCpu))} rows per server CPU-second (medians of 3)`);
+    const convCore = median(conv.map((c) => c.coreRate));
+    console.log(`  single upload (Arrow, ${fmt(UPLOAD_ROWS)} rows): ${fmt(median(ingest))} rows/s, ${fmt(median(ingestCpu))} rows per server CPU-second, `
+      + `${fmt(median(ingestCore))} rows per CPU-second of the server and PostgreSQL (medians of 3)`);
     console.log(`  conversion: ${fmt(convRate)} rows/s, ${(BIG / convRate).toFixed(1)} s for ${fmt(BIG)} rows (median of ${BIG_REPS}), `
-      + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second)`);
+      + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second); `
+      + `on one core (rows per CPU-second of the server and PostgreSQL) ${fmt(convCore)} rows/s, ${(convCore / median(ingestCore)).toFixed(2)}× the single upload's`);
     console.log(`  the chunk read from PostgreSQL and dropped (no conversion): one binary COPY ${fmt(ceiling.one)} rows/s (${(ceiling.one / median(ingest)).toFixed(2)}× the single-upload rate), `
       + `its two halves at once ${fmt(ceiling.two)} rows/s (${(ceiling.two / median(ingest)).toFixed(2)}×) (medians of 3)`);
     for (const [i, d] of dips.entries()) {
