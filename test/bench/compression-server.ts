@@ -2,9 +2,10 @@
 // compression job does it, against the server's own ingest in the same run.
 //  - A chunk of BENCH_BIG_ROWS (default 10,000,000) logger rows with realistic values (3 and 4
 //    decimals) is converted by POST /v1/jobs/compression/run, BENCH_BIG_REPS times (the chunk is
-//    refilled between runs): rows/s, median, and rows per CPU-second of the server (all threads).
+//    refilled between runs): rows/s, median, rows per CPU-second of the server (all threads), and
+//    rows per CPU-second of the server and PostgreSQL together (the rate on one core).
 //  - The single-upload Arrow ingest rate of the same layout (one upload of BENCH_UPLOAD_ROWS),
-//    median of 3: the conversion is asked to be ≥ 2× that.
+//    median of 3, in the same three forms: the conversion is asked to be ≥ 2× that.
 //  - The ingest dip: a steady stream of uploads (one after another, 50,000 rows each) for
 //    BENCH_STEADY_S seconds alone, then while a conversion of BENCH_DIP_ROWS (4,000,000) of the
 //    chunk's rows runs, then alone again; the dip is 1 − rate beside the conversion / mean rate
@@ -12,7 +13,8 @@
 //    10 % between windows, so that three rounds' median moved by 4 points from run to run.
 //  - The ceiling any conversion that reads the chunk's rows from PostgreSQL has on this machine:
 //    PostgreSQL's binary COPY of the chunk to a client that only counts the bytes, one COPY, and
-//    two COPYs of its halves (by TID range) at once (medians of 3).
+//    two COPYs of its halves (by TID range) at once (medians of 3), and the one COPY's rows per
+//    CPU-second of PostgreSQL.
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import pl from 'nodejs-polars';
@@ -152,18 +154,25 @@ async function drain(url: string, sql: string): Promise<number> {
   }
 }
 
-/** PostgreSQL's delivery of the chunk's rows alone: one binary COPY, and its two halves at once (rows/s, medians of 3). */
-async function readCeiling(client: pg.Client, url: string, big: Big): Promise<{ one: number; two: number }> {
+/**
+ * PostgreSQL's delivery of the chunk's rows alone: one binary COPY, and its two halves at once
+ * (rows/s, medians of 3); and the one COPY's rows per CPU-second of PostgreSQL (its rate on one
+ * core, before the client does anything with the rows).
+ */
+async function readCeiling(client: pg.Client, url: string, big: Big): Promise<{ one: number; two: number; core: number }> {
   const cols = (await client.query<{ c: string }>(`SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS c FROM pg_attribute
      WHERE attrelid = '${big.table}'::regclass AND attnum > 0 AND NOT attisdropped`)).rows[0].c;
   const pages = Number((await client.query<{ p: string }>(`SELECT (pg_relation_size('${big.table}') / 8192)::text AS p`)).rows[0].p);
   const half = `'(${Math.floor(pages / 2)},0)'::tid`;
   const one: number[] = [];
   const two: number[] = [];
+  const core: number[] = [];
   for (let r = 0; r < 3; r++) {
+    const pg0 = await postgresCpuSeconds();
     let t0 = performance.now();
     await drain(url, `COPY ${big.table} (${cols}) TO STDOUT (FORMAT binary)`);
     one.push(BIG / ((performance.now() - t0) / 1000));
+    core.push(BIG / (await postgresCpuSeconds() - pg0));
     t0 = performance.now();
     await Promise.all([
       drain(url, `COPY (SELECT ${cols} FROM ${big.table} WHERE ctid < ${half}) TO STDOUT (FORMAT binary)`),
@@ -171,7 +180,7 @@ async function readCeiling(client: pg.Client, url: string, big: Big): Promise<{ 
     ]);
     two.push(BIG / ((performance.now() - t0) / 1000));
   }
-  return { one: median(one), two: median(two) };
+  return { one: median(one), two: median(two), core: median(core) };
 }
 
 const sleep = (s: number): Promise<void> => new Promise((r) => setTimeout(r, s * 1000));
@@ -234,7 +243,8 @@ export async function serverFigures(): Promise<void> {
       + `${fmt(convCpu)} rows per server CPU-second; ${(convRate / median(ingest)).toFixed(2)}× the single-upload rate (${(convCpu / median(ingestCpu)).toFixed(2)}× per server CPU-second); `
       + `on one core (rows per CPU-second of the server and PostgreSQL) ${fmt(convCore)} rows/s, ${(convCore / median(ingestCore)).toFixed(2)}× the single upload's`);
     console.log(`  the chunk read from PostgreSQL and dropped (no conversion): one binary COPY ${fmt(ceiling.one)} rows/s (${(ceiling.one / median(ingest)).toFixed(2)}× the single-upload rate), `
-      + `its two halves at once ${fmt(ceiling.two)} rows/s (${(ceiling.two / median(ingest)).toFixed(2)}×) (medians of 3)`);
+      + `its two halves at once ${fmt(ceiling.two)} rows/s (${(ceiling.two / median(ingest)).toFixed(2)}×) (medians of 3); `
+      + `the one COPY on one core: ${fmt(ceiling.core)} rows per PostgreSQL CPU-second, ${(ceiling.core / median(ingestCore)).toFixed(2)}× the single upload's rate on one core`);
     for (const [i, d] of dips.entries()) {
       console.log(`  steady uploads (${fmt(STEADY_ROWS)} rows each), round ${i + 1}: alone ${fmt(d.before)} and ${fmt(d.after)} rows/s, beside the conversion ${fmt(d.beside)} rows/s `
         + `(dip ${d.dip.toFixed(1)} %); that conversion ${fmt(d.conv)} rows/s`);
