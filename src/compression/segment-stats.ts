@@ -47,7 +47,15 @@ type Parts = Partial<FieldStats>;
  * The times as `key` (numbers that order and compare as the times do: the times themselves when
  * exact as Numbers, else their ranks) and as `time` (to print them); min and max: keys.
  */
-export interface TimeSpan { time: BigInt64Array; key: Float64Array; n: number; min: number; max: number }
+export interface TimeSpan {
+  time: BigInt64Array;
+  key: Float64Array;
+  n: number;
+  min: number;
+  max: number;
+  /** Every time later than the one before (as a segment of rows in time order, without ties, has them). */
+  ascending: boolean;
+}
 
 /** Numbers that order as the times do, without a BigInt per comparison. */
 function timeKeys(time: BigInt64Array, n: number): Float64Array {
@@ -65,6 +73,16 @@ function timeKeys(time: BigInt64Array, n: number): Float64Array {
   return key;
 }
 
+/** The first and last of rows 0 … n − 1 that `counts` (−1 when none does). */
+function firstAndLast(n: number, counts: (i: number) => boolean): [number, number] {
+  let f = 0;
+  while (f < n && !counts(f)) f++;
+  if (f === n) return [-1, -1];
+  let l = n - 1;
+  while (!counts(l)) l--;
+  return [f, l];
+}
+
 /** The times of first and last (rows f and l), where they are not the segment's first and last time. */
 function withTimes(out: Parts, f: number, l: number, s: TimeSpan): Parts {
   if (f >= 0 && s.key[f] !== s.min) out.firstAt = String(s.time[f]);
@@ -75,7 +93,12 @@ function withTimes(out: Parts, f: number, l: number, s: TimeSpan): Parts {
 function numbers(v: ArrayLike<number>, validity: Validity | null, s: TimeSpan, nanAware: boolean): Parts {
   const { key: time, n } = s;
   let f = -1; let l = -1; let nf = -1; let nl = -1;
-  for (let i = 0; i < n; i++) {
+  if (s.ascending) {
+    // Row order is time order, without ties: first and last are the first and last values of the
+    // rows, the earliest and latest NaN the first and last NaN.
+    [f, l] = firstAndLast(n, (i) => isValid(validity, i) && (!nanAware || v[i] === v[i]));
+    if (nanAware) [nf, nl] = firstAndLast(n, (i) => isValid(validity, i) && v[i] !== v[i]);
+  } else for (let i = 0; i < n; i++) {
     if (!isValid(validity, i)) continue;
     const x = v[i];
     if (nanAware && x !== x) {
@@ -94,7 +117,8 @@ function numbers(v: ArrayLike<number>, validity: Validity | null, s: TimeSpan, n
 function bigints(v: BigInt64Array, validity: Validity | null, s: TimeSpan): Parts {
   const { key: time, n } = s;
   let f = -1; let l = -1;
-  for (let i = 0; i < n; i++) {
+  if (s.ascending) [f, l] = firstAndLast(n, (i) => isValid(validity, i));
+  else for (let i = 0; i < n; i++) {
     if (!isValid(validity, i)) continue;
     if (f < 0 || time[i] < time[f] || (time[i] === time[f] && v[i] < v[f])) f = i;
     if (l < 0 || time[i] > time[l] || (time[i] === time[l] && v[i] > v[l])) l = i;
@@ -106,7 +130,8 @@ function strings(v: readonly (string | null)[], validity: Validity | null, s: Ti
   const { key: time, n } = s;
   let f = -1; let l = -1;
   const bytes = (i: number): Buffer => Buffer.from(v[i] ?? '', 'utf8');
-  for (let i = 0; i < n; i++) {
+  if (s.ascending) [f, l] = firstAndLast(n, (i) => isValid(validity, i) && v[i] !== null);
+  else for (let i = 0; i < n; i++) {
     if (!isValid(validity, i) || v[i] === null) continue;
     if (f < 0 || time[i] < time[f] || (time[i] === time[f] && Buffer.compare(bytes(i), bytes(f)) < 0)) f = i;
     if (l < 0 || time[i] > time[l] || (time[i] === time[l] && Buffer.compare(bytes(i), bytes(l)) > 0)) l = i;
@@ -119,8 +144,14 @@ function strings(v: readonly (string | null)[], validity: Validity | null, s: Ti
 export function timeSpan(time: BigInt64Array, n: number): TimeSpan {
   const key = timeKeys(time, n);
   let min = key[0]; let max = key[0];
-  for (let i = 1; i < n; i++) { if (key[i] < min) min = key[i]; if (key[i] > max) max = key[i]; }
-  return { time, key, n, min, max };
+  let ascending = true;
+  for (let i = 1; i < n; i++) {
+    const k = key[i];
+    if (k <= key[i - 1]) ascending = false;
+    if (k < min) min = k;
+    if (k > max) max = k;
+  }
+  return { time, key, n, min, max, ascending };
 }
 
 /**

@@ -50,6 +50,36 @@ describe('segment statistics for rollup levels', () => {
     expect(levelStats('text', { kind: 'strings', values: ['x'.repeat(65), 'y'] }, null, times(1, 2), 2)).toEqual({});
   });
 
+  it('rows in time order (each time later than the one before) give what the rule gives', () => {
+    // The rule, row by row: first is the earliest non-NULL, non-NaN value (the smallest on a tie),
+    // last the latest (the largest on a tie), and the earliest and latest NaN.
+    const rule = (v: Float64Array, ok: boolean[], t: BigInt64Array): Record<string, string | null> => {
+      const rows = [...v.keys()].filter((i) => ok[i]);
+      const nums = rows.filter((i) => !Number.isNaN(v[i]));
+      const nans = rows.filter((i) => Number.isNaN(v[i]));
+      const byTime = (a: number, b: number): number => Number(t[a] - t[b]) || v[a] - v[b];
+      const f = [...nums].sort(byTime)[0];
+      const l = [...nums].sort(byTime).at(-1);
+      const out: Record<string, string | null> = { first: f === undefined ? null : String(v[f]), last: l === undefined ? null : String(v[l]) };
+      if (f !== undefined && t[f] !== t[0]) out.firstAt = String(t[f]);
+      if (l !== undefined && t[l] !== t[t.length - 1]) out.lastAt = String(t[l]);
+      if (nans.length > 0) { out.nanFirst = String(t[nans[0]]); out.nanLast = String(t[nans[nans.length - 1]]); }
+      return out;
+    };
+    let seed = 7;
+    const rand = (): number => { seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31; return seed / 2 ** 31; };
+    for (let k = 0; k < 300; k++) {
+      const n = 1 + Math.floor(rand() * 12);
+      const v = Float64Array.from({ length: n }, () => (rand() < 0.3 ? NaN : Math.floor(rand() * 5)));
+      const ok = Array.from({ length: n }, () => rand() > 0.25);
+      const t = BigInt64Array.from({ length: n }, (_, i) => BigInt(100 + 3 * i));
+      const bits = valid(...ok.map(Number));
+      expect(levelStats('float8', { kind: 'number', values: v }, bits, t, n)).toEqual(rule(v, ok, t));
+      const ints = Int32Array.from(v, (x) => (Number.isNaN(x) ? 9 : x));
+      expect(levelStats('int4', { kind: 'number', values: ints }, bits, t, n)).toEqual(rule(Float64Array.from(ints), ok, t));
+    }
+  });
+
   it('bool keeps the count of true', () => {
     const bitmap = new Uint8Array([0b1011]);
     expect(levelStats('bool', { kind: 'bits', bitmap, offset: 0 }, valid(1, 0, 1, 1), times(1, 2, 3, 4), 4)).toEqual({ true: 2 });
