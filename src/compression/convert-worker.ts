@@ -10,7 +10,7 @@ import pg from 'pg';
 import { lowerBackendPriority, lowerThreadPriority } from '../db/priority.ts';
 import { Foreground } from '../jobs/foreground.ts';
 import { Pacer } from '../jobs/pause.ts';
-import { copyOut } from './copy-out.ts';
+import { type CopyData, copyOut } from './copy-out.ts';
 import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
@@ -81,8 +81,10 @@ async function run(): Promise<void> {
   try {
     const parser = new CopyRowParser(job.columns.length, (buf, off, len) => { rows++; grouper.add(buf, off, len); });
     const copy = client.query(copyOut(`COPY ${job.table} (${job.columns.join(', ')}) TO STDOUT (FORMAT binary)`));
-    for await (const piece of copy) {
-      parser.push(piece as Buffer);
+    for await (const data of copy) {
+      const d = data as CopyData;
+      if (Buffer.isBuffer(d)) parser.push(d);
+      else for (let k = 0; k < d.count; k++) parser.push(d.piece, d.ranges[2 * k], d.ranges[2 * k + 1]);
       if (readyBytes >= SEND_BYTES) await send();
       await pacing.step();
     }

@@ -9,9 +9,10 @@ export type TupleSink = (buf: Buffer, offsets: Int32Array, lengths: Int32Array) 
 
 /** Bytes of the next piece first joined to a cut tuple (more when the tuple is longer). */
 const JOIN_BYTES = 4096;
+const EMPTY = Buffer.alloc(0);
 
 export class CopyRowParser {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = EMPTY;
   private headerDone = false;
   private readonly offsets: Int32Array;
   private readonly lengths: Int32Array;
@@ -22,42 +23,45 @@ export class CopyRowParser {
     this.lengths = new Int32Array(fields);
   }
 
-  push(chunk: Buffer): void {
-    let pos = 0;
+  /** Bytes start … end of chunk (the whole of it when not given), the next of the COPY's. */
+  push(chunk: Buffer, start = 0, end = chunk.length): void {
+    let pos = start;
     if (this.pending.length > 0) {
       // The cut tuple (or header) first: it needs some bytes of this piece, rarely many.
       const pending = this.pending;
-      for (let take = Math.min(chunk.length, Math.max(JOIN_BYTES, pending.length)); ; take = Math.min(chunk.length, take * 4)) {
-        const joined = Buffer.concat([pending, chunk.subarray(0, take)]);
-        const end = this.parse(joined, 0, true);
-        if (end > pending.length) { pos = end - pending.length; break; }
-        if (take === chunk.length) { this.pending = Buffer.from(joined.subarray(end)); return; }
+      for (let take = Math.min(end - start, Math.max(JOIN_BYTES, pending.length)); ; take = Math.min(end - start, take * 4)) {
+        const joined = Buffer.concat([pending, chunk.subarray(start, start + take)]);
+        const after = this.parse(joined, 0, joined.length, true);
+        if (after > pending.length) { pos = start + after - pending.length; break; }
+        if (take === end - start) { this.pending = Buffer.from(joined.subarray(after)); return; }
       }
     }
-    const end = this.parse(chunk, pos, false);
-    this.pending = end < chunk.length ? Buffer.from(chunk.subarray(end)) : Buffer.alloc(0);
+    const after = this.parse(chunk, pos, end, false);
+    this.pending = after < end ? Buffer.from(chunk.subarray(after, end)) : EMPTY;
   }
 
-  /** Hands over the whole tuples of buf from pos (only the first when `one`); the position after them. */
-  private parse(buf: Buffer, start: number, one: boolean): number {
+  /** Hands over the whole tuples of buf from start to end (only the first when `one`); the position after them. */
+  private parse(buf: Buffer, start: number, end: number, one: boolean): number {
     let pos = start;
     if (!this.headerDone) {
-      if (buf.length - pos < 19) return pos;
+      if (end - pos < 19) return pos;
       if (!buf.subarray(pos, pos + 11).equals(COPY_SIGNATURE)) throw new Error('cannot read COPY rows: bad signature');
-      pos += 19 + buf.readUInt32BE(pos + 15);
+      const header = 19 + buf.readUInt32BE(pos + 15);
+      if (end - pos < header) return pos;
+      pos += header;
       this.headerDone = true;
     }
-    while (!this.done && pos + 2 <= buf.length) {
+    while (!this.done && pos + 2 <= end) {
       const n = ((buf[pos] << 24) | (buf[pos + 1] << 16)) >> 16;
       if (n === -1) { this.done = true; pos += 2; break; }
       if (n !== this.fields) throw new Error(`cannot read COPY rows: ${n} fields, expected ${this.fields}`);
       let p = pos + 2;
       let complete = true;
       for (let i = 0; i < n; i++) {
-        if (p + 4 > buf.length) { complete = false; break; }
+        if (p + 4 > end) { complete = false; break; }
         const len = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
         p += 4;
-        if (len > 0 && p + len > buf.length) { complete = false; break; }
+        if (len > 0 && p + len > end) { complete = false; break; }
         this.offsets[i] = p;
         this.lengths[i] = len;
         if (len > 0) p += len;
