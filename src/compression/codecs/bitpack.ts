@@ -33,22 +33,22 @@ export function packUnsigned(w: ByteWriter, values: ArrayLike<number>): void {
     const width = widthOf(max);
     w.u8(width);
     if (width === 0) continue;
-    const bytes = new Uint8Array(Math.ceil(((end - start) * width) / 8));
+    // The block's bytes are written in place at the writer's end.
+    let p = w.extend(Math.ceil(((end - start) * width) / 8));
+    const bytes = w.target;
     if (width <= 24) {
       // Fast path: a 32-bit accumulator holds at most 7 + 24 bits.
       let acc = 0;
       let bits = 0;
-      let p = 0;
       for (let i = start; i < end; i++) {
         acc |= values[i] << bits;
         bits += width;
         while (bits >= 8) { bytes[p++] = acc & 0xff; acc >>>= 8; bits -= 8; }
       }
       if (bits > 0) bytes[p] = acc & 0xff;
-      w.bytes(bytes);
       continue;
     }
-    let bitPos = 0;
+    let bitPos = 8 * p;
     for (let i = start; i < end; i++) {
       let v = values[i];
       let left = width;
@@ -63,7 +63,6 @@ export function packUnsigned(w: ByteWriter, values: ArrayLike<number>): void {
         bitPos += take;
       }
     }
-    w.bytes(bytes);
   }
 }
 

@@ -44,6 +44,23 @@ export class ByteWriter {
     this.length += b.length;
   }
 
+  /**
+   * Makes n zero bytes at the end, written in place through `target` (valid until the next
+   * write): their offset in it.
+   */
+  extend(n: number): number {
+    this.room(n);
+    const at = this.length;
+    this.buf.fill(0, at, at + n);
+    this.length += n;
+    return at;
+  }
+
+  /** The buffer written so far and its room (extend's bytes are written here). */
+  get target(): Uint8Array {
+    return this.buf;
+  }
+
   /** A length-prefixed block. */
   block(b: Uint8Array): void {
     this.varint(b.length);
