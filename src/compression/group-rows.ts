@@ -30,6 +30,8 @@ class Group implements RowColumns {
   fields: FieldColumn[] = [];
   /** Bytes of the text values held. */
   textBytes = 0;
+  /** A NULL was stored since the group was made or reset (its columns' valid flags are not all 1). */
+  nulls = false;
   /** Rows are in time order so far (times compared as two 32-bit halves). */
   ordered = true;
   hi = -Infinity;
@@ -46,7 +48,8 @@ class Group implements RowColumns {
     place.set(this.place.subarray(0, this.n));
     this.fields = this.types.map((type, f) => {
       const values = storeFor(type, capacity);
-      const valid = new Uint8Array(capacity);
+      // Rows are valid until a NULL says otherwise (add writes only the NULLs).
+      const valid = new Uint8Array(capacity).fill(1);
       const old = this.fields[f];
       if (old) {
         valid.set(old.valid.subarray(0, this.n));
@@ -69,6 +72,8 @@ class Group implements RowColumns {
     this.lo = 0;
     // Text values went with the segment: their slots are let go.
     for (const f of this.fields) if (Array.isArray(f.values)) f.values.fill(null);
+    if (this.nulls) for (const f of this.fields) f.valid.fill(1);
+    this.nulls = false;
     this.textBytes = 0;
   }
 
@@ -99,6 +104,10 @@ export class RowGrouper {
   private readonly tagCount: number;
   private last: Group | null = null;
   private lastKey = new Uint8Array(0);
+  /** lastKey's whole 32-bit words, big-endian. */
+  private lastWords = new Int32Array(0);
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private viewed: Buffer | null = null;
   private place = 0;
   private buffered = 0;
 
@@ -123,9 +132,10 @@ export class RowGrouper {
       this.buffered += g.size - before;
     }
     const i = g.n++;
+    const v = this.viewOf(buf);
     const t = off[0];
-    const hi = be32(buf, t);
-    const lo = be32(buf, t + 4);
+    const hi = v.getInt32(t);
+    const lo = v.getInt32(t + 4);
     g.time[2 * i] = lo;
     g.time[2 * i + 1] = hi;
     if (hi < g.hi || (hi === g.hi && (lo >>> 0) < g.lo)) g.ordered = false;
@@ -138,14 +148,13 @@ export class RowGrouper {
     for (let f = 0; f < kinds.length; f++) {
       const l = len[base + f];
       const col = fields[f];
-      if (l < 0) { col.valid[i] = 0; continue; }
-      col.valid[i] = 1;
+      if (l < 0) { col.valid[i] = 0; g.nulls = true; continue; }
       const o = off[base + f];
       switch (kinds[f]) {
-        case F8: case I8: col.words[2 * i] = be32(buf, o + 4); col.words[2 * i + 1] = be32(buf, o); break;
-        case F4: col.words[i] = be32(buf, o); break;
-        case I4: (col.values as Int32Array)[i] = be32(buf, o); break;
-        case I2: (col.values as Int16Array)[i] = (buf[o] << 8) | buf[o + 1]; break;
+        case F8: case I8: col.words[2 * i] = v.getInt32(o + 4); col.words[2 * i + 1] = v.getInt32(o); break;
+        case F4: col.words[i] = v.getInt32(o); break;
+        case I4: (col.values as Int32Array)[i] = v.getInt32(o); break;
+        case I2: (col.values as Int16Array)[i] = v.getInt16(o); break;
         case BOOL: (col.values as Uint8Array)[i] = buf[o]; break;
         default: {
           (col.values as (string | null)[])[i] = buf.toString('utf8', o, o + l);
@@ -163,10 +172,25 @@ export class RowGrouper {
     for (const g of [...this.groups.values()]) this.cut(g, true);
   }
 
+  /** A DataView of buf (made once for each buffer the rows come in). */
+  private viewOf(buf: Buffer): DataView {
+    if (buf !== this.viewed) {
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.viewed = buf;
+    }
+    return this.view;
+  }
+
   private sameKey(buf: Buffer, start: number, end: number): boolean {
     const k = this.lastKey;
-    if (end - start !== k.length) return false;
-    for (let i = 0; i < k.length; i++) if (buf[start + i] !== k[i]) return false;
+    const n = end - start;
+    if (n !== k.length) return false;
+    // Four bytes at a time, then the last few.
+    const v = this.viewOf(buf);
+    const words = this.lastWords;
+    const whole = n & ~3;
+    for (let i = 0; i < whole; i += 4) if (v.getInt32(start + i) !== words[i >> 2]) return false;
+    for (let i = whole; i < n; i++) if (buf[start + i] !== k[i]) return false;
     return true;
   }
 
@@ -181,7 +205,9 @@ export class RowGrouper {
       this.buffered += g.size;
     }
     this.last = g;
-    this.lastKey = Uint8Array.from(buf.subarray(keyStart, keyEnd));
+    const k = Uint8Array.from(buf.subarray(keyStart, keyEnd));
+    this.lastKey = k;
+    this.lastWords = Int32Array.from({ length: k.length >> 2 }, (_, j) => be32(Buffer.from(k.buffer, k.byteOffset, k.length), 4 * j));
     return g;
   }
 
