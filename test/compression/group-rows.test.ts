@@ -1,6 +1,6 @@
 // Grouping a chunk's rows in scan order (group-rows.ts): rows of one tag set and ingest become
 // segments in time order, whatever order the scan returned them in, each row keeping its place in
-// the scan; groups interleaved in the scan come out apart; a group cut at SEGMENT_ROWS.
+// the scan; groups interleaved in the scan come out apart; a group cut at SEGMENT_ROWS; NULLs kept.
 import { describe, expect, it } from 'vitest';
 import type { StreamColumn } from '../../src/domain/types.ts';
 import { PG_EPOCH_OFFSET_US } from '../../src/copy/binary-format.ts';
@@ -13,7 +13,7 @@ const tags = [col('sample', 'tag', 'text')];
 const fields = [col('v', 'field', 'float8')];
 
 /** One COPY tuple ["time", ingest_id, sample, v] and its fields' offsets and lengths. */
-function tuple(timeUs: bigint, ingest: bigint, sample: string, v: number): [Buffer, Int32Array, Int32Array] {
+function tuple(timeUs: bigint, ingest: bigint, sample: string, v: number | null): [Buffer, Int32Array, Int32Array] {
   const s = Buffer.from(sample);
   const buf = Buffer.alloc(2 + 12 + 12 + 4 + s.length + 12);
   const off = new Int32Array(4);
@@ -24,15 +24,16 @@ function tuple(timeUs: bigint, ingest: bigint, sample: string, v: number): [Buff
   field(0, 8, (at) => buf.writeBigInt64BE(timeUs - PG_EPOCH_OFFSET_US, at));
   field(1, 8, (at) => buf.writeBigInt64BE(ingest, at));
   field(2, s.length, (at) => s.copy(buf, at));
-  field(3, 8, (at) => buf.writeDoubleBE(v, at));
+  if (v === null) { buf.writeInt32BE(-1, p); off[3] = p + 4; len[3] = -1; } else field(3, 8, (at) => buf.writeDoubleBE(v, at));
   return [buf, off, len];
 }
 
-function decoded(s: EncodedSegment): { sample: string | null; ingest: string; time: bigint[]; place: bigint[]; v: number[] } {
+function decoded(s: EncodedSegment): { sample: string | null; ingest: string; time: bigint[]; place: bigint[]; v: (number | null)[] } {
   const stored = { ingestId: s.ingestId, chunkId: 1, tags: s.tags, rowCount: s.rowCount, timeData: s.timeData, orderData: s.orderData, columns: s.columns, data: s.data };
   const { batch } = decodeSegment(stored, fields);
-  const v = batch.columns[0].values;
-  return { sample: s.tags.sample, ingest: s.ingestId, time: [...batch.time], place: [...decodeOrder(stored)], v: v.kind === 'number' ? [...v.values] : [] };
+  const { values, validity } = batch.columns[0];
+  const v = values.kind === 'number' ? [...values.values].map((x, i) => (validity && !((validity.bitmap[i >> 3] >> (i & 7)) & 1) ? null : x)) : [];
+  return { sample: s.tags.sample, ingest: s.ingestId, time: [...batch.time], place: [...decodeOrder(stored)], v };
 }
 
 describe('grouping rows in scan order', () => {
@@ -62,5 +63,18 @@ describe('grouping rows in scan order', () => {
     expect(out.map((s) => [s.tags.sample, s.rowCount])).toEqual([['A', SEGMENT_ROWS], ['B', SEGMENT_ROWS]]);
     g.finish();
     expect(out.length).toBe(2);
+  });
+
+  it('keeps NULLs where they were, in a group whose columns are reused after a cut', () => {
+    const out: EncodedSegment[] = [];
+    const g = new RowGrouper(tags, fields, (s) => out.push(s));
+    const n = 2 * SEGMENT_ROWS + 5;
+    // NULLs in the first segment only, then none, then NULLs again in the last rows.
+    const value = (i: number): number | null => ((i < SEGMENT_ROWS && i % 7 === 0) || i === n - 2 ? null : i / 4);
+    for (let i = 0; i < n; i++) g.add(...tuple(BigInt(i) * 1000n, 1n, 'A', value(i)));
+    g.finish();
+    const segs = out.map(decoded);
+    expect(segs.map((s) => s.v.length)).toEqual([SEGMENT_ROWS, SEGMENT_ROWS, 5]);
+    expect(segs.flatMap((s) => s.v)).toEqual(Array.from({ length: n }, (_, i) => value(i)));
   });
 });
