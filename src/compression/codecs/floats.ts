@@ -55,34 +55,40 @@ function chooseExponent(values: Floats, f32: boolean): number {
   return best;
 }
 
+/** Scratch columns of encodeDecimal, grown as needed: nothing keeps them past a call. */
+let scratchInts = new Float64Array(0);
+let scratchDeltas = new Float64Array(0);
+
 function encodeDecimal(w: ByteWriter, values: Floats, f32: boolean): boolean {
   const n = values.length;
   const e = chooseExponent(values, f32);
-  const ints = new Float64Array(n);
+  const p = POW10[e];
+  if (scratchInts.length < n) { scratchInts = new Float64Array(n); scratchDeltas = new Float64Array(n); }
+  const ints = scratchInts.subarray(0, n);
+  // The integers as a smooth curve plus residuals, by plain frame of reference, or as deltas
+  // (zigzagged; each below 2^51 as the integers are below 2^49), whichever packs smallest: a
+  // smooth series with noise favours the first, a flat one the second, a random walk the third.
+  const deltas = scratchDeltas.subarray(0, n);
   const exceptions: number[] = [];
   let prev = 0;
+  let last = 0;
   for (let i = 0; i < n; i++) {
+    // roundTrips(x, e, f32), inline: a value that does not round-trip keeps the one before.
     const x = values[i];
-    if (roundTrips(x, e, f32)) {
-      prev = Math.round(x * POW10[e]);
+    const m = Math.round(x * p);
+    if (Math.abs(m) < INT_LIMIT && (f32 ? Math.fround(m / p) : m / p) === x && (x !== 0 || 1 / x > 0)) {
+      prev = m;
     } else {
       exceptions.push(i);
       if (exceptions.length * 4 > n) return false;
     }
     ints[i] = prev;
+    const d = prev - last;
+    last = prev;
+    deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
   }
   w.u8(DECIMAL);
   w.u8(e);
-  // The integers as a smooth curve plus residuals, by plain frame of reference, or as deltas
-  // (zigzagged; each below 2^51 as the integers are below 2^49), whichever packs smallest: a
-  // smooth series with noise favours the first, a flat one the second, a random walk the third.
-  const deltas = new Float64Array(n);
-  let last = 0;
-  for (let i = 0; i < n; i++) {
-    const d = ints[i] - last;
-    last = ints[i];
-    deltas[i] = d < 0 ? -2 * d - 1 : 2 * d;
-  }
   // Frame of reference about each block's line (INTS_TREND) is no longer written: the curve, a
   // quadratic per block with residuals in mixed radix, packed smaller on every segment measured.
   const curve = planCurve(ints);
