@@ -10,7 +10,7 @@ import { decodeColumn, encodeColumn } from '../../src/compression/codecs/columns
 import { float4Text, float8Text } from '../../src/compression/cells.ts';
 import { rng } from '../helpers/rollups.ts';
 import { createTestDb } from '../helpers/db.ts';
-import { planCurve, unpackCurve, writeCurve } from '../../src/compression/codecs/curve.ts';
+import { kth, planCurve, unpackCurve, writeCurve } from '../../src/compression/codecs/curve.ts';
 import format1 from '../../fixtures/compression/format1.json' with { type: 'json' };
 import { counter as f1Counter, noisy as f1Noisy, ramp as f1Ramp, times as f1Times } from '../../fixtures/compression/format1-cases.ts';
 import format2 from '../../fixtures/compression/format2.json' with { type: 'json' };
@@ -224,6 +224,20 @@ describe('curve codec (integers as a smooth curve plus mixed-radix residuals)', 
     expect(Array.from(unpackCurve(new ByteReader(bytes), v.length))).toEqual(Array.from(v));
     return bytes;
   };
+
+  it('finds the median step by selection as a sort would (ties, runs, every position)', () => {
+    const r = rng(5);
+    for (let k = 0; k < 400; k++) {
+      const n = 1 + Math.floor(r() * 40);
+      const levels = 1 + Math.floor(r() * (k % 3 === 0 ? 3 : 1000));
+      const a = Float64Array.from({ length: n }, () => Math.floor(r() * levels));
+      const at = Math.floor(r() * n);
+      const sorted = a.slice().sort();
+      expect(kth(a.slice(), at)).toBe(sorted[at]);
+    }
+    expect(kth(Float64Array.from([3, 3, 3, 3]), 2)).toBe(3);
+    expect(kth(Float64Array.from([9, 8, 7, 6, 5, 4, 3, 2, 1]), 4)).toBe(5);
+  });
 
   it('round-trips generated and adversarial integers of every length', () => {
     const r = rng(31);

@@ -202,12 +202,31 @@ function findCuts(values: Float64Array): { cuts: number[]; step: number } {
   const stride = Math.max(1, Math.floor(n / 512));
   const sample = new Float64Array(Math.ceil((n - 1) / stride));
   for (let i = 1, k = 0; i < n; i += stride) sample[k++] = Math.abs(values[i] - values[i - 1]);
-  sample.sort();
-  const step = sample[sample.length >> 1];
+  const step = kth(sample, sample.length >> 1);
   const limit = 8 * step + 8;
   const cuts: number[] = [];
   for (let i = 1; i < n; i++) if (Math.abs(values[i] - values[i - 1]) > limit) cuts.push(i);
   return { cuts: cuts.length <= n / 64 ? cuts : [], step };
+}
+
+/** The k-th smallest of a (as a[k] after sorting it; a is reordered), by Hoare's selection. */
+export function kth(a: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (hi > lo) {
+    const pivot = a[(lo + hi) >> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
 }
 
 /** The knot stream: (first knot less the last, second less first) per piece, and second differences. */
