@@ -17,6 +17,9 @@ export class CopyRowParser {
   private readonly offsets: Int32Array;
   private readonly lengths: Int32Array;
   done = false;
+  /** A DataView of the last buffer parsed. */
+  private view: DataView = new DataView(new ArrayBuffer(0));
+  private viewed: Buffer | null = null;
 
   constructor(private readonly fields: number, private readonly sink: TupleSink) {
     this.offsets = new Int32Array(fields);
@@ -51,15 +54,20 @@ export class CopyRowParser {
       pos += header;
       this.headerDone = true;
     }
+    if (buf !== this.viewed) {
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.viewed = buf;
+    }
+    const v = this.view;
     while (!this.done && pos + 2 <= end) {
-      const n = ((buf[pos] << 24) | (buf[pos + 1] << 16)) >> 16;
+      const n = v.getInt16(pos);
       if (n === -1) { this.done = true; pos += 2; break; }
       if (n !== this.fields) throw new Error(`cannot read COPY rows: ${n} fields, expected ${this.fields}`);
       let p = pos + 2;
       let complete = true;
       for (let i = 0; i < n; i++) {
         if (p + 4 > end) { complete = false; break; }
-        const len = (buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3];
+        const len = v.getInt32(p);
         p += 4;
         if (len > 0 && p + len > end) { complete = false; break; }
         this.offsets[i] = p;
