@@ -44,7 +44,8 @@ export function copyOut(sql: string): CopyToStream {
   s._parse = (chunk: Buffer): boolean => {
     // Where the library is mid-header, or inside a message other than CopyData: its way.
     if (s._buffer === null || s._buffer.size > 0 || !(s._state === PG_CODE || (s._state === PG_MESSAGE && s._code === COPY_DATA))) return libraryParse(chunk);
-    let ranges = new Int32Array(256);
+    // Room for a message every 128 bytes (rows are rarely shorter); grown when they are.
+    let ranges = new Int32Array(Math.max(64, chunk.length >> 6));
     let count = 0;
     let pos = 0;
     const range = (start: number, end: number): void => {
