@@ -10,7 +10,7 @@ import pg from 'pg';
 import { lowerBackendPriority, lowerThreadPriority } from '../db/priority.ts';
 import { Foreground } from '../jobs/foreground.ts';
 import { Pacer } from '../jobs/pause.ts';
-import { type CopyData, copyOut } from './copy-out.ts';
+import { type CopyData, copyOut, forEachPart } from './copy-out.ts';
 import { CopyRowParser } from './copy-rows.ts';
 import type { ConvertJob, FromWorker } from './convert-protocol.ts';
 import { RowGrouper } from './group-rows.ts';
@@ -80,11 +80,10 @@ async function run(): Promise<void> {
   const pacing = new Pacer({ idlePercent: 0, busyPercent: job.busyPausePercent, busy: () => uploads.busy() });
   try {
     const parser = new CopyRowParser(job.columns.length, (buf, off, len) => { rows++; grouper.add(buf, off, len); });
+    const push = (buf: Buffer, start: number, end: number): void => parser.push(buf, start, end);
     const copy = client.query(copyOut(`COPY ${job.table} (${job.columns.join(', ')}) TO STDOUT (FORMAT binary)`));
     for await (const data of copy) {
-      const d = data as CopyData;
-      if (Buffer.isBuffer(d)) parser.push(d);
-      else for (let k = 0; k < d.count; k++) parser.push(d.piece, d.ranges[2 * k], d.ranges[2 * k + 1]);
+      forEachPart(data as CopyData, push);
       if (readyBytes >= SEND_BYTES) await send();
       await pacing.step();
     }

@@ -20,6 +20,12 @@ export interface CopyDataRanges {
 /** What the stream yields, in order: contents in place, or a Buffer the library took out. */
 export type CopyData = CopyDataRanges | Buffer;
 
+/** Hands each part of what the stream yielded, in order, to `take` (bytes start … end of buf). */
+export function forEachPart(data: CopyData, take: (buf: Buffer, start: number, end: number) => void): void {
+  if (Buffer.isBuffer(data)) take(data, 0, data.length);
+  else for (let k = 0; k < data.count; k++) take(data.piece, data.ranges[2 * k], data.ranges[2 * k + 1]);
+}
+
 /** The parts of pg-copy-streams 7's CopyToQueryStream (copy-to.js) this reads and takes over. */
 interface Internals {
   _state: number;

@@ -11,15 +11,27 @@ export type TupleSink = (buf: Buffer, offsets: Int32Array, lengths: Int32Array) 
 const JOIN_BYTES = 4096;
 const EMPTY = Buffer.alloc(0);
 
+let viewed: Buffer | null = null;
+let view: DataView = new DataView(new ArrayBuffer(0));
+
+/**
+ * A DataView of buf, made once for each buffer the rows come in (the parser and the grouper read
+ * the same pieces): big-endian reads of 16 and 32 bits, one load each.
+ */
+export function viewOf(buf: Buffer): DataView {
+  if (buf !== viewed) {
+    view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    viewed = buf;
+  }
+  return view;
+}
+
 export class CopyRowParser {
   private pending: Buffer = EMPTY;
   private headerDone = false;
   private readonly offsets: Int32Array;
   private readonly lengths: Int32Array;
   done = false;
-  /** A DataView of the last buffer parsed. */
-  private view: DataView = new DataView(new ArrayBuffer(0));
-  private viewed: Buffer | null = null;
 
   constructor(private readonly fields: number, private readonly sink: TupleSink) {
     this.offsets = new Int32Array(fields);
@@ -54,11 +66,7 @@ export class CopyRowParser {
       pos += header;
       this.headerDone = true;
     }
-    if (buf !== this.viewed) {
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      this.viewed = buf;
-    }
-    const v = this.view;
+    const v = viewOf(buf);
     while (!this.done && pos + 2 <= end) {
       const n = v.getInt16(pos);
       if (n === -1) { this.done = true; pos += 2; break; }

@@ -8,6 +8,7 @@
 // of the tuple kept. Past BUFFER_BYTES of kept columns the largest group is cut into segments
 // early, so memory stays bounded whatever the chunk holds (a chunk of very many interleaved tag
 // sets then gets segments shorter than SEGMENT_ROWS).
+import { viewOf } from './copy-rows.ts';
 import { type FieldColumn, type RowColumns, SEGMENT_ROWS, SegmentBuilder, type EncodedSegment, storeFor, wordsOf } from './segment.ts';
 import type { ColumnType, StreamColumn } from '../domain/types.ts';
 
@@ -19,8 +20,6 @@ const STRING_OVERHEAD = 32;
 
 const F8 = 0; const F4 = 1; const I2 = 2; const I4 = 3; const I8 = 4; const BOOL = 5; const TEXT = 6;
 const KIND: Record<ColumnType, number> = { float8: F8, float4: F4, int2: I2, int4: I4, int8: I8, timestamptz: I8, bool: BOOL, text: TEXT };
-
-const be32 = (b: Buffer, o: number): number => (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
 
 class Group implements RowColumns {
   n = 0;
@@ -106,8 +105,6 @@ export class RowGrouper {
   private lastKey = new Uint8Array(0);
   /** lastKey's whole 32-bit words, big-endian. */
   private lastWords = new Int32Array(0);
-  private view: DataView = new DataView(new ArrayBuffer(0));
-  private viewed: Buffer | null = null;
   private place = 0;
   private buffered = 0;
 
@@ -132,7 +129,7 @@ export class RowGrouper {
       this.buffered += g.size - before;
     }
     const i = g.n++;
-    const v = this.viewOf(buf);
+    const v = viewOf(buf);
     const t = off[0];
     const hi = v.getInt32(t);
     const lo = v.getInt32(t + 4);
@@ -172,21 +169,12 @@ export class RowGrouper {
     for (const g of [...this.groups.values()]) this.cut(g, true);
   }
 
-  /** A DataView of buf (made once for each buffer the rows come in). */
-  private viewOf(buf: Buffer): DataView {
-    if (buf !== this.viewed) {
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      this.viewed = buf;
-    }
-    return this.view;
-  }
-
   private sameKey(buf: Buffer, start: number, end: number): boolean {
     const k = this.lastKey;
     const n = end - start;
     if (n !== k.length) return false;
     // Four bytes at a time, then the last few.
-    const v = this.viewOf(buf);
+    const v = viewOf(buf);
     const words = this.lastWords;
     const whole = n & ~3;
     for (let i = 0; i < whole; i += 4) if (v.getInt32(start + i) !== words[i >> 2]) return false;
@@ -205,9 +193,9 @@ export class RowGrouper {
       this.buffered += g.size;
     }
     this.last = g;
-    const k = Uint8Array.from(buf.subarray(keyStart, keyEnd));
-    this.lastKey = k;
-    this.lastWords = Int32Array.from({ length: k.length >> 2 }, (_, j) => be32(Buffer.from(k.buffer, k.byteOffset, k.length), 4 * j));
+    this.lastKey = Uint8Array.from(buf.subarray(keyStart, keyEnd));
+    const v = viewOf(buf);
+    this.lastWords = Int32Array.from({ length: (keyEnd - keyStart) >> 2 }, (_, j) => v.getInt32(keyStart + 4 * j));
     return g;
   }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { type CopyData, copyOut } from '../../src/compression/copy-out.ts';
+import { type CopyData, copyOut, forEachPart } from '../../src/compression/copy-out.ts';
 import { CopyRowParser } from '../../src/compression/copy-rows.ts';
 import { createTestDb, databaseUrl, type TestDb } from '../helpers/db.ts';
 
@@ -38,8 +38,8 @@ let inPlace = 0;
 async function parts(stream: NodeJS.ReadableStream, take: (buf: Buffer, start: number, end: number) => void): Promise<void> {
   for await (const data of stream) {
     const d = data as CopyData;
-    if (Buffer.isBuffer(d)) take(d, 0, d.length);
-    else for (let k = 0; k < d.count; k++, inPlace++) take(d.piece, d.ranges[2 * k], d.ranges[2 * k + 1]);
+    if (!Buffer.isBuffer(d)) inPlace += d.count;
+    forEachPart(d, take);
   }
 }
 
